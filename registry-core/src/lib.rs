@@ -1,0 +1,45 @@
+//! The domain and the pipeline of taskreg, with no side effects of its own.
+//!
+//! A registry run reads top-down: every [`Source`] is *scanned* for entries (a locator and
+//! a cheap fingerprint), the entries whose fingerprint changed are *loaded* as a
+//! [`Bundle`] of files, each bundle is *parsed* into a [`TaskDefinition`] with its
+//! canonical [`Digest`] and *checked*, the candidates of all sources are *merged* by
+//! `(name, version)`, and the result is *planned* against a [`Snapshot`] of the store as a
+//! [`ChangeSet`]. This crate does all of that as plain functions of their inputs.
+//!
+//! What it must not do: talk to a database, the network, or the filesystem beyond what a
+//! `Source` implementation hands it. The host (`registry-host`) owns every side effect,
+//! which keeps this crate's tests fast and exhaustive.
+//!
+//! ```
+//! use registry_core::{Bundle, parse_bundle};
+//!
+//! let bundle = Bundle::from_files([
+//!     ("metadata.json", br#"{"name":"addition","version":"1.0.0","uuid":"9c8f7e4e-1b0a-4c8e-9d0e-6a2f3b5c7d11"}"#.to_vec()),
+//!     ("main.js", b"(function (input) { return { sum: input.a + input.b }; })".to_vec()),
+//! ]);
+//! let parsed = parse_bundle(&bundle).expect("a valid task");
+//! assert_eq!(parsed.task.name, "addition");
+//! assert!(parsed.task.digest.to_string().starts_with("sha256:"));
+//! ```
+
+mod check;
+mod digest;
+mod error;
+mod merge;
+mod plan;
+mod problem;
+mod source;
+mod task;
+
+pub use check::{check_cross_task, check_metadata};
+pub use digest::{Digest, canonical_json};
+pub use error::CoreError;
+pub use merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, SourcePriority};
+pub use plan::{
+    ChangeSet, LoadOutcome, OriginRow, ProblemKey, RunCounts, SourceScan, Snapshot, StoredOrigin,
+    StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
+};
+pub use problem::{Problem, Severity};
+pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
+pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle};

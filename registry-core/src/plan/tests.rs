@@ -1,0 +1,222 @@
+//! The lifecycle rules, driven through several runs against the reference model.
+
+use super::*;
+use crate::merge::SourcePriority;
+use crate::source::Bundle;
+use crate::task::parse_bundle;
+
+/// A source's content in a test: locator → (fingerprint, metadata, script).
+type Tree = Vec<(&'static str, String, String)>;
+
+fn task(locator: &'static str, name: &str, version: &str, script: &str) -> (&'static str, String, String) {
+    let metadata = format!(r#"{{"name":"{name}","version":"{version}","label":"l","description":"d"}}"#);
+    (locator, metadata, script.to_owned())
+}
+
+fn scan_of(name: &str, tree: &Tree) -> SourceScan {
+    SourceScan {
+        name: name.to_owned(),
+        result: Ok(Scan {
+            entries: tree
+                .iter()
+                .map(|(locator, metadata, script)| Entry {
+                    locator: locator.to_string(),
+                    fingerprint: format!("{}{}", metadata.len(), script),
+                })
+                .collect(),
+            complete: true,
+            issues: Vec::new(),
+        }),
+    }
+}
+
+struct World {
+    snapshot: Snapshot,
+    loads: usize,
+}
+
+impl World {
+    fn new() -> Self {
+        World { snapshot: Snapshot::default(), loads: 0 }
+    }
+
+    /// One sync run: scan results given, loads done from `sources`, plan applied.
+    fn sync(&mut self, scans: Vec<SourceScan>, sources: &[(&str, &Tree)]) -> ChangeSet {
+        let mut loaded = HashMap::new();
+        loop {
+            let wanted = entries_to_load(&self.snapshot, &scans, &loaded);
+            if wanted.is_empty() {
+                break;
+            }
+            for (i, entry) in wanted {
+                self.loads += 1;
+                let tree = sources.iter().find(|(n, _)| *n == scans[i].name).unwrap().1;
+                let (_, metadata, script) = tree.iter().find(|(l, _, _)| *l == entry.locator).unwrap();
+                let bundle = Bundle::from_files([
+                    ("metadata.json", metadata.as_bytes().to_vec()),
+                    ("main.js", script.as_bytes().to_vec()),
+                ]);
+                let outcome = match parse_bundle(&bundle) {
+                    Ok(parsed) => LoadOutcome::Parsed { task: Arc::new(parsed.task), warnings: parsed.warnings, modified: None },
+                    Err(problems) => LoadOutcome::Broken(problems),
+                };
+                loaded.insert((scans[i].name.clone(), entry.locator.clone()), outcome);
+            }
+        }
+        let changes = plan(&self.snapshot, &scans, &loaded, &SourcePriority);
+        self.snapshot.apply(&changes);
+        changes
+    }
+
+    fn available(&self, name: &str, version: &str) -> bool {
+        self.snapshot.versions.get(&key(name, version)).is_some_and(|v| v.available)
+    }
+}
+
+fn failed(name: &str) -> SourceScan {
+    SourceScan { name: name.to_owned(), result: Err("root does not exist".into()) }
+}
+
+#[test]
+fn first_sync_adds_and_an_unchanged_resync_loads_and_writes_nothing() {
+    let mut world = World::new();
+    let tree: Tree = vec![task("a", "alpha", "1.0.0", "1"), task("b", "beta", "2.0.0", "2")];
+    let first = world.sync(vec![scan_of("s", &tree)], &[("s", &tree)]);
+    assert_eq!(first.counts.added, 2);
+    assert_eq!(first.new_tasks.len(), 2);
+    assert_eq!(world.loads, 2);
+
+    let second = world.sync(vec![scan_of("s", &tree)], &[("s", &tree)]);
+    assert!(second.is_empty(), "{second:?}");
+    assert_eq!(second.counts.unchanged, 2);
+    assert_eq!(world.loads, 2, "an unchanged fingerprint must not be loaded");
+}
+
+#[test]
+fn only_a_complete_scan_makes_tasks_missing_and_they_revive_when_back() {
+    let mut world = World::new();
+    let full: Tree = vec![task("a", "alpha", "1.0.0", "1"), task("b", "beta", "1.0.0", "2")];
+    world.sync(vec![scan_of("s", &full)], &[("s", &full)]);
+
+    let partial: Tree = vec![task("a", "alpha", "1.0.0", "1")];
+    let mut incomplete = scan_of("s", &partial);
+    incomplete.result.as_mut().unwrap().complete = false;
+    let changes = world.sync(vec![incomplete], &[("s", &partial)]);
+    assert_eq!(changes.counts.missing, 0);
+    assert!(world.available("beta", "1.0.0"));
+
+    let changes = world.sync(vec![failed("s")], &[]);
+    assert_eq!(changes.counts.missing, 0);
+    assert!(world.available("alpha", "1.0.0") && world.available("beta", "1.0.0"));
+    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.scan_failed");
+
+    let changes = world.sync(vec![scan_of("s", &partial)], &[("s", &partial)]);
+    assert_eq!(changes.counts.missing, 1);
+    assert!(!world.available("beta", "1.0.0"));
+    assert!(world.snapshot.versions.contains_key(&key("beta", "1.0.0")), "history is kept");
+    assert!(!world.snapshot.problems.contains_key(&key("s", "")), "the scan failure clears");
+
+    let changes = world.sync(vec![scan_of("s", &full)], &[("s", &full)]);
+    assert_eq!(changes.counts.revived, 1);
+    assert!(world.available("beta", "1.0.0"));
+}
+
+#[test]
+fn a_version_stays_available_while_another_source_still_offers_it() {
+    let mut world = World::new();
+    let tree: Tree = vec![task("a", "alpha", "1.0.0", "1")];
+    let empty: Tree = vec![];
+    world.sync(vec![scan_of("one", &tree), scan_of("two", &tree)], &[("one", &tree), ("two", &tree)]);
+    assert_eq!(world.snapshot.origins.len(), 2);
+    let changes = world.sync(vec![scan_of("one", &empty), scan_of("two", &tree)], &[("two", &tree)]);
+    assert_eq!(changes.counts.missing, 0);
+    assert_eq!(changes.counts.conflicts, 0);
+    assert!(world.available("alpha", "1.0.0"));
+}
+
+#[test]
+fn a_broken_edit_keeps_the_last_good_version_until_fixed() {
+    let mut world = World::new();
+    let good: Tree = vec![task("a", "alpha", "1.0.0", "1")];
+    world.sync(vec![scan_of("s", &good)], &[("s", &good)]);
+    let good_digest = world.snapshot.versions[&key("alpha", "1.0.0")].digest;
+
+    let broken: Tree = vec![("a", r#"{"name":"alpha","version":"one"}"#.into(), "1".into())];
+    let changes = world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
+    assert_eq!(changes.counts.invalid, 1);
+    assert!(world.available("alpha", "1.0.0"));
+    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, good_digest);
+    assert_eq!(world.snapshot.problems[&key("s", "a")][0].code, "metadata.version_not_semver");
+
+    // Still broken: re-checked, but the same problem is not written again.
+    let changes = world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
+    assert!(changes.is_empty(), "{changes:?}");
+
+    let fixed: Tree = vec![task("a", "alpha", "1.0.1", "1")];
+    world.sync(vec![scan_of("s", &fixed)], &[("s", &fixed)]);
+    assert!(world.snapshot.problems.is_empty());
+    assert!(world.available("alpha", "1.0.1"));
+    assert!(!world.available("alpha", "1.0.0"), "the locator now offers 1.0.1 only");
+}
+
+#[test]
+fn removing_a_broken_task_clears_its_problem() {
+    let mut world = World::new();
+    let broken: Tree = vec![("x", "{".into(), "1".into())];
+    world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
+    assert!(world.snapshot.problems.contains_key(&key("s", "x")));
+    let empty: Tree = vec![];
+    world.sync(vec![scan_of("s", &empty)], &[]);
+    assert!(world.snapshot.problems.is_empty());
+}
+
+#[test]
+fn different_content_for_one_version_is_a_recorded_conflict_won_by_the_first_source() {
+    let mut world = World::new();
+    let one: Tree = vec![task("a", "alpha", "1.0.0", "one")];
+    let two: Tree = vec![task("a", "alpha", "1.0.0", "two")];
+    let changes = world.sync(vec![scan_of("second", &two), scan_of("first", &one)], &[("first", &one), ("second", &two)]);
+    assert_eq!(changes.counts.conflicts, 1);
+    assert_eq!(changes.counts.added, 1);
+    let record = &changes.conflicts[0];
+    assert_eq!(record.offers[0].0, "second");
+    assert_eq!(record.kept, Some(record.offers[0].2));
+    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, record.offers[0].2);
+
+    // The same conflict on the next run is counted but not written again.
+    let loads = world.loads;
+    let again = world.sync(vec![scan_of("second", &two), scan_of("first", &one)], &[("first", &one), ("second", &two)]);
+    assert_eq!(again.counts.conflicts, 1);
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(world.loads, loads + 2, "both offers are loaded to decide");
+
+    // The conflict clears when the sources agree.
+    let changes = world.sync(vec![scan_of("second", &two), scan_of("first", &two)], &[("first", &two), ("second", &two)]);
+    assert_eq!(changes.conflicts_cleared.len(), 1);
+    assert!(world.snapshot.conflicts.is_empty());
+}
+
+#[test]
+fn a_content_change_without_a_version_bump_is_a_conflict_not_a_silent_update() {
+    let mut world = World::new();
+    let before: Tree = vec![task("a", "alpha", "1.0.0", "before")];
+    world.sync(vec![scan_of("s", &before)], &[("s", &before)]);
+    let after: Tree = vec![task("a", "alpha", "1.0.0", "after!")];
+    let changes = world.sync(vec![scan_of("s", &after)], &[("s", &after)]);
+    assert_eq!(changes.counts.updated, 1);
+    assert_eq!(changes.counts.conflicts, 1);
+    assert!(changes.conflicts[0].stored.is_some());
+}
+
+#[test]
+fn a_uuid_claimed_by_a_second_name_is_a_problem_for_that_task_only() {
+    let mut world = World::new();
+    let uuid = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    let meta = |name: &str| format!(r#"{{"name":"{name}","version":"1.0.0","uuid":"{uuid}"}}"#);
+    let tree: Tree = vec![("a", meta("alpha"), "1".into()), ("b", meta("beta"), "2".into())];
+    let changes = world.sync(vec![scan_of("s", &tree)], &[("s", &tree)]);
+    assert_eq!(changes.counts.added, 1);
+    assert_eq!(changes.counts.invalid, 1);
+    assert!(world.available("alpha", "1.0.0"));
+    assert_eq!(world.snapshot.problems[&key("s", "b")].last().unwrap().code, "metadata.uuid_duplicate");
+}

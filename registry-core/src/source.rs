@@ -1,0 +1,126 @@
+//! Where tasks come from.
+//!
+//! Built-in kinds of source:
+//! - `filesystem` — task folders below a root directory (`plugins/fs`, `FsSource`).
+//!
+//! Every kind implements [`Source`] and registers a [`SourceKind`] with
+//! `inventory::submit!`, so the host finds it without a central list. A source only reports
+//! what it has; what becomes of it (merge, conflicts, removal) is decided by the pipeline.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+use thiserror::Error;
+
+/// One task as a source sees it, before anything is read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Where the task lives inside the source (a relative folder path, an archive entry, a
+    /// URL path). Stable across scans: it keys the task's origin and problems.
+    pub locator: String,
+    /// Cheap to compute and changes whenever the task's content may have changed (sizes and
+    /// mtimes, an ETag, a git tree id). An unchanged fingerprint means the task is not loaded.
+    pub fingerprint: String,
+}
+
+/// Something a scan could not look at, reported against a locator of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanIssue {
+    pub locator: String,
+    pub message: String,
+}
+
+/// The result of scanning one source.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub entries: Vec<Entry>,
+    /// True when `entries` is everything the source has. Only a complete scan may make a
+    /// task of this source missing; a partial one (a subfolder could not be read) only adds
+    /// and updates.
+    pub complete: bool,
+    pub issues: Vec<ScanIssue>,
+}
+
+/// The files of one task as bytes, keyed by path relative to the task folder with `/`
+/// separators. The host and core parse them; a source never interprets content.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The task folder's own name, used as the name of a legacy task without `name`.
+    pub folder_name: Option<String>,
+    /// The newest modification time of the files, where the source knows it.
+    pub modified: Option<SystemTime>,
+}
+
+impl Bundle {
+    pub fn from_files<P: Into<String>>(files: impl IntoIterator<Item = (P, Vec<u8>)>) -> Self {
+        Bundle {
+            files: files.into_iter().map(|(p, b)| (p.into(), b)).collect(),
+            ..Bundle::default()
+        }
+    }
+}
+
+/// Why a source could not scan or load. Carries the context a user needs to act.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    /// The source as a whole cannot be read (root missing, server unreachable): the scan
+    /// fails and nothing of this source is removed.
+    #[error("source `{source_name}` is unavailable: {reason}")]
+    Unavailable { source_name: String, reason: String },
+    /// One file of a task could not be read.
+    #[error("cannot read `{file}`: {reason}")]
+    File { file: String, reason: String },
+    /// The source's configuration is wrong.
+    #[error("source `{source_name}` is misconfigured: {reason}")]
+    Config { source_name: String, reason: String },
+}
+
+/// A place tasks live in. Implementations are cheap to call again: `scan` is called on
+/// every sync, `load` only for entries whose fingerprint changed.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The configured name of this source, unique within a registry.
+    fn name(&self) -> &str;
+    /// The kind (`filesystem`, `zip`, …).
+    fn kind(&self) -> &str;
+    /// Where the source points, for people (a path, a URL).
+    fn location(&self) -> String;
+    async fn scan(&self) -> Result<Scan, SourceError>;
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError>;
+}
+
+/// A configured source before it is built: the `[[sources]]` entry of the config.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    pub kind: String,
+    /// The entry's other keys (`path`, `url`, …) as JSON, the same form plugins receive.
+    pub settings: serde_json::Value,
+    /// Relative paths in `settings` are relative to this folder (the config file's folder).
+    pub base_dir: PathBuf,
+}
+
+/// A built-in kind of source, registered with `inventory::submit!`.
+pub struct SourceKind {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub build: fn(&SourceSpec) -> Result<Box<dyn Source>, SourceError>,
+}
+
+inventory::collect!(SourceKind);
+
+/// Every built-in kind linked into this binary, sorted by name.
+pub fn kinds() -> Vec<&'static SourceKind> {
+    let mut kinds: Vec<&'static SourceKind> = inventory::iter::<SourceKind>.into_iter().collect();
+    kinds.sort_by_key(|k| k.name);
+    kinds
+}
+
+/// The built-in kind called `name`.
+pub fn find_kind(name: &str) -> Option<&'static SourceKind> {
+    inventory::iter::<SourceKind>
+        .into_iter()
+        .find(|k| k.name == name)
+}
