@@ -1,0 +1,113 @@
+//! FsSource against real folders made in each test.
+
+use fs_source::FsSource;
+use registry_core::{Source, SourceError, parse_bundle};
+use std::fs;
+use std::path::Path;
+
+fn write_task(dir: &Path, name: &str) {
+    fs::create_dir_all(dir.join("tests")).unwrap();
+    fs::write(dir.join("metadata.json"), format!(r#"{{"name":"{name}","version":"1.0.0"}}"#)).unwrap();
+    fs::write(dir.join("main.js"), "(function (input) { return input; })").unwrap();
+    fs::write(dir.join("tests/one.json"), r#"{"input":1,"expected_output":1}"#).unwrap();
+}
+
+#[tokio::test]
+async fn finds_tasks_at_any_depth_and_skips_hidden_folders_node_modules_and_task_subfolders() {
+    let root = tempfile::tempdir().unwrap();
+    write_task(&root.path().join("addition"), "addition");
+    write_task(&root.path().join("team/weather"), "weather");
+    write_task(&root.path().join(".git/hidden"), "hidden");
+    write_task(&root.path().join("node_modules/dep"), "dep");
+    write_task(&root.path().join("addition/tests/nested"), "nested");
+    let scan = FsSource::new("s", root.path()).scan().await.unwrap();
+    let locators: Vec<&str> = scan.entries.iter().map(|e| e.locator.as_str()).collect();
+    assert_eq!(locators, ["addition", "team/weather"]);
+    assert!(scan.complete);
+}
+
+#[tokio::test]
+async fn a_missing_root_fails_the_scan_instead_of_reporting_an_empty_tree() {
+    let root = tempfile::tempdir().unwrap();
+    let source = FsSource::new("gone", root.path().join("does-not-exist"));
+    match source.scan().await {
+        Err(SourceError::Unavailable { source_name, reason }) => {
+            assert_eq!(source_name, "gone");
+            assert!(reason.contains("does-not-exist"), "{reason}");
+        }
+        other => panic!("expected an unavailable source, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fingerprint_changes_with_an_edit_and_not_with_an_unrelated_file() {
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("t");
+    write_task(&task, "t");
+    let source = FsSource::new("s", root.path());
+    let before = source.scan().await.unwrap().entries[0].fingerprint.clone();
+    fs::write(task.join("README.md"), "notes").unwrap();
+    assert_eq!(source.scan().await.unwrap().entries[0].fingerprint, before);
+    fs::write(task.join("main.js"), "(function (input) { return 2; })").unwrap();
+    assert_ne!(source.scan().await.unwrap().entries[0].fingerprint, before);
+    let edited = source.scan().await.unwrap().entries[0].fingerprint.clone();
+    // Same size, new mtime: still noticed.
+    fs::write(task.join("main.js"), "(function (input) { return 3; })").unwrap();
+    filetime::set_file_mtime(task.join("main.js"), filetime::FileTime::from_unix_time(1, 0)).unwrap();
+    assert_ne!(source.scan().await.unwrap().entries[0].fingerprint, edited);
+}
+
+#[tokio::test]
+async fn a_root_that_is_itself_a_task_is_one_entry_named_after_its_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("solo");
+    write_task(&task, "solo");
+    let source = FsSource::new("s", &task);
+    let scan = source.scan().await.unwrap();
+    assert_eq!(scan.entries.len(), 1);
+    assert_eq!(scan.entries[0].locator, ".");
+    let bundle = source.load(&scan.entries[0]).await.unwrap();
+    assert_eq!(bundle.folder_name.as_deref(), Some("solo"));
+    assert_eq!(parse_bundle(&bundle).unwrap().task.name, "solo");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_out_of_the_root_is_refused_with_the_file_named() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.js"), "secret").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("t");
+    write_task(&task, "t");
+    fs::remove_file(task.join("main.js")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.js"), task.join("main.js")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("linked-dir")).unwrap();
+    let source = FsSource::new("s", root.path());
+    let scan = source.scan().await.unwrap();
+    assert_eq!(scan.entries.len(), 1, "a symlinked folder is not followed");
+    match source.load(&scan.entries[0]).await {
+        Err(SourceError::File { file, reason }) => {
+            assert_eq!(file, "main.js");
+            assert!(reason.contains("outside"), "{reason}");
+        }
+        other => panic!("expected a refused file, got {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_unreadable_task_file_is_listed_and_its_load_names_the_file() {
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("t");
+    write_task(&task, "t");
+    fs::remove_file(task.join("main.js")).unwrap();
+    std::os::unix::fs::symlink(task.join("missing-target.js"), task.join("main.js")).unwrap();
+    let source = FsSource::new("s", root.path());
+    let scan = source.scan().await.unwrap();
+    assert!(scan.complete);
+    assert_eq!(scan.entries.len(), 1);
+    match source.load(&scan.entries[0]).await {
+        Err(SourceError::File { file, .. }) => assert_eq!(file, "main.js"),
+        other => panic!("expected an unreadable file, got {other:?}"),
+    }
+}
