@@ -1,12 +1,36 @@
 //! Checks on parsed tasks: a task that parses can still be wrong.
 
+use crate::plan::LoadOutcome;
 use crate::problem::Problem;
-use crate::task::{METADATA_FILE, ParsedTask};
+use crate::source::Bundle;
+use crate::task::{METADATA_FILE, ParsedTask, parse_bundle};
+use std::sync::Arc;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 const MAX_NAME_LEN: usize = 128;
+
+/// Parses and checks one bundle: the step between load and merge, and all that
+/// `taskreg validate` does. Any error makes the task `Broken`; warnings travel with it.
+pub fn check_bundle(bundle: &Bundle) -> LoadOutcome {
+    match parse_bundle(bundle) {
+        Err(problems) => LoadOutcome::Broken(problems),
+        Ok(parsed) => {
+            let mut problems = check_metadata(&parsed);
+            problems.splice(0..0, parsed.warnings);
+            if problems.iter().any(Problem::is_error) {
+                LoadOutcome::Broken(problems)
+            } else {
+                LoadOutcome::Parsed {
+                    task: Arc::new(parsed.task),
+                    warnings: problems,
+                    modified: bundle.modified,
+                }
+            }
+        }
+    }
+}
 
 /// Metadata rules: the name format, the fields every task should describe itself with, and
 /// the shape of its test cases.

@@ -32,7 +32,7 @@ mod problem;
 mod source;
 mod task;
 
-pub use check::{check_cross_task, check_metadata};
+pub use check::{check_bundle, check_cross_task, check_metadata};
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, SourcePriority};
@@ -42,4 +42,4 @@ pub use plan::{
 };
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
-pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle};
+pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, task_files};

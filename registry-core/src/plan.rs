@@ -99,6 +99,8 @@ pub struct OriginRow {
     pub source: String,
     pub locator: String,
     pub origin: StoredOrigin,
+    /// Not in the store yet (an insert rather than an update).
+    pub is_new: bool,
 }
 
 /// Counts of one run, as the summary reports them.
@@ -436,8 +438,10 @@ pub fn plan(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashMap<ProblemK
     changes.origin_deletes = deletes;
     let mut upserts: Vec<OriginRow> = origins
         .into_iter()
-        .filter(|(k, o)| snapshot.origins.get(k) != Some(o))
-        .map(|((source, locator), origin)| OriginRow { source, locator, origin })
+        .filter_map(|(k, o)| match snapshot.origins.get(&k) {
+            Some(old) if *old == o => None,
+            old => Some(OriginRow { is_new: old.is_none(), source: k.0, locator: k.1, origin: o }),
+        })
         .collect();
     upserts.sort_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
     changes.origin_upserts = upserts;

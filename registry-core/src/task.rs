@@ -16,10 +16,20 @@ use crate::source::Bundle;
 use serde_json::Value;
 use uuid::Uuid;
 
-pub const METADATA_FILE: &str = "metadata.json";
-pub const SCRIPT_FILE: &str = "main.js";
-pub const INPUT_SCHEMA_FILE: &str = "input.schema.json";
-pub const OUTPUT_SCHEMA_FILE: &str = "output.schema.json";
+pub const METADATA_FILE: &str = task_files::METADATA;
+pub const SCRIPT_FILE: &str = task_files::SCRIPT;
+pub const INPUT_SCHEMA_FILE: &str = task_files::INPUT_SCHEMA;
+pub const OUTPUT_SCHEMA_FILE: &str = task_files::OUTPUT_SCHEMA;
+
+/// The file names of the task format, relative to a task folder.
+pub mod task_files {
+    pub const METADATA: &str = "metadata.json";
+    pub const SCRIPT: &str = "main.js";
+    pub const INPUT_SCHEMA: &str = "input.schema.json";
+    pub const OUTPUT_SCHEMA: &str = "output.schema.json";
+    /// Test cases are `tests/*.json`.
+    pub const TESTS_DIR: &str = "tests";
+}
 
 /// Namespace of the UUIDv5 given to a task whose metadata has no `uuid`: the same name
 /// always gets the same UUID, on every machine.

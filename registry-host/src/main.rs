@@ -1,1 +1,5 @@
-fn main(){}
+//! `taskreg`: see `taskreg --help`, or the README.
+
+fn main() -> std::process::ExitCode {
+    registry_host::cli::main()
+}

@@ -36,7 +36,7 @@
 //! ```
 
 use async_trait::async_trait;
-use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file};
+use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
@@ -46,8 +46,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use walkdir::WalkDir;
 
-const METADATA_FILE: &str = "metadata.json";
-const TOP_LEVEL_FILES: [&str; 4] = ["metadata.json", "main.js", "input.schema.json", "output.schema.json"];
+const TOP_LEVEL_FILES: [&str; 4] = [task_files::METADATA, task_files::SCRIPT, task_files::INPUT_SCHEMA, task_files::OUTPUT_SCHEMA];
 
 inventory::submit! {
     SourceKind {
@@ -163,7 +162,7 @@ impl FsSource {
                 }
             };
             let path = dir.path();
-            if !path.join(METADATA_FILE).is_file() {
+            if !path.join(task_files::METADATA).is_file() {
                 continue;
             }
             if dir.depth() > 0 {
@@ -209,7 +208,7 @@ fn task_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
             files.push((name.to_owned(), path));
         }
     }
-    let tests = dir.join("tests");
+    let tests = dir.join(task_files::TESTS_DIR);
     match fs::read_dir(&tests) {
         Ok(listing) => {
             for item in listing {

@@ -1,0 +1,114 @@
+//! `taskreg bench`: sync speed on a generated tree, next to `tar` reading the same tree.
+//!
+//! Every figure is the median of `--runs` runs of the real `taskreg` binary as a child
+//! process (so start-up, migrations and the database are counted), into SQLite, with the
+//! page cache warm for both `tar` and `taskreg`. Peak memory is the largest resident set
+//! of any child, from `getrusage(RUSAGE_CHILDREN)`.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Tasks to generate (each with both schemas and two tests).
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks: usize,
+    /// Runs per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Generate the tree here and keep it (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let tree = dir.join("tasks");
+    if !tree.exists() {
+        eprintln!("generating {} tasks in {} …", args.tasks, tree.display());
+        crate::fixtures::write_tree(&tree, args.tasks)?;
+    }
+    let runs = args.runs.max(1);
+    let database = dir.join("bench.db");
+    let exe = std::env::current_exe().context("cannot find the taskreg binary")?;
+
+    time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)))?; // warm the page cache
+    let tar = median(runs, || time_command(Command::new("sh").arg("-c").arg(tar_command(&tree))))?;
+    let cold = median(runs, || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
+        }
+        time_sync(&exe, &database, &tree, true)
+    })?;
+    let peak_rss = peak_child_rss_bytes();
+    let resync = median(runs, || time_sync(&exe, &database, &tree, false))?;
+
+    let ratio = |d: Duration| d.as_secs_f64() / tar.as_secs_f64();
+    println!("taskreg bench: {} tasks, median of {runs} runs", args.tasks);
+    println!("  tar -cf - DIR | cat     {:>9.1} ms", ms(tar));
+    println!("  cold sync (SQLite)      {:>9.1} ms   {:.2}x tar   (target ≤ 2x)", ms(cold), ratio(cold));
+    println!("  no-change resync        {:>9.1} ms   {:.2}x tar   (target ≤ 0.3x)", ms(resync), ratio(resync));
+    println!("  peak memory (RSS)       {:>9.1} MB              (target < 150 MB)", peak_rss as f64 / 1e6);
+    Ok(())
+}
+
+fn tar_command(tree: &Path) -> String {
+    format!("tar -cf - '{}' | cat >/dev/null", tree.display())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(runs: usize, mut measure: impl FnMut() -> anyhow::Result<Duration>) -> anyhow::Result<Duration> {
+    let mut times = (0..runs).map(|_| measure()).collect::<anyhow::Result<Vec<_>>>()?;
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn time_command(command: &mut Command) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let status = command.status()?;
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(start.elapsed())
+}
+
+/// Times one `taskreg sync` and checks it did what the measurement claims.
+fn time_sync(exe: &Path, database: &Path, tree: &Path, cold: bool) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let output = Command::new(exe)
+        .arg("--json")
+        .arg("--database")
+        .arg(format!("sqlite://{}", database.display()))
+        .arg("sync")
+        .arg(tree)
+        .output()?;
+    let elapsed = start.elapsed();
+    if !output.status.success() {
+        bail!("sync failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let (written, added) = (report["written"].as_bool(), report["added"].as_u64());
+    if cold && added.is_none_or(|n| n == 0) {
+        bail!("the cold sync added nothing: {report}");
+    }
+    if !cold && written != Some(false) {
+        bail!("the no-change resync wrote to the database: {report}");
+    }
+    Ok(elapsed)
+}
+
+fn peak_child_rss_bytes() -> u64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    (usage.ru_maxrss as u64) * 1024 // kilobytes on Linux
+}

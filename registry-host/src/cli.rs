@@ -1,0 +1,379 @@
+//! The `taskreg` command line.
+//!
+//! Exit codes: `0` the command did its job (a sync was applied, even with problems); `1`
+//! the input has errors (`validate`, or `sync --strict`); `2` the command could not run
+//! (bad configuration, unreachable database), reported as one line on stderr.
+
+use crate::config::{Config, path_source_spec};
+use crate::store::{DatabaseUrl, ProblemRow, Store, StoredTask};
+use crate::sync::{SyncOptions, SyncReport, load_and_check, sync};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use registry_core::{LoadOutcome, Problem, Source, SourcePriority, SourceSpec};
+use serde_json::{Value, json};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const DEFAULT_DATABASE: &str = "sqlite://taskreg.db";
+const DEFAULT_CONFIG: &str = "taskreg.toml";
+
+#[derive(Debug, Parser)]
+#[command(name = "taskreg", version, about = "A registry of Ratchet JavaScript tasks: find, check and catalogue them")]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (default ./taskreg.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "TASKREG_DATABASE_URL", global = true)]
+    database: Option<String>,
+    /// Configuration file (default ./taskreg.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Machine-readable output on stdout; logs stay on stderr.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan the sources and bring the catalogue up to date.
+    Sync {
+        /// Folders to sync as ad-hoc filesystem sources instead of the configured sources.
+        paths: Vec<PathBuf>,
+        /// Exit 1 when any error-severity problem remains.
+        #[arg(long)]
+        strict: bool,
+        /// Loads in flight at once (default: 4 per core).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
+    /// List the available task versions (with --all, unavailable ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one task version: NAME for the newest available, or NAME@VERSION.
+    Show { task: String },
+    /// Parse and check task folders without a database.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the current problems.
+    Problems,
+    /// Measure sync speed on a generated tree against `tar` reading the same tree.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Runs the command line and turns every failure into an exit code and one line on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TASKREG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate { paths } => return validate(paths, cli.json).await,
+        Command::Bench(args) => return crate::bench::run(args).map(|()| ExitCode::SUCCESS),
+        _ => {}
+    }
+    let config = load_config(cli.config.as_deref())?;
+    let url = database_url(cli.database.as_deref(), &config)?;
+    let mut store = Store::open(&url).await?;
+    match cli.command {
+        Command::Sync { paths, strict, concurrency } => {
+            let specs: Vec<SourceSpec> = if paths.is_empty() {
+                config.source_specs()
+            } else {
+                paths.iter().map(|p| path_source_spec(p)).collect()
+            };
+            if specs.is_empty() {
+                bail!("nothing to sync: give folders (`taskreg sync PATH…`) or a config with [[sources]]");
+            }
+            let sources = crate::build_sources(&specs)?;
+            let mut options = SyncOptions {
+                progress: !cli.json && std::io::stderr().is_terminal(),
+                ..SyncOptions::default()
+            };
+            if let Some(n) = concurrency {
+                options.concurrency = n;
+            }
+            let report = sync(&mut store, &sources, &SourcePriority, &options).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_sync_report(&report);
+            }
+            Ok(if strict && report.error_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::List { all } => {
+            let versions = store.list_versions(all).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&versions)?);
+            } else if versions.is_empty() {
+                println!("no tasks (run `taskreg sync` first)");
+            } else {
+                let width = versions.iter().map(|v| v.name.len()).max().unwrap_or(4).max(4);
+                for v in &versions {
+                    let state = if v.available { "" } else { "  (unavailable)" };
+                    let short = v.digest.get(..19).unwrap_or(&v.digest);
+                    println!("{:width$}  {:10}  {short}  {}{state}", v.name, v.version, v.sources.join(", "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { task } => {
+            let (name, version) = match task.split_once('@') {
+                Some((name, version)) => (name, Some(version)),
+                None => (task.as_str(), None),
+            };
+            let Some((stored, origins)) = store.show(name, version).await? else {
+                let what = version.map_or(format!("no available version of task `{name}`"), |v| format!("no task `{name}@{v}`"));
+                eprintln!("error: {what}");
+                return Ok(ExitCode::from(1));
+            };
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&task_json(&stored, &origins)?)?);
+            } else {
+                print_task(&stored, &origins);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Problems => {
+            let problems = store.problems().await?;
+            if cli.json {
+                let rows: Vec<Value> = problems.iter().map(problem_row_json).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if problems.is_empty() {
+                println!("no problems");
+            } else {
+                for row in &problems {
+                    print_problem(&row.problem, &location(&row.source, &row.locator, &row.problem));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { .. } | Command::Bench(_) => unreachable!("handled before opening the store"),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None if Path::new(DEFAULT_CONFIG).is_file() => Ok(Config::load(Path::new(DEFAULT_CONFIG))?),
+        None => Ok(Config::default()),
+    }
+}
+
+/// `--database` or the environment, else the config's `database` (relative to the config
+/// file), else `./taskreg.db`.
+fn database_url(flag: Option<&str>, config: &Config) -> anyhow::Result<DatabaseUrl> {
+    let (text, base) = match (flag, &config.database) {
+        (Some(url), _) => (url, Path::new("")),
+        (None, Some(url)) => (url.as_str(), config.base_dir.as_path()),
+        (None, None) => (DEFAULT_DATABASE, Path::new("")),
+    };
+    Ok(DatabaseUrl::parse(text, base)?)
+}
+
+fn print_sync_report(report: &SyncReport) {
+    let c = &report.counts;
+    println!(
+        "synced {} source(s) in {} ms: {} added, {} updated, {} unchanged, {} missing, {} revived, {} invalid, {} conflicts{}",
+        report.sources.len(),
+        report.duration_ms,
+        c.added,
+        c.updated,
+        c.unchanged,
+        c.missing,
+        c.revived,
+        c.invalid,
+        c.conflicts,
+        if report.written { "" } else { " (nothing to write)" }
+    );
+    for source in &report.sources {
+        match &source.error {
+            Some(error) => println!("  source {}: FAILED, its tasks are kept: {error}", source.name),
+            None => println!(
+                "  source {}: {} task(s){}",
+                source.name,
+                source.tasks,
+                if source.complete { "" } else { " (partial scan: nothing removed)" }
+            ),
+        }
+    }
+    for p in &report.problems {
+        print_problem(&p.problem, &location(&p.source, &p.locator, &p.problem));
+    }
+}
+
+/// `source:locator/file#pointer`, the way a stored problem is located for people.
+fn location(source: &str, locator: &str, problem: &Problem) -> String {
+    let folder = if locator.is_empty() { source.to_owned() } else { format!("{source}:{locator}") };
+    within(folder, problem)
+}
+
+/// `folder/file#pointer`.
+fn within(mut at: String, problem: &Problem) -> String {
+    if let Some(file) = &problem.file {
+        at.push('/');
+        at.push_str(file);
+    }
+    if let Some(pointer) = problem.pointer.as_deref().filter(|p| !p.is_empty()) {
+        at.push('#');
+        at.push_str(pointer);
+    }
+    at
+}
+
+fn print_problem(problem: &Problem, at: &str) {
+    println!("{}[{}]: {}\n  --> {at}", problem.severity, problem.code, problem.message);
+}
+
+fn problem_row_json(row: &ProblemRow) -> Value {
+    json!({
+        "source": row.source,
+        "locator": row.locator,
+        "severity": row.problem.severity,
+        "code": row.problem.code,
+        "message": row.problem.message,
+        "file": row.problem.file,
+        "pointer": row.problem.pointer,
+    })
+}
+
+fn parse_stored(what: &str, text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).with_context(|| format!("stored {what} is not JSON"))
+}
+
+fn task_json(task: &StoredTask, origins: &[crate::store::OriginRef]) -> anyhow::Result<Value> {
+    let optional = |what: &str, text: &Option<String>| text.as_deref().map(|t| parse_stored(what, t)).transpose();
+    Ok(json!({
+        "name": task.name,
+        "version": task.version,
+        "uuid": task.uuid,
+        "digest": task.digest,
+        "available": task.available,
+        "metadata": parse_stored("metadata", &task.metadata)?,
+        "script": task.script,
+        "input_schema": optional("input schema", &task.input_schema)?,
+        "output_schema": optional("output schema", &task.output_schema)?,
+        "tests": parse_stored("tests", &task.tests)?,
+        "sources": origins,
+        "first_seen": task.first_seen,
+        "last_seen": task.last_seen,
+        "missing_since": task.missing_since,
+        "content_updated_at": task.content_updated_at,
+    }))
+}
+
+fn print_task(task: &StoredTask, origins: &[crate::store::OriginRef]) {
+    let metadata: Value = serde_json::from_str(&task.metadata).unwrap_or(Value::Null);
+    let text = |key: &str| metadata.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let tests: Vec<Value> = serde_json::from_str(&task.tests).unwrap_or_default();
+    println!("{} {}{}", task.name, task.version, if task.available { "" } else { " (unavailable)" });
+    println!("  label:       {}", text("label"));
+    println!("  description: {}", text("description"));
+    println!("  uuid:        {}", task.uuid);
+    println!("  digest:      {}", task.digest);
+    println!("  schemas:     input {}, output {}", yes_no(&task.input_schema), yes_no(&task.output_schema));
+    println!("  tests:       {}", tests.len());
+    for origin in origins {
+        println!("  source:      {} ({})", origin.source, origin.locator);
+    }
+    println!("--- main.js ---\n{}", task.script.trim_end());
+}
+
+fn yes_no(value: &Option<String>) -> &'static str {
+    if value.is_some() { "yes" } else { "no" }
+}
+
+/// `taskreg validate`: the same parse and checks as a sync, with no database.
+async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCode> {
+    let specs: Vec<SourceSpec> = paths.iter().map(|p| path_source_spec(p)).collect();
+    let sources = crate::build_sources(&specs)?;
+    let mut findings: Vec<(String, String, Problem)> = Vec::new();
+    let mut valid = 0usize;
+    let mut invalid = 0usize;
+    for (path, source) in paths.iter().zip(&sources) {
+        let shown = path.display().to_string();
+        let scan = match source.scan().await {
+            Ok(scan) => scan,
+            Err(e) => {
+                invalid += 1;
+                findings.push((shown, String::new(), Problem::error("source.scan_failed", e.to_string())));
+                continue;
+            }
+        };
+        let source: &dyn Source = source.as_ref();
+        let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
+            .map(|entry| async move { (entry.locator.clone(), load_and_check(source, entry).await) })
+            .buffered(SyncOptions::default().concurrency)
+            .collect()
+            .await;
+        for (locator, outcome) in outcomes {
+            let problems = match outcome {
+                LoadOutcome::Parsed { warnings, .. } => {
+                    valid += 1;
+                    warnings
+                }
+                LoadOutcome::Broken(problems) => {
+                    invalid += 1;
+                    problems
+                }
+            };
+            findings.extend(problems.into_iter().map(|p| (shown.clone(), locator.clone(), p)));
+        }
+    }
+    let errors = findings.iter().filter(|f| f.2.is_error()).count();
+    if json_output {
+        let rows: Vec<Value> = findings
+            .iter()
+            .map(|(path, locator, p)| {
+                json!({
+                    "path": path, "locator": locator, "severity": p.severity, "code": p.code,
+                    "message": p.message, "file": p.file, "pointer": p.pointer,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for (path, locator, problem) in &findings {
+            let folder = if locator.is_empty() || locator == "." { path.clone() } else { format!("{path}/{locator}") };
+            let at = within(folder, problem);
+            print_problem(problem, &at);
+        }
+        let warnings = findings.len() - errors;
+        println!("{valid} valid task(s), {invalid} invalid; {errors} error(s), {warnings} warning(s)");
+    }
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,127 @@
+//! `taskreg.toml`: where the catalogue lives and which sources feed it.
+//!
+//! ```toml
+//! database = "sqlite://taskreg.db"   # optional; relative to this file's folder
+//!
+//! [[sources]]                        # in priority order: the first wins conflicts
+//! name = "examples"
+//! type = "filesystem"
+//! path = "tasks"                     # relative to this file's folder
+//! ```
+
+use registry_core::SourceSpec;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("invalid config {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Database URL; the command line and `TASKREG_DATABASE_URL` take precedence.
+    pub database: Option<String>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// The folder relative paths are resolved against (the config file's folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Everything else in the entry, handed to the source kind.
+    #[serde(flatten)]
+    pub settings: toml::Table,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let invalid = |reason: String| ConfigError::Invalid { path: path.to_owned(), reason };
+        let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+        let mut names = HashSet::new();
+        for source in &config.sources {
+            if source.name.trim().is_empty() {
+                return Err(invalid("a [[sources]] entry has an empty `name`".into()));
+            }
+            if !names.insert(source.name.as_str()) {
+                return Err(invalid(format!("two [[sources]] entries are named `{}`", source.name)));
+            }
+        }
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
+    }
+
+    /// The configured sources, in priority order.
+    pub fn source_specs(&self) -> Vec<SourceSpec> {
+        self.sources
+            .iter()
+            .map(|s| SourceSpec {
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                settings: serde_json::to_value(&s.settings).unwrap_or_default(),
+                base_dir: self.base_dir.clone(),
+            })
+            .collect()
+    }
+}
+
+/// An ad-hoc filesystem source for a path given on the command line. Its name is the
+/// absolute path, so the same folder is the same source however it was spelled.
+pub fn path_source_spec(path: &Path) -> SourceSpec {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let absolute = absolute.canonicalize().unwrap_or(absolute);
+    SourceSpec {
+        name: absolute.display().to_string(),
+        kind: "filesystem".into(),
+        settings: serde_json::json!({ "path": absolute }),
+        base_dir: PathBuf::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskreg.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn sources_keep_their_order_and_settings_resolve_against_the_config_folder() {
+        let (dir, path) = write(
+            "[[sources]]\nname = \"b\"\ntype = \"filesystem\"\npath = \"tasks\"\n\n[[sources]]\nname = \"a\"\ntype = \"zip\"\npath = \"x.zip\"\n",
+        );
+        let config = Config::load(&path).unwrap();
+        let specs = config.source_specs();
+        assert_eq!(specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(specs[0].settings["path"], "tasks");
+        assert_eq!(specs[0].base_dir, dir.path());
+    }
+
+    #[test]
+    fn duplicate_source_names_and_unknown_keys_are_refused_with_the_file_named() {
+        let (_dir, path) = write("[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n");
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(error.contains("named `a`") && error.contains("taskreg.toml"), "{error}");
+        let (_dir, path) = write("databse = \"sqlite://x.db\"\n");
+        assert!(Config::load(&path).unwrap_err().to_string().contains("databse"));
+    }
+}

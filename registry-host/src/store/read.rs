@@ -1,0 +1,266 @@
+//! Reading the catalogue: the snapshot a sync plans against, and what `list`, `show` and
+//! `problems` print.
+
+use super::schema::{conflicts, origins, problems, sources, task_versions, tasks};
+use super::{Store, StoreError};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use registry_core::{Digest, Problem, Severity, Snapshot, StoredOrigin, StoredVersion};
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
+
+/// The core snapshot plus what the host itself keeps about sources.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSnapshot {
+    pub core: Snapshot,
+    /// name → (kind, location) of every source ever stored.
+    pub sources: HashMap<String, (String, String)>,
+}
+
+/// One version in `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionSummary {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub available: bool,
+    /// Names of the sources offering it now.
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OriginRef {
+    pub source: String,
+    pub locator: String,
+    pub digest: String,
+}
+
+/// One stored version in full, as `show` prints it.
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredTask {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub uuid: String,
+    pub metadata: String,
+    pub script: String,
+    pub input_schema: Option<String>,
+    pub output_schema: Option<String>,
+    pub tests: String,
+    pub available: bool,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub missing_since: Option<i64>,
+    pub content_updated_at: i64,
+}
+
+/// A current problem with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemRow {
+    pub source: String,
+    pub locator: String,
+    pub problem: Problem,
+}
+
+type ProblemTuple = (String, String, i32, String, String, String, Option<String>, Option<String>);
+
+fn digest(text: &str) -> Result<Digest, StoreError> {
+    text.parse().map_err(StoreError::Corrupt)
+}
+
+fn problem_from(row: ProblemTuple) -> Result<ProblemRow, StoreError> {
+    let (source, locator, _seq, severity, code, message, file, pointer) = row;
+    let severity = Severity::parse(&severity).ok_or_else(|| StoreError::Corrupt(format!("severity `{severity}`")))?;
+    Ok(ProblemRow {
+        source,
+        locator,
+        problem: Problem { code, severity, file, pointer, message },
+    })
+}
+
+fn by_semver_descending(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => b.cmp(&a),
+        _ => b.cmp(a),
+    }
+}
+
+impl Store {
+    /// Everything a plan needs, and no task content.
+    pub async fn snapshot(&mut self) -> Result<StoreSnapshot, StoreError> {
+        let (versions, origin_rows, task_rows, problem_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
+            let versions: Vec<(String, String, String, bool)> = task_versions::table
+                .select((task_versions::name, task_versions::version, task_versions::digest, task_versions::available))
+                .load(c)
+                .await?;
+            let origin_rows: Vec<(String, String, String, String, String, String)> = origins::table
+                .select((origins::source, origins::locator, origins::fingerprint, origins::name, origins::version, origins::digest))
+                .load(c)
+                .await?;
+            let task_rows: Vec<(String, String)> = tasks::table.select((tasks::name, tasks::uuid)).load(c).await?;
+            let problem_rows: Vec<ProblemTuple> = problems_query().load(c).await?;
+            let conflict_rows: Vec<(String, String, String)> = conflicts::table
+                .select((conflicts::name, conflicts::version, conflicts::detail))
+                .load(c)
+                .await?;
+            let source_rows: Vec<(String, String, String)> = sources::table
+                .select((sources::name, sources::kind, sources::location))
+                .load(c)
+                .await?;
+            Ok::<_, diesel::result::Error>((versions, origin_rows, task_rows, problem_rows, conflict_rows, source_rows))
+        })?;
+
+        let mut snapshot = StoreSnapshot::default();
+        let core = &mut snapshot.core;
+        core.versions.reserve(versions.len());
+        for (name, version, digest_text, available) in versions {
+            core.versions.insert((name, version), StoredVersion { digest: digest(&digest_text)?, available });
+        }
+        core.origins.reserve(origin_rows.len());
+        for (source, locator, fingerprint, name, version, digest_text) in origin_rows {
+            let origin = StoredOrigin { fingerprint, name, version, digest: digest(&digest_text)? };
+            core.origins.insert((source, locator), origin);
+        }
+        for (name, uuid) in task_rows {
+            let uuid = Uuid::parse_str(&uuid).map_err(|e| StoreError::Corrupt(format!("uuid of task `{name}`: {e}")))?;
+            core.task_uuids.insert(name, uuid);
+        }
+        for row in problem_rows {
+            let row = problem_from(row)?;
+            core.problems.entry((row.source, row.locator)).or_default().push(row.problem);
+        }
+        for (name, version, detail) in conflict_rows {
+            core.conflicts.insert((name, version), detail);
+        }
+        for (name, kind, location) in source_rows {
+            snapshot.sources.insert(name, (kind, location));
+        }
+        Ok(snapshot)
+    }
+
+    /// Versions sorted by name, newest version first; unavailable ones only with `all`.
+    pub async fn list_versions(&mut self, all: bool) -> Result<Vec<VersionSummary>, StoreError> {
+        let (rows, origin_rows) = with_conn!(&mut self.conn, |c| {
+            let mut query = task_versions::table
+                .select((task_versions::name, task_versions::version, task_versions::digest, task_versions::available))
+                .into_boxed();
+            if !all {
+                query = query.filter(task_versions::available.eq(true));
+            }
+            let rows: Vec<(String, String, String, bool)> = query.load(c).await?;
+            let origin_rows: Vec<(String, String, String)> = origins::table
+                .select((origins::name, origins::version, origins::source))
+                .load(c)
+                .await?;
+            Ok::<_, diesel::result::Error>((rows, origin_rows))
+        })?;
+        let mut offered: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for (name, version, source) in origin_rows {
+            let sources = offered.entry((name, version)).or_default();
+            if !sources.contains(&source) {
+                sources.push(source);
+            }
+        }
+        let mut list: Vec<VersionSummary> = rows
+            .into_iter()
+            .map(|(name, version, digest, available)| {
+                let mut sources = offered.remove(&(name.clone(), version.clone())).unwrap_or_default();
+                sources.sort();
+                VersionSummary { name, version, digest, available, sources }
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| by_semver_descending(&a.version, &b.version)));
+        Ok(list)
+    }
+
+    /// One version in full: `version`, or the newest available one by semver.
+    pub async fn show(&mut self, name: &str, version: Option<&str>) -> Result<Option<(StoredTask, Vec<OriginRef>)>, StoreError> {
+        let version = match version {
+            Some(v) => v.to_owned(),
+            None => {
+                let candidates: Vec<String> = with_conn!(&mut self.conn, |c| {
+                    task_versions::table
+                        .filter(task_versions::name.eq(name))
+                        .filter(task_versions::available.eq(true))
+                        .select(task_versions::version)
+                        .load(c)
+                        .await
+                })?;
+                match candidates.into_iter().min_by(|a, b| by_semver_descending(a, b)) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let found = with_conn!(&mut self.conn, |c| {
+            let task: Option<StoredTask> = task_versions::table
+                .filter(task_versions::name.eq(name))
+                .filter(task_versions::version.eq(&version))
+                .first(c)
+                .await
+                .optional()?;
+            let origin_rows: Vec<(String, String, String)> = origins::table
+                .filter(origins::name.eq(name))
+                .filter(origins::version.eq(&version))
+                .select((origins::source, origins::locator, origins::digest))
+                .order((origins::source, origins::locator))
+                .load(c)
+                .await?;
+            Ok::<_, diesel::result::Error>((task, origin_rows))
+        })?;
+        Ok(found.0.map(|task| {
+            let origins = found.1.into_iter().map(|(source, locator, digest)| OriginRef { source, locator, digest }).collect();
+            (task, origins)
+        }))
+    }
+
+    /// Current problems, by source and locator.
+    pub async fn problems(&mut self) -> Result<Vec<ProblemRow>, StoreError> {
+        let rows: Vec<ProblemTuple> = with_conn!(&mut self.conn, |c| problems_query().load(c).await)?;
+        rows.into_iter().map(problem_from).collect()
+    }
+
+    /// Row counts per table, for tests and the benchmark.
+    pub async fn table_counts(&mut self) -> Result<BTreeMap<&'static str, i64>, StoreError> {
+        let counts = with_conn!(&mut self.conn, |c| {
+            let mut counts = BTreeMap::new();
+            counts.insert("sources", sources::table.count().get_result::<i64>(c).await?);
+            counts.insert("tasks", tasks::table.count().get_result::<i64>(c).await?);
+            counts.insert("task_versions", task_versions::table.count().get_result::<i64>(c).await?);
+            counts.insert("origins", origins::table.count().get_result::<i64>(c).await?);
+            counts.insert("sync_runs", super::schema::sync_runs::table.count().get_result::<i64>(c).await?);
+            counts.insert("problems", problems::table.count().get_result::<i64>(c).await?);
+            counts.insert("conflicts", conflicts::table.count().get_result::<i64>(c).await?);
+            Ok::<_, diesel::result::Error>(counts)
+        })?;
+        Ok(counts)
+    }
+}
+
+#[allow(clippy::type_complexity)]
+fn problems_query() -> diesel::dsl::Select<
+    diesel::dsl::Order<problems::table, (problems::source, problems::locator, problems::seq)>,
+    (
+        problems::source,
+        problems::locator,
+        problems::seq,
+        problems::severity,
+        problems::code,
+        problems::message,
+        problems::file,
+        problems::pointer,
+    ),
+> {
+    problems::table
+        .order((problems::source, problems::locator, problems::seq))
+        .select((
+            problems::source,
+            problems::locator,
+            problems::seq,
+            problems::severity,
+            problems::code,
+            problems::message,
+            problems::file,
+            problems::pointer,
+        ))
+}

@@ -1,0 +1,99 @@
+//! Diesel's view of `migrations/`. Kept in step with the SQL by hand (diesel_cli is not
+//! part of the build); `store_tests` exercises every column on both backends, so a drift
+//! fails there.
+
+diesel::table! {
+    sources (name) {
+        name -> Text,
+        kind -> Text,
+        location -> Text,
+        first_seen -> BigInt,
+        last_scan_at -> Nullable<BigInt>,
+        last_status -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    tasks (name) {
+        name -> Text,
+        uuid -> Text,
+        first_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_versions (name, version) {
+        name -> Text,
+        version -> Text,
+        digest -> Text,
+        uuid -> Text,
+        metadata -> Text,
+        script -> Text,
+        input_schema -> Nullable<Text>,
+        output_schema -> Nullable<Text>,
+        tests -> Text,
+        available -> Bool,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+        missing_since -> Nullable<BigInt>,
+        content_updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    origins (source, locator) {
+        source -> Text,
+        locator -> Text,
+        fingerprint -> Text,
+        name -> Text,
+        version -> Text,
+        digest -> Text,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Text,
+        started_at -> BigInt,
+        finished_at -> BigInt,
+        status -> Text,
+        added -> Integer,
+        updated -> Integer,
+        unchanged -> Integer,
+        missing -> Integer,
+        revived -> Integer,
+        invalid -> Integer,
+        conflicts -> Integer,
+        sources -> Text,
+    }
+}
+
+diesel::table! {
+    problems (source, locator, seq) {
+        source -> Text,
+        locator -> Text,
+        seq -> Integer,
+        severity -> Text,
+        code -> Text,
+        message -> Text,
+        file -> Nullable<Text>,
+        pointer -> Nullable<Text>,
+        first_seen -> BigInt,
+    }
+}
+
+diesel::table! {
+    conflicts (name, version) {
+        name -> Text,
+        version -> Text,
+        strategy -> Text,
+        kept_digest -> Nullable<Text>,
+        detail -> Text,
+        first_seen -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(sources, tasks, task_versions, origins, sync_runs, problems, conflicts);

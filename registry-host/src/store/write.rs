@@ -1,0 +1,319 @@
+//! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
+
+use super::schema::{conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
+use super::{InsertMany, Store, StoreError, now_millis};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+use registry_core::{ChangeSet, RunCounts, WriteKind};
+
+/// Rows per multi-row INSERT: far below SQLite's and PostgreSQL's bind-parameter limits
+/// with our widest table (14 columns).
+const INSERT_CHUNK: usize = 500;
+
+/// A source as the run saw it.
+#[derive(Debug, Clone)]
+pub struct SourceRow {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    /// `ok` or `failed`.
+    pub status: String,
+}
+
+/// The run itself, recorded with its changes.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub id: String,
+    pub started_at: i64,
+    pub status: String,
+    pub counts: RunCounts,
+    /// Per-source results as JSON.
+    pub sources_json: String,
+}
+
+// Rows are owned: SQLite's multi-row insert runs on the blocking pool (see `InsertMany`).
+#[derive(Insertable)]
+#[diesel(table_name = task_versions)]
+struct NewVersion {
+    name: String,
+    version: String,
+    digest: String,
+    uuid: String,
+    metadata: String,
+    script: String,
+    input_schema: Option<String>,
+    output_schema: Option<String>,
+    tests: String,
+    available: bool,
+    first_seen: i64,
+    last_seen: i64,
+    missing_since: Option<i64>,
+    content_updated_at: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = origins)]
+struct NewOrigin {
+    source: String,
+    locator: String,
+    fingerprint: String,
+    name: String,
+    version: String,
+    digest: String,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = problems)]
+struct NewProblem {
+    source: String,
+    locator: String,
+    seq: i32,
+    severity: &'static str,
+    code: String,
+    message: String,
+    file: Option<String>,
+    pointer: Option<String>,
+    first_seen: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = tasks)]
+struct NewTask {
+    name: String,
+    uuid: String,
+    first_seen: i64,
+}
+
+/// Splits `rows` into owned chunks of at most `INSERT_CHUNK`.
+fn chunked<R>(rows: Vec<R>) -> Vec<Vec<R>> {
+    let mut chunks = Vec::with_capacity(rows.len() / INSERT_CHUNK + 1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        chunks.push(rows.by_ref().take(INSERT_CHUNK).collect());
+    }
+    chunks
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl Store {
+    /// Applies one run. All or nothing: after an error or a crash the catalogue is exactly
+    /// what it was before.
+    pub async fn apply(&mut self, run: &RunRecord, scanned: &[SourceRow], changes: &ChangeSet) -> Result<(), StoreError> {
+        let now = now_millis();
+        let new_versions: Vec<NewVersion> = changes
+            .versions
+            .iter()
+            .filter(|w| w.kind == WriteKind::Added)
+            .filter_map(|w| w.task.as_ref().map(|t| (w, t)))
+            .map(|(w, t)| NewVersion {
+                name: w.key.0.clone(),
+                version: w.key.1.clone(),
+                digest: t.digest.to_string(),
+                uuid: t.uuid.to_string(),
+                metadata: t.metadata_json().to_owned(),
+                script: t.script().to_owned(),
+                input_schema: t.file(registry_core::task_files::INPUT_SCHEMA).map(str::to_owned),
+                output_schema: t.file(registry_core::task_files::OUTPUT_SCHEMA).map(str::to_owned),
+                tests: t.tests_json(),
+                available: true,
+                first_seen: now,
+                last_seen: now,
+                missing_since: None,
+                content_updated_at: now,
+            })
+            .collect();
+        let new_origins: Vec<NewOrigin> = changes
+            .origin_upserts
+            .iter()
+            .filter(|o| o.is_new)
+            .map(|o| NewOrigin {
+                source: o.source.clone(),
+                locator: o.locator.clone(),
+                fingerprint: o.origin.fingerprint.clone(),
+                name: o.origin.name.clone(),
+                version: o.origin.version.clone(),
+                digest: o.origin.digest.to_string(),
+                first_seen: now,
+                last_seen: now,
+            })
+            .collect();
+        let new_problems: Vec<NewProblem> = changes
+            .problem_sets
+            .iter()
+            .flat_map(|((source, locator), set)| {
+                set.iter().enumerate().map(move |(seq, p)| NewProblem {
+                    source: source.clone(),
+                    locator: locator.clone(),
+                    seq: count(seq),
+                    severity: p.severity.as_str(),
+                    code: p.code.clone(),
+                    message: p.message.clone(),
+                    file: p.file.clone(),
+                    pointer: p.pointer.clone(),
+                    first_seen: now,
+                })
+            })
+            .collect();
+        let new_tasks: Vec<NewTask> = changes
+            .new_tasks
+            .iter()
+            .map(|(name, uuid)| NewTask { name: name.clone(), uuid: uuid.to_string(), first_seen: now })
+            .collect();
+        let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
+        let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
+
+        in_transaction!(&mut self.conn, |c| {
+            for source in scanned {
+                diesel::insert_into(sources::table)
+                    .values((
+                        sources::name.eq(&source.name),
+                        sources::kind.eq(&source.kind),
+                        sources::location.eq(&source.location),
+                        sources::first_seen.eq(now),
+                        sources::last_scan_at.eq(now),
+                        sources::last_status.eq(&source.status),
+                    ))
+                    .on_conflict(sources::name)
+                    .do_update()
+                    .set((
+                        sources::kind.eq(excluded(sources::kind)),
+                        sources::location.eq(excluded(sources::location)),
+                        sources::last_scan_at.eq(excluded(sources::last_scan_at)),
+                        sources::last_status.eq(excluded(sources::last_status)),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            for chunk in new_tasks {
+                c.insert_many(tasks::table, chunk).await?;
+            }
+            for chunk in new_versions {
+                c.insert_many(task_versions::table, chunk).await?;
+            }
+            for write in &changes.versions {
+                let row = task_versions::table
+                    .filter(task_versions::name.eq(&write.key.0))
+                    .filter(task_versions::version.eq(&write.key.1));
+                match write.kind {
+                    WriteKind::Added => {}
+                    WriteKind::Changed => {
+                        let Some(t) = write.task.as_ref() else { continue };
+                        diesel::update(row)
+                            .set((
+                                task_versions::digest.eq(t.digest.to_string()),
+                                task_versions::uuid.eq(t.uuid.to_string()),
+                                task_versions::metadata.eq(t.metadata_json()),
+                                task_versions::script.eq(t.script()),
+                                task_versions::input_schema.eq(t.file(registry_core::task_files::INPUT_SCHEMA)),
+                                task_versions::output_schema.eq(t.file(registry_core::task_files::OUTPUT_SCHEMA)),
+                                task_versions::tests.eq(t.tests_json()),
+                                task_versions::available.eq(true),
+                                task_versions::last_seen.eq(now),
+                                task_versions::missing_since.eq(None::<i64>),
+                                task_versions::content_updated_at.eq(now),
+                            ))
+                            .execute(c)
+                            .await?;
+                    }
+                    WriteKind::Revived => {
+                        diesel::update(row)
+                            .set((
+                                task_versions::available.eq(true),
+                                task_versions::last_seen.eq(now),
+                                task_versions::missing_since.eq(None::<i64>),
+                            ))
+                            .execute(c)
+                            .await?;
+                    }
+                    WriteKind::Missing => {
+                        diesel::update(row)
+                            .set((task_versions::available.eq(false), task_versions::missing_since.eq(Some(now))))
+                            .execute(c)
+                            .await?;
+                    }
+                }
+            }
+            for (source, locator) in &changes.origin_deletes {
+                diesel::delete(origins::table.filter(origins::source.eq(source)).filter(origins::locator.eq(locator)))
+                    .execute(c)
+                    .await?;
+            }
+            for chunk in new_origins {
+                c.insert_many(origins::table, chunk).await?;
+            }
+            for row in changes.origin_upserts.iter().filter(|o| !o.is_new) {
+                diesel::update(origins::table.filter(origins::source.eq(&row.source)).filter(origins::locator.eq(&row.locator)))
+                    .set((
+                        origins::fingerprint.eq(&row.origin.fingerprint),
+                        origins::name.eq(&row.origin.name),
+                        origins::version.eq(&row.origin.version),
+                        origins::digest.eq(row.origin.digest.to_string()),
+                        origins::last_seen.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            for ((source, locator), _) in &changes.problem_sets {
+                diesel::delete(problems::table.filter(problems::source.eq(source)).filter(problems::locator.eq(locator)))
+                    .execute(c)
+                    .await?;
+            }
+            for chunk in new_problems {
+                c.insert_many(problems::table, chunk).await?;
+            }
+            for (name, version) in &changes.conflicts_cleared {
+                diesel::delete(conflicts::table.filter(conflicts::name.eq(name)).filter(conflicts::version.eq(version)))
+                    .execute(c)
+                    .await?;
+            }
+            for record in &changes.conflicts {
+                diesel::insert_into(conflicts::table)
+                    .values((
+                        conflicts::name.eq(&record.name),
+                        conflicts::version.eq(&record.version),
+                        conflicts::strategy.eq(&record.strategy),
+                        conflicts::kept_digest.eq(record.kept.map(|d| d.to_string())),
+                        conflicts::detail.eq(record.detail_json()),
+                        conflicts::first_seen.eq(now),
+                        conflicts::last_seen.eq(now),
+                    ))
+                    .on_conflict((conflicts::name, conflicts::version))
+                    .do_update()
+                    .set((
+                        conflicts::strategy.eq(excluded(conflicts::strategy)),
+                        conflicts::kept_digest.eq(excluded(conflicts::kept_digest)),
+                        conflicts::detail.eq(excluded(conflicts::detail)),
+                        conflicts::last_seen.eq(excluded(conflicts::last_seen)),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            let counts = &run.counts;
+            diesel::insert_into(sync_runs::table)
+                .values((
+                    sync_runs::id.eq(&run.id),
+                    sync_runs::started_at.eq(run.started_at),
+                    sync_runs::finished_at.eq(now_millis()),
+                    sync_runs::status.eq(&run.status),
+                    sync_runs::added.eq(count(counts.added)),
+                    sync_runs::updated.eq(count(counts.updated)),
+                    sync_runs::unchanged.eq(count(counts.unchanged)),
+                    sync_runs::missing.eq(count(counts.missing)),
+                    sync_runs::revived.eq(count(counts.revived)),
+                    sync_runs::invalid.eq(count(counts.invalid)),
+                    sync_runs::conflicts.eq(count(counts.conflicts)),
+                    sync_runs::sources.eq(&run.sources_json),
+                ))
+                .execute(c)
+                .await?;
+            Ok::<(), diesel::result::Error>(())
+        })?;
+        Ok(())
+    }
+}

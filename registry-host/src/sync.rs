@@ -1,0 +1,213 @@
+//! The sync driver: one run of the pipeline, top-down.
+//!
+//! scan every source (concurrently) → load the entries whose fingerprint changed (bounded
+//! concurrency, parse and check on the blocking pool so both cores work) → plan against
+//! the store's snapshot → apply in one transaction. Nothing is written when nothing
+//! changed.
+
+use crate::store::{RunRecord, SourceRow, Store, StoreError, now_millis};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use registry_core::{
+    ChangeSet, ConflictStrategy, Entry, LoadOutcome, Problem, ProblemKey, RunCounts, Source, SourceError, SourceScan,
+    check_bundle, entries_to_load, plan,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Loads in flight at once.
+    pub concurrency: usize,
+    /// Show a progress bar (only when a person is watching).
+    pub progress: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SyncOptions { concurrency: cores * 4, progress: false }
+    }
+}
+
+/// How one source fared in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    /// `ok` or `failed`.
+    pub status: &'static str,
+    pub complete: bool,
+    /// Entries the scan found.
+    pub tasks: usize,
+    pub error: Option<String>,
+    pub scan_ms: u64,
+}
+
+/// The outcome of one run, as `taskreg sync` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub counts: RunCounts,
+    /// Whether the run wrote anything (an unchanged resync does not).
+    pub written: bool,
+    /// Entries loaded and parsed in this run.
+    pub loaded: usize,
+    pub sources: Vec<SourceReport>,
+    /// Problems found in this run, with where they are.
+    pub problems: Vec<ReportedProblem>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportedProblem {
+    pub source: String,
+    pub locator: String,
+    #[serde(flatten)]
+    pub problem: Problem,
+}
+
+impl SyncReport {
+    pub fn error_count(&self) -> usize {
+        self.problems.iter().filter(|p| p.problem.is_error()).count()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs one sync of `sources` (in priority order) into `store`.
+pub async fn sync(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let started_at = now_millis();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let snapshot = store.snapshot().await?;
+
+    let scanned = futures::future::join_all(sources.iter().map(|source| async move {
+        let clock = Instant::now();
+        let result = source.scan().await;
+        (result, clock.elapsed())
+    }))
+    .await;
+    let mut reports = Vec::with_capacity(sources.len());
+    let mut scans = Vec::with_capacity(sources.len());
+    for (source, (result, elapsed)) in sources.iter().zip(scanned) {
+        reports.push(source_report(source.as_ref(), &result, elapsed));
+        if let Err(e) = &result {
+            tracing::warn!(source = source.name(), "scan failed, keeping its tasks: {e}");
+        }
+        scans.push(SourceScan { name: source.name().to_owned(), result: result.map_err(|e| e.to_string()) });
+    }
+
+    let progress = if options.progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} loading tasks {pos}/{len} [{elapsed}] {wide_bar}")
+            .expect("static template"),
+    );
+    let mut loaded: HashMap<ProblemKey, LoadOutcome> = HashMap::new();
+    loop {
+        let wanted = entries_to_load(&snapshot.core, &scans, &loaded);
+        if wanted.is_empty() {
+            break;
+        }
+        progress.inc_length(wanted.len() as u64);
+        let outcomes: Vec<(ProblemKey, LoadOutcome)> = futures::stream::iter(wanted)
+            .map(|(index, entry)| {
+                let source = sources[index].as_ref();
+                async move {
+                    let outcome = load_and_check(source, &entry).await;
+                    ((source.name().to_owned(), entry.locator), outcome)
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1))
+            .inspect(|_| progress.inc(1))
+            .collect()
+            .await;
+        loaded.extend(outcomes);
+    }
+    progress.finish_and_clear();
+
+    let changes = plan(&snapshot.core, &scans, &loaded, strategy);
+    let problems = current_problems(&snapshot.core.problems, &scans, &changes);
+    let written = !changes.is_empty();
+    if written {
+        let run = RunRecord {
+            id: run_id.clone(),
+            started_at,
+            status: if reports.iter().all(|r| r.status == "ok") { "ok".into() } else { "partial".into() },
+            counts: changes.counts,
+            sources_json: serde_json::to_string(&reports).unwrap_or_default(),
+        };
+        let rows: Vec<SourceRow> = reports
+            .iter()
+            .map(|r| SourceRow { name: r.name.clone(), kind: r.kind.clone(), location: r.location.clone(), status: r.status.into() })
+            .collect();
+        store.apply(&run, &rows, &changes).await?;
+    }
+    Ok(SyncReport {
+        run_id,
+        counts: changes.counts,
+        written,
+        loaded: loaded.len(),
+        sources: reports,
+        problems,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn source_report(source: &dyn Source, result: &Result<registry_core::Scan, SourceError>, elapsed: Duration) -> SourceReport {
+    SourceReport {
+        name: source.name().to_owned(),
+        kind: source.kind().to_owned(),
+        location: source.location(),
+        status: if result.is_ok() { "ok" } else { "failed" },
+        complete: result.as_ref().is_ok_and(|s| s.complete),
+        tasks: result.as_ref().map_or(0, |s| s.entries.len()),
+        error: result.as_ref().err().map(ToString::to_string),
+        scan_ms: elapsed.as_millis() as u64,
+    }
+}
+
+/// Loads one entry and parses and checks it off the async workers.
+pub async fn load_and_check(source: &dyn Source, entry: &Entry) -> LoadOutcome {
+    match source.load(entry).await {
+        Ok(bundle) => tokio::task::spawn_blocking(move || check_bundle(&bundle))
+            .await
+            .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),
+        Err(SourceError::File { file, reason }) => {
+            LoadOutcome::Broken(vec![Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file)])
+        }
+        Err(other) => LoadOutcome::Broken(vec![Problem::error("task.load_failed", other.to_string())]),
+    }
+}
+
+/// The problems of the scanned sources once this run is applied: the stored ones with
+/// this run's replacements, so a task that stays broken is still reported.
+fn current_problems(
+    stored: &HashMap<ProblemKey, Vec<Problem>>,
+    scans: &[SourceScan],
+    changes: &ChangeSet,
+) -> Vec<ReportedProblem> {
+    let mut current: std::collections::BTreeMap<&ProblemKey, &Vec<Problem>> =
+        stored.iter().filter(|((source, _), _)| scans.iter().any(|s| &s.name == source)).collect();
+    for (key, set) in &changes.problem_sets {
+        current.insert(key, set);
+    }
+    current
+        .into_iter()
+        .flat_map(|((source, locator), set)| {
+            set.iter().map(|p| ReportedProblem { source: source.clone(), locator: locator.clone(), problem: p.clone() })
+        })
+        .collect()
+}
