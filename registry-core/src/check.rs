@@ -4,9 +4,9 @@ use crate::plan::LoadOutcome;
 use crate::problem::Problem;
 use crate::source::Bundle;
 use crate::task::{METADATA_FILE, ParsedTask, parse_bundle};
-use std::sync::Arc;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use uuid::Uuid;
 
 const MAX_NAME_LEN: usize = 128;
@@ -54,9 +54,12 @@ pub fn check_metadata(parsed: &ParsedTask) -> Vec<Problem> {
                     .at_pointer(format!("/{field}")),
             ),
             Some(other) => problems.push(
-                Problem::error("metadata.field_invalid", format!("`{field}` must be a string, found {other}"))
-                    .in_file(METADATA_FILE)
-                    .at_pointer(format!("/{field}")),
+                Problem::error(
+                    "metadata.field_invalid",
+                    format!("`{field}` must be a string, found {other}"),
+                )
+                .in_file(METADATA_FILE)
+                .at_pointer(format!("/{field}")),
             ),
         }
     }
@@ -81,7 +84,10 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err("must start with a letter or a digit");
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return Err("may contain only ASCII letters, digits, `-`, `_` and `.`");
     }
     Ok(())
@@ -111,9 +117,12 @@ pub fn check_cross_task<'a>(
         for name in names.into_iter().filter(|n| *n != owner) {
             rejected.insert(
                 name.to_owned(),
-                Problem::error("metadata.uuid_duplicate", format!("uuid {uuid} already belongs to task `{owner}`"))
-                    .in_file(METADATA_FILE)
-                    .at_pointer("/uuid"),
+                Problem::error(
+                    "metadata.uuid_duplicate",
+                    format!("uuid {uuid} already belongs to task `{owner}`"),
+                )
+                .in_file(METADATA_FILE)
+                .at_pointer("/uuid"),
             );
         }
     }
@@ -138,12 +147,18 @@ mod tests {
     #[test]
     fn names_with_spaces_or_slashes_are_errors() {
         for bad in ["has space", "a/b", "-lead", ""] {
-            let p = parsed(&format!(r#"{{"name":"{bad}","version":"1.0.0","label":"l","description":"d"}}"#), &[]);
+            let p = parsed(
+                &format!(r#"{{"name":"{bad}","version":"1.0.0","label":"l","description":"d"}}"#),
+                &[],
+            );
             let problems = check_metadata(&p);
             assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
             assert_eq!(problems[0].code, "metadata.name_invalid");
         }
-        let good = parsed(r#"{"name":"http.get-v2_x","version":"1.0.0","label":"l","description":"d"}"#, &[]);
+        let good = parsed(
+            r#"{"name":"http.get-v2_x","version":"1.0.0","label":"l","description":"d"}"#,
+            &[],
+        );
         assert!(check_metadata(&good).is_empty());
     }
 
@@ -154,7 +169,11 @@ mod tests {
             &[("tests/a.json", r#"{"input":{}}"#)],
         );
         let problems = check_metadata(&p);
-        assert!(problems.iter().any(|p| p.code == "metadata.field_missing" && !p.is_error()));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.code == "metadata.field_missing" && !p.is_error())
+        );
         let test_problem = problems.iter().find(|p| p.code == "tests.field_missing").unwrap();
         assert!(test_problem.is_error());
         assert_eq!(test_problem.file.as_deref(), Some("tests/a.json"));

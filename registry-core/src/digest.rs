@@ -50,8 +50,7 @@ impl FromStr for Digest {
             .strip_prefix("sha256:")
             .ok_or_else(|| format!("digest `{text}` does not start with `sha256:`"))?;
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex_part, &mut bytes)
-            .map_err(|e| format!("digest `{text}` is not 64 hex digits: {e}"))?;
+        hex::decode_to_slice(hex_part, &mut bytes).map_err(|e| format!("digest `{text}` is not 64 hex digits: {e}"))?;
         Ok(Digest(bytes))
     }
 }

@@ -37,8 +37,8 @@ pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, SourcePriority};
 pub use plan::{
-    ChangeSet, LoadOutcome, OriginRow, ProblemKey, RunCounts, SourceScan, Snapshot, StoredOrigin,
-    StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
+    ChangeSet, LoadOutcome, OriginRow, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion,
+    VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
 };
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};

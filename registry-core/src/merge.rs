@@ -11,20 +11,21 @@ use std::sync::Arc;
 use std::time::SystemTime;
 use uuid::Uuid;
 
-/// One source's offer of one task version.
+/// One source's offer of one task version. Borrows from the run's inputs: a plan builds
+/// one per entry of every scan, so it must not allocate.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// Position of the source in the configuration: 0 is the highest priority.
     pub rank: usize,
-    pub source: String,
-    pub locator: String,
-    pub fingerprint: String,
-    pub name: String,
-    pub version: String,
+    pub source: &'a str,
+    pub locator: &'a str,
+    pub fingerprint: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
     pub digest: Digest,
     pub uuid: Option<Uuid>,
     /// The loaded task, or `None` when the entry was unchanged and is known from the store.
-    pub task: Option<Arc<TaskDefinition>>,
+    pub task: Option<&'a Arc<TaskDefinition>>,
     pub modified: Option<SystemTime>,
 }
 
@@ -43,7 +44,7 @@ pub trait ConflictStrategy: Send + Sync {
     fn name(&self) -> &'static str;
     /// `candidates` are sorted by source rank, highest priority first, and offer at least
     /// two digests between them and `stored`.
-    fn decide(&self, stored: Option<Digest>, candidates: &[&Candidate]) -> ConflictDecision;
+    fn decide(&self, stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision;
 }
 
 /// The default strategy: the order of `[[sources]]` is the priority, and the first source
@@ -56,7 +57,7 @@ impl ConflictStrategy for SourcePriority {
         "source-priority"
     }
 
-    fn decide(&self, _stored: Option<Digest>, candidates: &[&Candidate]) -> ConflictDecision {
+    fn decide(&self, _stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision {
         candidates
             .first()
             .map_or(ConflictDecision::KeepStored, |c| ConflictDecision::Take(c.digest))

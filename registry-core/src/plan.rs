@@ -46,7 +46,8 @@ pub struct StoredOrigin {
 pub struct Snapshot {
     pub versions: HashMap<VersionKey, StoredVersion>,
     pub origins: HashMap<ProblemKey, StoredOrigin>,
-    /// The UUID of every task name ever stored.
+    /// The UUID of every task name ever stored. Needed only when something was loaded (a
+    /// plan with no loads adds no task and claims no UUID), so a store may leave it empty then.
     pub task_uuids: HashMap<String, Uuid>,
     /// Current problems, in the order they were reported.
     pub problems: HashMap<ProblemKey, Vec<Problem>>,
@@ -155,8 +156,15 @@ impl Snapshot {
             let entry = self.versions.get_mut(&write.key);
             match (write.kind, entry) {
                 (WriteKind::Added | WriteKind::Changed, entry) => {
-                    let digest = write.task.as_ref().expect("content for added and changed versions").digest;
-                    let version = StoredVersion { digest, available: true };
+                    let digest = write
+                        .task
+                        .as_ref()
+                        .expect("content for added and changed versions")
+                        .digest;
+                    let version = StoredVersion {
+                        digest,
+                        available: true,
+                    };
                     match entry {
                         Some(existing) => *existing = version,
                         None => {
@@ -186,7 +194,8 @@ impl Snapshot {
             self.conflicts.remove(k);
         }
         for record in &changes.conflicts {
-            self.conflicts.insert(key(&record.name, &record.version), record.detail_json());
+            self.conflicts
+                .insert(key(&record.name, &record.version), record.detail_json());
         }
     }
 }
@@ -195,8 +204,87 @@ fn key(a: &str, b: &str) -> (String, String) {
     (a.to_owned(), b.to_owned())
 }
 
-fn has_error(problems: Option<&Vec<Problem>>) -> bool {
-    problems.is_some_and(|ps| ps.iter().any(Problem::is_error))
+/// A borrowed `(String, String)` key: lookups during a plan allocate nothing.
+type Ref<'a> = (&'a str, &'a str);
+
+fn index<V>(map: &HashMap<(String, String), V>) -> HashMap<Ref<'_>, &V> {
+    map.iter().map(|((a, b), v)| ((a.as_str(), b.as_str()), v)).collect()
+}
+
+/// What one entry offers: from this run's load, or from the store when unchanged.
+struct Offer<'a> {
+    name: &'a str,
+    version: &'a str,
+    digest: Digest,
+    task: Option<&'a Arc<TaskDefinition>>,
+}
+
+fn candidate<'c>(
+    rank: usize,
+    source: &'c str,
+    locator: &'c str,
+    fingerprint: &'c str,
+    offer: &Offer<'c>,
+    modified: Option<SystemTime>,
+) -> Candidate<'c> {
+    Candidate {
+        rank,
+        source,
+        locator,
+        fingerprint,
+        name: offer.name,
+        version: offer.version,
+        digest: offer.digest,
+        uuid: offer.task.map(|t| t.uuid),
+        task: offer.task,
+        modified,
+    }
+}
+
+/// The inputs of a run, indexed once for borrowed lookups.
+struct RunIndex<'a> {
+    stored_origins: HashMap<Ref<'a>, &'a StoredOrigin>,
+    stored_versions: HashMap<Ref<'a>, &'a StoredVersion>,
+    loaded: HashMap<Ref<'a>, &'a LoadOutcome>,
+    /// Version text of each parsed load (`semver::Version` is not text).
+    loaded_versions: HashMap<Ref<'a>, String>,
+}
+
+impl<'a> RunIndex<'a> {
+    fn new(snapshot: &'a Snapshot, loaded: &'a HashMap<ProblemKey, LoadOutcome>) -> Self {
+        let loaded_versions = loaded
+            .iter()
+            .filter_map(|((s, l), o)| match o {
+                LoadOutcome::Parsed { task, .. } => Some(((s.as_str(), l.as_str()), task.version.to_string())),
+                LoadOutcome::Broken(_) => None,
+            })
+            .collect();
+        RunIndex {
+            stored_origins: index(&snapshot.origins),
+            stored_versions: index(&snapshot.versions),
+            loaded: index(loaded),
+            loaded_versions,
+        }
+    }
+
+    fn stored_offer(&self, k: Ref<'_>) -> Option<Offer<'a>> {
+        self.stored_origins.get(&k).map(|o| Offer {
+            name: &o.name,
+            version: &o.version,
+            digest: o.digest,
+            task: None,
+        })
+    }
+
+    /// The offer of a parsed load.
+    fn loaded_offer(&self, k: Ref<'a>, task: &'a Arc<TaskDefinition>) -> Offer<'_> {
+        Offer {
+            name: &task.name,
+            version: &self.loaded_versions[&k],
+            digest: task.digest,
+            task: Some(task),
+        }
+    }
 }
 
 /// The entries to load next, as `(index into scans, entry)`; call again after loading them
@@ -204,18 +292,39 @@ fn has_error(problems: Option<&Vec<Problem>>) -> bool {
 ///
 /// First round: entries whose fingerprint is new or changed, or that had an error (a broken
 /// task is retried until it is fixed). Second round: unloaded entries of versions offered
-/// with different contents, so that the conflict strategy sees every candidate in full.
-pub fn entries_to_load(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashMap<ProblemKey, LoadOutcome>) -> Vec<(usize, Entry)> {
-    let ok_scans = || scans.iter().enumerate().filter_map(|(i, s)| s.result.as_ref().ok().map(|scan| (i, &s.name, scan)));
+/// with different contents, so that the conflict strategy sees every candidate in full. Only
+/// versions touched by this run's loads or already in conflict can be offered with
+/// different contents, so only those are looked at.
+pub fn entries_to_load(
+    snapshot: &Snapshot,
+    scans: &[SourceScan],
+    loaded: &HashMap<ProblemKey, LoadOutcome>,
+) -> Vec<(usize, Entry)> {
+    let run = RunIndex::new(snapshot, loaded);
+    let ok_scans = || {
+        scans
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.result.as_ref().ok().map(|scan| (i, s.name.as_str(), scan)))
+    };
+    let erroneous: HashSet<Ref<'_>> = snapshot
+        .problems
+        .iter()
+        .filter(|(_, ps)| ps.iter().any(Problem::is_error))
+        .map(|((s, l), _)| (s.as_str(), l.as_str()))
+        .collect();
     let mut changed = Vec::new();
     for (i, source, scan) in ok_scans() {
         for entry in &scan.entries {
-            let k = key(source, &entry.locator);
-            if loaded.contains_key(&k) {
+            let k = (source, entry.locator.as_str());
+            if run.loaded.contains_key(&k) {
                 continue;
             }
-            let stale = snapshot.origins.get(&k).is_none_or(|o| o.fingerprint != entry.fingerprint);
-            if stale || has_error(snapshot.problems.get(&k)) {
+            let stale = run
+                .stored_origins
+                .get(&k)
+                .is_none_or(|o| o.fingerprint != entry.fingerprint);
+            if stale || erroneous.contains(&k) {
                 changed.push((i, entry.clone()));
             }
         }
@@ -224,67 +333,88 @@ pub fn entries_to_load(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashM
         return changed;
     }
 
-    let mut groups: HashMap<VersionKey, (HashSet<Digest>, Vec<(usize, &Entry)>)> = HashMap::new();
+    let mut contested: HashMap<Ref<'_>, HashSet<Digest>> = HashMap::new();
+    for (name, version) in snapshot.conflicts.keys() {
+        contested.entry((name.as_str(), version.as_str())).or_default();
+    }
+    for (k, outcome) in &run.loaded {
+        if let LoadOutcome::Parsed { task, .. } = outcome {
+            let offer = run.loaded_offer(*k, task);
+            contested
+                .entry((offer.name, offer.version))
+                .or_default()
+                .insert(offer.digest);
+        }
+    }
+    if contested.is_empty() {
+        return Vec::new();
+    }
+    let mut unloaded_members: Vec<(Ref<'_>, usize, &Entry)> = Vec::new();
     for (i, source, scan) in ok_scans() {
         for entry in &scan.entries {
-            let k = key(source, &entry.locator);
-            let (version, digest, unloaded) = match (loaded.get(&k), snapshot.origins.get(&k)) {
-                (Some(LoadOutcome::Parsed { task, .. }), _) => (key(&task.name, &task.version.to_string()), task.digest, false),
-                (Some(LoadOutcome::Broken(_)), _) | (None, None) => continue,
-                (None, Some(origin)) => (key(&origin.name, &origin.version), origin.digest, true),
-            };
-            let (digests, members) = groups.entry(version).or_default();
-            digests.insert(digest);
-            if unloaded {
-                members.push((i, entry));
+            let k = (source, entry.locator.as_str());
+            if run.loaded.contains_key(&k) {
+                continue;
+            }
+            if let Some(offer) = run.stored_offer(k)
+                && let Some(digests) = contested.get_mut(&(offer.name, offer.version))
+            {
+                digests.insert(offer.digest);
+                unloaded_members.push(((offer.name, offer.version), i, entry));
             }
         }
     }
-    let mut conflicting = Vec::new();
-    for (version, (mut digests, members)) in groups {
-        if let Some(stored) = snapshot.versions.get(&version) {
+    for (version, digests) in &mut contested {
+        if let Some(stored) = run.stored_versions.get(version) {
             digests.insert(stored.digest);
         }
-        if digests.len() > 1 {
-            conflicting.extend(members.into_iter().map(|(i, e)| (i, e.clone())));
-        }
     }
-    conflicting
+    unloaded_members
+        .into_iter()
+        .filter(|(version, _, _)| contested[version].len() > 1)
+        .map(|(_, i, entry)| (i, entry.clone()))
+        .collect()
 }
 
 /// Plans one run: what to write so that the catalogue reflects `scans` and `loaded`.
-pub fn plan(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashMap<ProblemKey, LoadOutcome>, strategy: &dyn ConflictStrategy) -> ChangeSet {
+pub fn plan(
+    snapshot: &Snapshot,
+    scans: &[SourceScan],
+    loaded: &HashMap<ProblemKey, LoadOutcome>,
+    strategy: &dyn ConflictStrategy,
+) -> ChangeSet {
+    let run = RunIndex::new(snapshot, loaded);
     let mut counts = RunCounts::default();
-    let stored_owners: HashMap<Uuid, String> = snapshot.task_uuids.iter().map(|(n, u)| (*u, n.clone())).collect();
-    let claims = loaded.values().filter_map(|o| match o {
-        LoadOutcome::Parsed { task, .. } => Some((task.name.as_str(), task.uuid)),
-        LoadOutcome::Broken(_) => None,
-    });
+    let claims: Vec<(&str, Uuid)> = loaded
+        .values()
+        .filter_map(|o| match o {
+            LoadOutcome::Parsed { task, .. } => Some((task.name.as_str(), task.uuid)),
+            LoadOutcome::Broken(_) => None,
+        })
+        .collect();
+    let claimed: HashSet<Uuid> = claims.iter().map(|(_, u)| *u).collect();
+    let stored_owners: HashMap<Uuid, String> = snapshot
+        .task_uuids
+        .iter()
+        .filter(|(_, u)| claimed.contains(u))
+        .map(|(n, u)| (*u, n.clone()))
+        .collect();
     let rejected = check_cross_task(claims, &stored_owners);
 
-    let mut origins = snapshot.origins.clone();
+    // Origins after this run: the stored ones, less `removed`, with `offered_now` on top.
+    let mut removed: HashSet<Ref<'_>> = HashSet::new();
+    let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
     let mut problem_sets: BTreeMap<ProblemKey, Vec<Problem>> = BTreeMap::new();
-    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
 
     for (rank, scan) in scans.iter().enumerate() {
         let source = scan.name.as_str();
-        let from_store = |locator: &str| {
-            snapshot.origins.get(&key(source, locator)).map(|o| Candidate {
-                rank,
-                source: source.to_owned(),
-                locator: locator.to_owned(),
-                fingerprint: o.fingerprint.clone(),
-                name: o.name.clone(),
-                version: o.version.clone(),
-                digest: o.digest,
-                uuid: None,
-                task: None,
-                modified: None,
-            })
-        };
         let result = match &scan.result {
             Err(message) => {
-                problem_sets.insert(key(source, ""), vec![Problem::error("source.scan_failed", message.clone())]);
+                problem_sets.insert(
+                    key(source, ""),
+                    vec![Problem::error("source.scan_failed", message.clone())],
+                );
                 continue;
             }
             Ok(result) => result,
@@ -296,55 +426,74 @@ pub fn plan(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashMap<ProblemK
                 .or_default()
                 .push(Problem::error("source.unreadable", issue.message.clone()));
         }
-        let mut seen: HashSet<&str> = HashSet::with_capacity(result.entries.len());
         for entry in &result.entries {
-            seen.insert(entry.locator.as_str());
-            let k = key(source, &entry.locator);
-            match loaded.get(&k) {
-                Some(LoadOutcome::Parsed { task, warnings, modified }) => {
+            let k = (source, entry.locator.as_str());
+            let from_store = run.stored_offer(k);
+            let stored_fingerprint = run.stored_origins.get(&k).map(|o| o.fingerprint.as_str());
+            match run.loaded.get(&k) {
+                Some(LoadOutcome::Parsed {
+                    task,
+                    warnings,
+                    modified,
+                }) => {
                     if let Some(problem) = rejected.get(&task.name) {
                         let mut problems = warnings.clone();
                         problems.push(problem.clone());
-                        problem_sets.insert(k, problems);
+                        problem_sets.insert(key(k.0, k.1), problems);
                         counts.invalid += 1;
-                        candidates.extend(from_store(&entry.locator));
+                        if let Some(offer) = &from_store {
+                            candidates.push(candidate(
+                                rank,
+                                source,
+                                &entry.locator,
+                                stored_fingerprint.unwrap_or_default(),
+                                offer,
+                                None,
+                            ));
+                        }
                         continue;
                     }
-                    problem_sets.insert(k.clone(), warnings.clone());
-                    let version = task.version.to_string();
-                    origins.insert(
-                        k,
-                        StoredOrigin {
-                            fingerprint: entry.fingerprint.clone(),
-                            name: task.name.clone(),
-                            version: version.clone(),
-                            digest: task.digest,
-                        },
-                    );
-                    candidates.push(Candidate {
+                    problem_sets.insert(key(k.0, k.1), warnings.clone());
+                    let offer = run.loaded_offer(k, task);
+                    candidates.push(candidate(
                         rank,
-                        source: source.to_owned(),
-                        locator: entry.locator.clone(),
-                        fingerprint: entry.fingerprint.clone(),
-                        name: task.name.clone(),
-                        version,
-                        digest: task.digest,
-                        uuid: Some(task.uuid),
-                        task: Some(task.clone()),
-                        modified: *modified,
-                    });
+                        source,
+                        &entry.locator,
+                        &entry.fingerprint,
+                        &offer,
+                        *modified,
+                    ));
+                    offered_now.insert(k, (&entry.fingerprint, offer));
                 }
                 Some(LoadOutcome::Broken(problems)) => {
-                    problem_sets.insert(k, problems.clone());
+                    problem_sets.insert(key(k.0, k.1), problems.clone());
                     counts.invalid += 1;
                     // The last good version of this task stays offered by its old origin.
-                    candidates.extend(from_store(&entry.locator));
+                    if let Some(offer) = &from_store {
+                        candidates.push(candidate(
+                            rank,
+                            source,
+                            &entry.locator,
+                            stored_fingerprint.unwrap_or_default(),
+                            offer,
+                            None,
+                        ));
+                    }
                 }
-                None => candidates.extend(from_store(&entry.locator)),
+                None => {
+                    if let Some(offer) = &from_store {
+                        candidates.push(candidate(rank, source, &entry.locator, &entry.fingerprint, offer, None));
+                    }
+                }
             }
         }
         if result.complete {
-            origins.retain(|(s, l), _| s != source || seen.contains(l.as_str()));
+            let seen: HashSet<&str> = result.entries.iter().map(|e| e.locator.as_str()).collect();
+            removed.extend(
+                run.stored_origins
+                    .keys()
+                    .filter(|(s, l)| *s == source && !seen.contains(l)),
+            );
             for (s, l) in snapshot.problems.keys() {
                 if s == source && !l.is_empty() && !seen.contains(l.as_str()) {
                     problem_sets.entry(key(s, l)).or_default();
@@ -353,98 +502,174 @@ pub fn plan(snapshot: &Snapshot, scans: &[SourceScan], loaded: &HashMap<ProblemK
         }
     }
 
-    let mut groups: BTreeMap<VersionKey, Vec<&Candidate>> = BTreeMap::new();
+    let mut groups: HashMap<Ref<'_>, Vec<&Candidate<'_>>> = HashMap::new();
     for candidate in &candidates {
-        groups.entry(key(&candidate.name, &candidate.version)).or_default().push(candidate);
+        groups
+            .entry((candidate.name, candidate.version))
+            .or_default()
+            .push(candidate);
     }
     let mut changes = ChangeSet::default();
     let mut new_names: HashSet<&str> = HashSet::new();
-    let mut stored_after: HashSet<VersionKey> = snapshot.versions.keys().cloned().collect();
+    let mut added: HashSet<Ref<'_>> = HashSet::new();
     for (version, mut group) in groups {
-        group.sort_by(|a, b| (a.rank, &a.locator).cmp(&(b.rank, &b.locator)));
-        let stored = snapshot.versions.get(&version);
+        let stored = run.stored_versions.get(&version).copied();
         let stored_digest = stored.map(|s| s.digest);
-        let mut digests: Vec<Digest> = group.iter().map(|c| c.digest).chain(stored_digest).collect();
-        digests.sort_unstable();
-        digests.dedup();
-        let decision = if digests.len() > 1 {
-            strategy.decide(stored_digest, &group)
-        } else {
-            ConflictDecision::Take(group[0].digest)
-        };
+        let agreed =
+            group.iter().all(|c| c.digest == group[0].digest) && stored_digest.is_none_or(|d| d == group[0].digest);
+        if agreed {
+            // The common case, and the whole of an unchanged resync: nothing to decide.
+            if snapshot.conflicts.contains_key(&key(version.0, version.1)) {
+                changes.conflicts_cleared.push(key(version.0, version.1));
+            }
+            match stored {
+                None => {
+                    let Some(task) = group.iter().find_map(|c| c.task) else {
+                        continue;
+                    };
+                    counts.added += 1;
+                    added.insert(version);
+                    if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(version.0) {
+                        changes.new_tasks.push((task.name.clone(), task.uuid));
+                    }
+                    changes.versions.push(VersionWrite {
+                        key: key(version.0, version.1),
+                        kind: WriteKind::Added,
+                        task: Some(task.clone()),
+                    });
+                }
+                Some(s) if !s.available => {
+                    counts.revived += 1;
+                    changes.versions.push(VersionWrite {
+                        key: key(version.0, version.1),
+                        kind: WriteKind::Revived,
+                        task: None,
+                    });
+                }
+                Some(_) => counts.unchanged += 1,
+            }
+            continue;
+        }
+
+        group.sort_by(|a, b| (a.rank, a.locator).cmp(&(b.rank, b.locator)));
+        counts.conflicts += 1;
+        let decision = strategy.decide(stored_digest, &group);
         let new_content = match decision {
             ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
-                group.iter().find(|c| c.digest == digest).and_then(|c| c.task.clone())
+                group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
             }
             _ => None,
         };
-        let kept = new_content.as_ref().map(|t| t.digest).or(stored_digest);
-        if digests.len() > 1 {
-            counts.conflicts += 1;
-            let record = ConflictRecord {
-                name: version.0.clone(),
-                version: version.1.clone(),
-                strategy: strategy.name().to_owned(),
-                stored: stored_digest,
-                offers: group.iter().map(|c| (c.source.clone(), c.locator.clone(), c.digest)).collect(),
-                kept,
-            };
-            if snapshot.conflicts.get(&version) != Some(&record.detail_json()) {
-                changes.conflicts.push(record);
-            }
-        } else if snapshot.conflicts.contains_key(&version) {
-            changes.conflicts_cleared.push(version.clone());
+        let record = ConflictRecord {
+            name: version.0.to_owned(),
+            version: version.1.to_owned(),
+            strategy: strategy.name().to_owned(),
+            stored: stored_digest,
+            offers: group
+                .iter()
+                .map(|c| (c.source.to_owned(), c.locator.to_owned(), c.digest))
+                .collect(),
+            kept: new_content.map(|t| t.digest).or(stored_digest),
+        };
+        if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail_json()) {
+            changes.conflicts.push(record);
         }
         match (stored, new_content) {
             (None, Some(task)) => {
                 counts.added += 1;
-                if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(group[0].name.as_str()) {
+                added.insert(version);
+                if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(version.0) {
                     changes.new_tasks.push((task.name.clone(), task.uuid));
                 }
-                stored_after.insert(version.clone());
-                changes.versions.push(VersionWrite { key: version, kind: WriteKind::Added, task: Some(task) });
+                changes.versions.push(VersionWrite {
+                    key: key(version.0, version.1),
+                    kind: WriteKind::Added,
+                    task: Some(task.clone()),
+                });
             }
             // Nothing stored and the strategy took nothing: the version is not added.
             (None, None) => {}
             (Some(_), Some(task)) => {
                 counts.updated += 1;
-                changes.versions.push(VersionWrite { key: version, kind: WriteKind::Changed, task: Some(task) });
+                changes.versions.push(VersionWrite {
+                    key: key(version.0, version.1),
+                    kind: WriteKind::Changed,
+                    task: Some(task.clone()),
+                });
             }
             (Some(s), None) if !s.available => {
                 counts.revived += 1;
-                changes.versions.push(VersionWrite { key: version, kind: WriteKind::Revived, task: None });
+                changes.versions.push(VersionWrite {
+                    key: key(version.0, version.1),
+                    kind: WriteKind::Revived,
+                    task: None,
+                });
             }
             (Some(_), None) => counts.unchanged += 1,
         }
     }
 
     // An origin may only point at a version that exists after this run.
-    origins.retain(|_, o| stored_after.contains(&(o.name.clone(), o.version.clone())));
-    let offered: HashSet<(&str, &str)> = origins.values().map(|o| (o.name.as_str(), o.version.as_str())).collect();
-    let mut missing: Vec<&VersionKey> = snapshot
-        .versions
-        .iter()
-        .filter(|(k, v)| v.available && !offered.contains(&(k.0.as_str(), k.1.as_str())))
-        .map(|(k, _)| k)
-        .collect();
-    missing.sort();
-    for version in missing {
-        counts.missing += 1;
-        changes.versions.push(VersionWrite { key: version.clone(), kind: WriteKind::Missing, task: None });
+    let exists = |name: &str, version: &str| {
+        run.stored_versions.contains_key(&(name, version)) || added.contains(&(name, version))
+    };
+    let mut offered: HashSet<Ref<'_>> = HashSet::with_capacity(run.stored_origins.len());
+    for (k, origin) in &run.stored_origins {
+        if !removed.contains(k) && !offered_now.contains_key(k) {
+            offered.insert((&origin.name, &origin.version));
+        }
     }
+    for (k, (fingerprint, offer)) in &offered_now {
+        let stored = run.stored_origins.get(k);
+        if !exists(offer.name, offer.version) {
+            if stored.is_some() {
+                changes.origin_deletes.push(key(k.0, k.1));
+            }
+            continue;
+        }
+        offered.insert((offer.name, offer.version));
+        let origin = StoredOrigin {
+            fingerprint: (*fingerprint).to_owned(),
+            name: offer.name.to_owned(),
+            version: offer.version.to_owned(),
+            digest: offer.digest,
+        };
+        if stored.is_none_or(|s| **s != origin) {
+            changes.origin_upserts.push(OriginRow {
+                source: k.0.to_owned(),
+                locator: k.1.to_owned(),
+                origin,
+                is_new: stored.is_none(),
+            });
+        }
+    }
+    changes.origin_deletes.extend(
+        removed
+            .iter()
+            .filter(|k| !offered_now.contains_key(*k))
+            .map(|k| key(k.0, k.1)),
+    );
+    changes.origin_deletes.sort();
+    changes
+        .origin_upserts
+        .sort_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
 
-    let mut deletes: Vec<ProblemKey> = snapshot.origins.keys().filter(|k| !origins.contains_key(*k)).cloned().collect();
-    deletes.sort();
-    changes.origin_deletes = deletes;
-    let mut upserts: Vec<OriginRow> = origins
-        .into_iter()
-        .filter_map(|(k, o)| match snapshot.origins.get(&k) {
-            Some(old) if *old == o => None,
-            old => Some(OriginRow { is_new: old.is_none(), source: k.0, locator: k.1, origin: o }),
-        })
-        .collect();
-    upserts.sort_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
-    changes.origin_upserts = upserts;
+    for (k, stored) in &run.stored_versions {
+        if stored.available && !offered.contains(k) {
+            counts.missing += 1;
+            changes.versions.push(VersionWrite {
+                key: key(k.0, k.1),
+                kind: WriteKind::Missing,
+                task: None,
+            });
+        }
+    }
+    changes.versions.sort_by(|a, b| a.key.cmp(&b.key));
+    changes.new_tasks.sort();
+    changes
+        .conflicts
+        .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    changes.conflicts_cleared.sort();
 
     changes.problem_sets = problem_sets
         .into_iter()

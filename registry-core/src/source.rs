@@ -120,7 +120,5 @@ pub fn kinds() -> Vec<&'static SourceKind> {
 
 /// The built-in kind called `name`.
 pub fn find_kind(name: &str) -> Option<&'static SourceKind> {
-    inventory::iter::<SourceKind>
-        .into_iter()
-        .find(|k| k.name == name)
+    inventory::iter::<SourceKind>.into_iter().find(|k| k.name == name)
 }

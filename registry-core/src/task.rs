@@ -41,9 +41,9 @@ pub const TASK_UUID_NAMESPACE: Uuid = Uuid::from_u128(0x7a5c_2f1e_9b3d_4c8a_a6e0
 pub fn is_task_file(path: &str) -> bool {
     match path {
         METADATA_FILE | SCRIPT_FILE | INPUT_SCHEMA_FILE | OUTPUT_SCHEMA_FILE => true,
-        _ => path.strip_prefix("tests/").is_some_and(|rest| {
-            rest.ends_with(".json") && !rest.contains('/') && !rest.starts_with('.')
-        }),
+        _ => path
+            .strip_prefix("tests/")
+            .is_some_and(|rest| rest.ends_with(".json") && !rest.contains('/') && !rest.starts_with('.')),
     }
 }
 
@@ -250,22 +250,40 @@ struct Identity {
 }
 
 /// Name, version and UUID: what a task cannot be stored without.
-fn identity_from_metadata(metadata: &Value, folder_name: Option<&str>, problems: &mut Vec<Problem>) -> Option<Identity> {
-    let at = |code: &str, pointer: &str, message: String| Problem::error(code, message).in_file(METADATA_FILE).at_pointer(pointer);
+fn identity_from_metadata(
+    metadata: &Value,
+    folder_name: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> Option<Identity> {
+    let at = |code: &str, pointer: &str, message: String| {
+        Problem::error(code, message).in_file(METADATA_FILE).at_pointer(pointer)
+    };
     let Some(object) = metadata.as_object() else {
-        problems.push(at("metadata.not_object", "", "metadata.json must be a JSON object".into()));
+        problems.push(at(
+            "metadata.not_object",
+            "",
+            "metadata.json must be a JSON object".into(),
+        ));
         return None;
     };
     let (name, legacy_name) = match object.get("name") {
         Some(Value::String(name)) => (Some(name.clone()), false),
         Some(other) => {
-            problems.push(at("metadata.name_invalid", "/name", format!("`name` must be a string, found {other}")));
+            problems.push(at(
+                "metadata.name_invalid",
+                "/name",
+                format!("`name` must be a string, found {other}"),
+            ));
             (None, false)
         }
         None => match folder_name {
             Some(folder) => (Some(folder.to_owned()), true),
             None => {
-                problems.push(at("metadata.name_missing", "/name", "`name` is missing and there is no folder name to use".into()));
+                problems.push(at(
+                    "metadata.name_missing",
+                    "/name",
+                    "`name` is missing and there is no folder name to use".into(),
+                ));
                 (None, false)
             }
         },
@@ -274,16 +292,28 @@ fn identity_from_metadata(metadata: &Value, folder_name: Option<&str>, problems:
         Some(Value::String(text)) => match semver::Version::parse(text.trim()) {
             Ok(version) => Some(version),
             Err(e) => {
-                problems.push(at("metadata.version_not_semver", "/version", format!("version `{text}` is not semver: {e}")));
+                problems.push(at(
+                    "metadata.version_not_semver",
+                    "/version",
+                    format!("version `{text}` is not semver: {e}"),
+                ));
                 None
             }
         },
         Some(other) => {
-            problems.push(at("metadata.version_not_semver", "/version", format!("`version` must be a semver string, found {other}")));
+            problems.push(at(
+                "metadata.version_not_semver",
+                "/version",
+                format!("`version` must be a semver string, found {other}"),
+            ));
             None
         }
         None => {
-            problems.push(at("metadata.version_missing", "/version", "`version` is missing".into()));
+            problems.push(at(
+                "metadata.version_missing",
+                "/version",
+                "`version` is missing".into(),
+            ));
             None
         }
     };
@@ -291,15 +321,25 @@ fn identity_from_metadata(metadata: &Value, folder_name: Option<&str>, problems:
         Some(Value::String(text)) => match Uuid::parse_str(text) {
             Ok(uuid) => Some(uuid),
             Err(e) => {
-                problems.push(at("metadata.uuid_invalid", "/uuid", format!("`uuid` `{text}` is not a UUID: {e}")));
+                problems.push(at(
+                    "metadata.uuid_invalid",
+                    "/uuid",
+                    format!("`uuid` `{text}` is not a UUID: {e}"),
+                ));
                 None
             }
         },
         Some(other) => {
-            problems.push(at("metadata.uuid_invalid", "/uuid", format!("`uuid` must be a string, found {other}")));
+            problems.push(at(
+                "metadata.uuid_invalid",
+                "/uuid",
+                format!("`uuid` must be a string, found {other}"),
+            ));
             None
         }
-        None => name.as_deref().map(|n| Uuid::new_v5(&TASK_UUID_NAMESPACE, n.as_bytes())),
+        None => name
+            .as_deref()
+            .map(|n| Uuid::new_v5(&TASK_UUID_NAMESPACE, n.as_bytes())),
     };
     Some(Identity {
         name: name?,
@@ -330,9 +370,15 @@ mod tests {
         ]))
         .unwrap();
         let b = parse_bundle(&bundle(&[
-            ("metadata.json", "\u{feff}{\n  \"label\": \"T\",\n  \"version\": \"1.0.0\",\n  \"name\": \"t\"\n}\n"),
+            (
+                "metadata.json",
+                "\u{feff}{\n  \"label\": \"T\",\n  \"version\": \"1.0.0\",\n  \"name\": \"t\"\n}\n",
+            ),
             ("main.js", SCRIPT),
-            ("tests/one.json", "{ \"expected_output\": { \"b\": 2 }, \"input\": { \"a\": 1 } }"),
+            (
+                "tests/one.json",
+                "{ \"expected_output\": { \"b\": 2 }, \"input\": { \"a\": 1 } }",
+            ),
         ]))
         .unwrap();
         assert_eq!(a.task.digest, b.task.digest);
@@ -341,7 +387,10 @@ mod tests {
 
     #[test]
     fn digest_changes_with_script_and_ignores_files_outside_the_format() {
-        let base = [("metadata.json", r#"{"name":"t","version":"1.0.0"}"#), ("main.js", SCRIPT)];
+        let base = [
+            ("metadata.json", r#"{"name":"t","version":"1.0.0"}"#),
+            ("main.js", SCRIPT),
+        ];
         let a = parse_bundle(&bundle(&base)).unwrap();
         let mut with_readme = base.to_vec();
         with_readme.push(("README.md", "notes"));
@@ -353,7 +402,10 @@ mod tests {
     #[test]
     fn legacy_metadata_takes_the_folder_name_with_a_warning_and_a_stable_uuid() {
         let parsed = parse_bundle(&bundle(&[
-            ("metadata.json", r#"{"version":"0.2.0","label":"Old","description":"old style"}"#),
+            (
+                "metadata.json",
+                r#"{"version":"0.2.0","label":"Old","description":"old style"}"#,
+            ),
             ("main.js", SCRIPT),
         ]))
         .unwrap();
@@ -374,7 +426,10 @@ mod tests {
         ]))
         .unwrap_err();
         let codes: Vec<(&str, Option<&str>)> = problems.iter().map(|p| (p.code.as_str(), p.file.as_deref())).collect();
-        assert!(codes.contains(&("metadata.version_not_semver", Some("metadata.json"))), "{codes:?}");
+        assert!(
+            codes.contains(&("metadata.version_not_semver", Some("metadata.json"))),
+            "{codes:?}"
+        );
         assert!(codes.contains(&("file.not_utf8", Some("main.js"))), "{codes:?}");
         assert!(codes.contains(&("json.invalid", Some("tests/bad.json"))), "{codes:?}");
     }
@@ -388,10 +443,22 @@ mod tests {
 
     #[test]
     fn task_files_are_the_format_files_only() {
-        for yes in ["metadata.json", "main.js", "input.schema.json", "output.schema.json", "tests/a.json"] {
+        for yes in [
+            "metadata.json",
+            "main.js",
+            "input.schema.json",
+            "output.schema.json",
+            "tests/a.json",
+        ] {
             assert!(is_task_file(yes), "{yes}");
         }
-        for no in ["README.md", "tests/a.txt", "tests/sub/a.json", "tests/.hidden.json", "lib/util.js"] {
+        for no in [
+            "README.md",
+            "tests/a.txt",
+            "tests/sub/a.json",
+            "tests/.hidden.json",
+            "lib/util.js",
+        ] {
             assert!(!is_task_file(no), "{no}");
         }
     }

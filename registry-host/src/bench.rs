@@ -36,7 +36,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the taskreg binary")?;
 
     time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)))?; // warm the page cache
-    let tar = median(runs, || time_command(Command::new("sh").arg("-c").arg(tar_command(&tree))))?;
+    let tar = median(runs, || {
+        time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)))
+    })?;
     let cold = median(runs, || {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
@@ -49,14 +51,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let ratio = |d: Duration| d.as_secs_f64() / tar.as_secs_f64();
     println!("taskreg bench: {} tasks, median of {runs} runs", args.tasks);
     println!("  tar -cf - DIR | cat     {:>9.1} ms", ms(tar));
-    println!("  cold sync (SQLite)      {:>9.1} ms   {:.2}x tar   (target ≤ 2x)", ms(cold), ratio(cold));
-    println!("  no-change resync        {:>9.1} ms   {:.2}x tar   (target ≤ 0.3x)", ms(resync), ratio(resync));
-    println!("  peak memory (RSS)       {:>9.1} MB              (target < 150 MB)", peak_rss as f64 / 1e6);
+    println!(
+        "  cold sync (SQLite)      {:>9.1} ms   {:.2}x tar   (target ≤ 2x)",
+        ms(cold),
+        ratio(cold)
+    );
+    println!(
+        "  no-change resync        {:>9.1} ms   {:.2}x tar   (target ≤ 0.3x)",
+        ms(resync),
+        ratio(resync)
+    );
+    println!(
+        "  peak memory (RSS)       {:>9.1} MB              (target < 150 MB)",
+        peak_rss as f64 / 1e6
+    );
     Ok(())
 }
 
 fn tar_command(tree: &Path) -> String {
-    format!("tar -cf - '{}' | cat >/dev/null", tree.display())
+    format!("tar -C '{}' -cf - . | cat >/dev/null", tree.display())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -20,7 +20,11 @@ const DEFAULT_DATABASE: &str = "sqlite://taskreg.db";
 const DEFAULT_CONFIG: &str = "taskreg.toml";
 
 #[derive(Debug, Parser)]
-#[command(name = "taskreg", version, about = "A registry of Ratchet JavaScript tasks: find, check and catalogue them")]
+#[command(
+    name = "taskreg",
+    version,
+    about = "A registry of Ratchet JavaScript tasks: find, check and catalogue them"
+)]
 pub struct Cli {
     /// Database URL: sqlite://PATH (default ./taskreg.db) or postgres://USER@HOST/DB.
     #[arg(long, env = "TASKREG_DATABASE_URL", global = true)]
@@ -97,7 +101,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TASKREG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -110,7 +117,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let url = database_url(cli.database.as_deref(), &config)?;
     let mut store = Store::open(&url).await?;
     match cli.command {
-        Command::Sync { paths, strict, concurrency } => {
+        Command::Sync {
+            paths,
+            strict,
+            concurrency,
+        } => {
             let specs: Vec<SourceSpec> = if paths.is_empty() {
                 config.source_specs()
             } else {
@@ -133,7 +144,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_sync_report(&report);
             }
-            Ok(if strict && report.error_count() > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if strict && report.error_count() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::List { all } => {
             let versions = store.list_versions(all).await?;
@@ -146,7 +161,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for v in &versions {
                     let state = if v.available { "" } else { "  (unavailable)" };
                     let short = v.digest.get(..19).unwrap_or(&v.digest);
-                    println!("{:width$}  {:10}  {short}  {}{state}", v.name, v.version, v.sources.join(", "));
+                    println!(
+                        "{:width$}  {:10}  {short}  {}{state}",
+                        v.name,
+                        v.version,
+                        v.sources.join(", ")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -157,7 +177,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => (task.as_str(), None),
             };
             let Some((stored, origins)) = store.show(name, version).await? else {
-                let what = version.map_or(format!("no available version of task `{name}`"), |v| format!("no task `{name}@{v}`"));
+                let what = version.map_or(format!("no available version of task `{name}`"), |v| {
+                    format!("no task `{name}@{v}`")
+                });
                 eprintln!("error: {what}");
                 return Ok(ExitCode::from(1));
             };
@@ -227,7 +249,11 @@ fn print_sync_report(report: &SyncReport) {
                 "  source {}: {} task(s){}",
                 source.name,
                 source.tasks,
-                if source.complete { "" } else { " (partial scan: nothing removed)" }
+                if source.complete {
+                    ""
+                } else {
+                    " (partial scan: nothing removed)"
+                }
             ),
         }
     }
@@ -238,7 +264,11 @@ fn print_sync_report(report: &SyncReport) {
 
 /// `source:locator/file#pointer`, the way a stored problem is located for people.
 fn location(source: &str, locator: &str, problem: &Problem) -> String {
-    let folder = if locator.is_empty() { source.to_owned() } else { format!("{source}:{locator}") };
+    let folder = if locator.is_empty() {
+        source.to_owned()
+    } else {
+        format!("{source}:{locator}")
+    };
     within(folder, problem)
 }
 
@@ -256,7 +286,10 @@ fn within(mut at: String, problem: &Problem) -> String {
 }
 
 fn print_problem(problem: &Problem, at: &str) {
-    println!("{}[{}]: {}\n  --> {at}", problem.severity, problem.code, problem.message);
+    println!(
+        "{}[{}]: {}\n  --> {at}",
+        problem.severity, problem.code, problem.message
+    );
 }
 
 fn problem_row_json(row: &ProblemRow) -> Value {
@@ -300,12 +333,21 @@ fn print_task(task: &StoredTask, origins: &[crate::store::OriginRef]) {
     let metadata: Value = serde_json::from_str(&task.metadata).unwrap_or(Value::Null);
     let text = |key: &str| metadata.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
     let tests: Vec<Value> = serde_json::from_str(&task.tests).unwrap_or_default();
-    println!("{} {}{}", task.name, task.version, if task.available { "" } else { " (unavailable)" });
+    println!(
+        "{} {}{}",
+        task.name,
+        task.version,
+        if task.available { "" } else { " (unavailable)" }
+    );
     println!("  label:       {}", text("label"));
     println!("  description: {}", text("description"));
     println!("  uuid:        {}", task.uuid);
     println!("  digest:      {}", task.digest);
-    println!("  schemas:     input {}, output {}", yes_no(&task.input_schema), yes_no(&task.output_schema));
+    println!(
+        "  schemas:     input {}, output {}",
+        yes_no(&task.input_schema),
+        yes_no(&task.output_schema)
+    );
     println!("  tests:       {}", tests.len());
     for origin in origins {
         println!("  source:      {} ({})", origin.source, origin.locator);
@@ -330,7 +372,11 @@ async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCo
             Ok(scan) => scan,
             Err(e) => {
                 invalid += 1;
-                findings.push((shown, String::new(), Problem::error("source.scan_failed", e.to_string())));
+                findings.push((
+                    shown,
+                    String::new(),
+                    Problem::error("source.scan_failed", e.to_string()),
+                ));
                 continue;
             }
         };
@@ -368,12 +414,20 @@ async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCo
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         for (path, locator, problem) in &findings {
-            let folder = if locator.is_empty() || locator == "." { path.clone() } else { format!("{path}/{locator}") };
+            let folder = if locator.is_empty() || locator == "." {
+                path.clone()
+            } else {
+                format!("{path}/{locator}")
+            };
             let at = within(folder, problem);
             print_problem(problem, &at);
         }
         let warnings = findings.len() - errors;
         println!("{valid} valid task(s), {invalid} invalid; {errors} error(s), {warnings} warning(s)");
     }
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -51,7 +51,10 @@ impl Config {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
-        let invalid = |reason: String| ConfigError::Invalid { path: path.to_owned(), reason };
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
         let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
         let mut names = HashSet::new();
         for source in &config.sources {
@@ -118,7 +121,9 @@ mod tests {
 
     #[test]
     fn duplicate_source_names_and_unknown_keys_are_refused_with_the_file_named() {
-        let (_dir, path) = write("[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n");
+        let (_dir, path) = write(
+            "[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n[[sources]]\nname = \"a\"\ntype = \"filesystem\"\n",
+        );
         let error = Config::load(&path).unwrap_err().to_string();
         assert!(error.contains("named `a`") && error.contains("taskreg.toml"), "{error}");
         let (_dir, path) = write("databse = \"sqlite://x.db\"\n");

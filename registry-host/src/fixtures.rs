@@ -62,7 +62,10 @@ pub fn write_named_task(dir: &Path, name: &str, version: &str, seed: usize) -> i
     for (case, (a, b)) in [(1, 2), (10, 20)].into_iter().enumerate() {
         fs::write(
             dir.join(format!("tests/test-{:03}.json", case + 1)),
-            format!(r#"{{ "input": {{ "a": {a}, "b": {b} }}, "expected_output": {{ "sum": {} }} }}"#, a + b + seed),
+            format!(
+                r#"{{ "input": {{ "a": {a}, "b": {b} }}, "expected_output": {{ "sum": {} }} }}"#,
+                a + b + seed
+            ),
         )?;
     }
     Ok(())

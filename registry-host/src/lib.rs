@@ -46,7 +46,11 @@ pub fn build_sources(specs: &[SourceSpec]) -> Result<Vec<Box<dyn Source>>, Build
             let kind = registry_core::find_kind(&spec.kind).ok_or_else(|| CoreError::UnknownSourceKind {
                 source_name: spec.name.clone(),
                 kind: spec.kind.clone(),
-                known: registry_core::kinds().iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+                known: registry_core::kinds()
+                    .iter()
+                    .map(|k| k.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
             Ok((kind.build)(spec)?)
         })

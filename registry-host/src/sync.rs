@@ -27,7 +27,10 @@ pub struct SyncOptions {
 impl Default for SyncOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        SyncOptions { concurrency: cores * 4, progress: false }
+        SyncOptions {
+            concurrency: cores * 4,
+            progress: false,
+        }
     }
 }
 
@@ -92,14 +95,19 @@ pub async fn sync(
     let started = Instant::now();
     let started_at = now_millis();
     let run_id = uuid::Uuid::now_v7().to_string();
-    let snapshot = store.snapshot().await?;
-
-    let scanned = futures::future::join_all(sources.iter().map(|source| async move {
+    // The snapshot is read while the sources are scanned: neither needs the other.
+    let scanning = futures::future::join_all(sources.iter().map(|source| async move {
         let clock = Instant::now();
         let result = source.scan().await;
         (result, clock.elapsed())
-    }))
-    .await;
+    }));
+    let (snapshot, scanned) = futures::future::join(store.snapshot(), scanning).await;
+    let mut snapshot = snapshot?;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "read the catalogue and scanned {} source(s)",
+        sources.len()
+    );
     let mut reports = Vec::with_capacity(sources.len());
     let mut scans = Vec::with_capacity(sources.len());
     for (source, (result, elapsed)) in sources.iter().zip(scanned) {
@@ -107,10 +115,17 @@ pub async fn sync(
         if let Err(e) = &result {
             tracing::warn!(source = source.name(), "scan failed, keeping its tasks: {e}");
         }
-        scans.push(SourceScan { name: source.name().to_owned(), result: result.map_err(|e| e.to_string()) });
+        scans.push(SourceScan {
+            name: source.name().to_owned(),
+            result: result.map_err(|e| e.to_string()),
+        });
     }
 
-    let progress = if options.progress { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let progress = if options.progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
     progress.set_style(
         ProgressStyle::with_template("{spinner} loading tasks {pos}/{len} [{elapsed}] {wide_bar}")
             .expect("static template"),
@@ -138,22 +153,41 @@ pub async fn sync(
     }
     progress.finish_and_clear();
 
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "loaded {} task(s)",
+        loaded.len()
+    );
+    if !loaded.is_empty() {
+        snapshot.core.task_uuids = store.task_uuids().await?;
+    }
     let changes = plan(&snapshot.core, &scans, &loaded, strategy);
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     let problems = current_problems(&snapshot.core.problems, &scans, &changes);
     let written = !changes.is_empty();
     if written {
         let run = RunRecord {
             id: run_id.clone(),
             started_at,
-            status: if reports.iter().all(|r| r.status == "ok") { "ok".into() } else { "partial".into() },
+            status: if reports.iter().all(|r| r.status == "ok") {
+                "ok".into()
+            } else {
+                "partial".into()
+            },
             counts: changes.counts,
             sources_json: serde_json::to_string(&reports).unwrap_or_default(),
         };
         let rows: Vec<SourceRow> = reports
             .iter()
-            .map(|r| SourceRow { name: r.name.clone(), kind: r.kind.clone(), location: r.location.clone(), status: r.status.into() })
+            .map(|r| SourceRow {
+                name: r.name.clone(),
+                kind: r.kind.clone(),
+                location: r.location.clone(),
+                status: r.status.into(),
+            })
             .collect();
         store.apply(&run, &rows, &changes).await?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "applied");
     }
     Ok(SyncReport {
         run_id,
@@ -166,7 +200,11 @@ pub async fn sync(
     })
 }
 
-fn source_report(source: &dyn Source, result: &Result<registry_core::Scan, SourceError>, elapsed: Duration) -> SourceReport {
+fn source_report(
+    source: &dyn Source,
+    result: &Result<registry_core::Scan, SourceError>,
+    elapsed: Duration,
+) -> SourceReport {
     SourceReport {
         name: source.name().to_owned(),
         kind: source.kind().to_owned(),
@@ -185,9 +223,9 @@ pub async fn load_and_check(source: &dyn Source, entry: &Entry) -> LoadOutcome {
         Ok(bundle) => tokio::task::spawn_blocking(move || check_bundle(&bundle))
             .await
             .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),
-        Err(SourceError::File { file, reason }) => {
-            LoadOutcome::Broken(vec![Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file)])
-        }
+        Err(SourceError::File { file, reason }) => LoadOutcome::Broken(vec![
+            Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file),
+        ]),
         Err(other) => LoadOutcome::Broken(vec![Problem::error("task.load_failed", other.to_string())]),
     }
 }
@@ -199,15 +237,21 @@ fn current_problems(
     scans: &[SourceScan],
     changes: &ChangeSet,
 ) -> Vec<ReportedProblem> {
-    let mut current: std::collections::BTreeMap<&ProblemKey, &Vec<Problem>> =
-        stored.iter().filter(|((source, _), _)| scans.iter().any(|s| &s.name == source)).collect();
+    let mut current: std::collections::BTreeMap<&ProblemKey, &Vec<Problem>> = stored
+        .iter()
+        .filter(|((source, _), _)| scans.iter().any(|s| &s.name == source))
+        .collect();
     for (key, set) in &changes.problem_sets {
         current.insert(key, set);
     }
     current
         .into_iter()
         .flat_map(|((source, locator), set)| {
-            set.iter().map(|p| ReportedProblem { source: source.clone(), locator: locator.clone(), problem: p.clone() })
+            set.iter().map(|p| ReportedProblem {
+                source: source.clone(),
+                locator: locator.clone(),
+                problem: p.clone(),
+            })
         })
         .collect()
 }

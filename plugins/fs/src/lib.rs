@@ -36,17 +36,24 @@
 //! ```
 
 use async_trait::async_trait;
-use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files};
+use rayon::prelude::*;
+use registry_core::{
+    Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files,
+};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use walkdir::WalkDir;
 
-const TOP_LEVEL_FILES: [&str; 4] = [task_files::METADATA, task_files::SCRIPT, task_files::INPUT_SCHEMA, task_files::OUTPUT_SCHEMA];
+const TOP_LEVEL_FILES: [&str; 4] = [
+    task_files::METADATA,
+    task_files::SCRIPT,
+    task_files::INPUT_SCHEMA,
+    task_files::OUTPUT_SCHEMA,
+];
 
 inventory::submit! {
     SourceKind {
@@ -136,53 +143,120 @@ impl FsSource {
         if !meta.is_dir() {
             return Err(self.unavailable("not a directory"));
         }
-        // Listing the root proves it is readable; an unreadable root must fail the scan.
-        fs::read_dir(root).map_err(|e| self.unavailable(e))?;
-
+        // The root's own listing must succeed: an unreadable root fails the scan.
+        let listing = list(root).map_err(|e| self.unavailable(e))?;
+        let found = visit(root, root, listing);
         let mut scan = Scan {
-            complete: true,
-            ..Scan::default()
+            complete: found.issues.is_empty(),
+            entries: found.entries,
+            issues: found.issues,
         };
-        let mut walker = WalkDir::new(root)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| e.depth() == 0 || (e.file_type().is_dir() && !is_skipped_dir(e.file_name())));
-        while let Some(item) = walker.next() {
-            let dir = match item {
-                Ok(dir) => dir,
-                Err(e) => {
-                    let locator = e.path().map(|p| locator_of(root, p)).unwrap_or_default();
-                    scan.complete = false;
-                    scan.issues.push(ScanIssue {
-                        locator,
-                        message: format!("cannot read folder: {}", e.io_error().map_or(e.to_string(), ToString::to_string)),
-                    });
-                    continue;
-                }
-            };
-            let path = dir.path();
-            if !path.join(task_files::METADATA).is_file() {
-                continue;
-            }
-            if dir.depth() > 0 {
-                walker.skip_current_dir();
-            }
-            scan.entries.push(Entry {
-                locator: locator_of(root, path),
-                fingerprint: fingerprint(path),
-            });
-            if dir.depth() == 0 {
-                // The root itself is a task: nothing below it is another task.
-                break;
-            }
-        }
+        scan.entries.sort_unstable_by(|a, b| a.locator.cmp(&b.locator));
         Ok(scan)
     }
 }
 
-fn is_skipped_dir(name: &std::ffi::OsStr) -> bool {
-    let name = name.to_string_lossy();
+/// What a walk below one folder found.
+#[derive(Default)]
+struct Found {
+    entries: Vec<Entry>,
+    issues: Vec<ScanIssue>,
+}
+
+impl Found {
+    fn merge(mut self, mut other: Found) -> Found {
+        self.entries.append(&mut other.entries);
+        self.issues.append(&mut other.issues);
+        self
+    }
+}
+
+/// One child of a folder, from a single directory listing. `DirEntry::metadata` stats
+/// relative to the open folder, which is markedly cheaper than a stat by full path.
+struct Child {
+    name: String,
+    kind: ChildKind,
+    entry: fs::DirEntry,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChildKind {
+    Dir,
+    File,
+    Symlink,
+    Other,
+}
+
+impl Child {
+    fn path(&self) -> PathBuf {
+        self.entry.path()
+    }
+
+    /// Size and mtime of the file, following a symlink.
+    fn file_metadata(&self) -> io::Result<fs::Metadata> {
+        match self.kind {
+            ChildKind::Symlink => fs::metadata(self.path()),
+            _ => self.entry.metadata(),
+        }
+    }
+}
+
+fn list(dir: &Path) -> io::Result<Vec<Child>> {
+    let mut children = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let entry = item?;
+        let kind = match entry.file_type()? {
+            t if t.is_dir() => ChildKind::Dir,
+            t if t.is_file() => ChildKind::File,
+            t if t.is_symlink() => ChildKind::Symlink,
+            _ => ChildKind::Other,
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        children.push(Child { name, kind, entry });
+    }
+    children.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(children)
+}
+
+fn is_task_folder(listing: &[Child]) -> bool {
+    listing
+        .iter()
+        .any(|c| c.name == task_files::METADATA && matches!(c.kind, ChildKind::File | ChildKind::Symlink))
+}
+
+/// Walks below `dir` (already listed), subfolders in parallel. A task folder is not
+/// descended into; symlinked folders are not followed.
+fn visit(root: &Path, dir: &Path, listing: Vec<Child>) -> Found {
+    if is_task_folder(&listing) {
+        let fingerprint = fingerprint(dir, listing);
+        return Found {
+            entries: vec![Entry {
+                locator: locator_of(root, dir),
+                fingerprint,
+            }],
+            issues: Vec::new(),
+        };
+    }
+    listing
+        .into_par_iter()
+        .filter(|c| c.kind == ChildKind::Dir && !is_skipped_dir(&c.name))
+        .map(|child| {
+            let path = child.path();
+            match list(&path) {
+                Ok(listing) => visit(root, &path, listing),
+                Err(e) => Found {
+                    entries: Vec::new(),
+                    issues: vec![ScanIssue {
+                        locator: locator_of(root, &path),
+                        message: format!("cannot read folder: {e}"),
+                    }],
+                },
+            }
+        })
+        .reduce(Found::default, Found::merge)
+}
+
+fn is_skipped_dir(name: &str) -> bool {
     name.starts_with('.') || name == "node_modules"
 }
 
@@ -199,42 +273,34 @@ fn locator_of(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// The task files of a folder, as `(relative path, absolute path)`, sorted.
-fn task_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
-    let mut files = Vec::with_capacity(6);
-    for name in TOP_LEVEL_FILES {
-        let path = dir.join(name);
-        if path.symlink_metadata().is_ok() {
-            files.push((name.to_owned(), path));
-        }
-    }
-    let tests = dir.join(task_files::TESTS_DIR);
-    match fs::read_dir(&tests) {
-        Ok(listing) => {
-            for item in listing {
-                let item = item?;
-                let relative = format!("tests/{}", item.file_name().to_string_lossy());
-                if is_task_file(&relative) {
-                    files.push((relative, item.path()));
+/// The task files of a folder, as `(relative path, child)`, sorted by relative path.
+fn task_files(dir: &Path, listing: Vec<Child>) -> io::Result<Vec<(String, Child)>> {
+    let mut files = Vec::with_capacity(8);
+    for child in listing {
+        if child.name == task_files::TESTS_DIR && child.kind == ChildKind::Dir {
+            for test in list(&dir.join(task_files::TESTS_DIR))? {
+                let relative = format!("{}/{}", task_files::TESTS_DIR, test.name);
+                if test.kind != ChildKind::Dir && is_task_file(&relative) {
+                    files.push((relative, test));
                 }
             }
+        } else if child.kind != ChildKind::Dir && TOP_LEVEL_FILES.contains(&child.name.as_str()) {
+            files.push((child.name.clone(), child));
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {}
-        Err(e) => return Err(e),
     }
-    files.sort();
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(files)
 }
 
 /// Sizes and mtimes of the task files. Never fails: what cannot be read is hashed as an
 /// error marker, so the task is still listed and its load reports the file by name.
-fn fingerprint(dir: &Path) -> String {
+fn fingerprint(dir: &Path, listing: Vec<Child>) -> String {
     let mut hasher = Sha256::new();
-    match task_files(dir) {
+    match task_files(dir, listing) {
         Ok(files) => {
-            for (relative, path) in files {
+            for (relative, child) in files {
                 hasher.update(relative.as_bytes());
-                match path.metadata().and_then(|m| Ok((m.len(), m.modified()?))) {
+                match child.file_metadata().and_then(|m| Ok((m.len(), m.modified()?))) {
                     Ok((len, modified)) => {
                         let mtime = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
                         hasher.update([0]);
@@ -251,34 +317,50 @@ fn fingerprint(dir: &Path) -> String {
 }
 
 fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
-    let dir = if locator == "." { root.to_path_buf() } else { root.join(locator) };
+    let dir = if locator == "." {
+        root.to_path_buf()
+    } else {
+        root.join(locator)
+    };
     let file_error = |file: &str, e: &dyn std::fmt::Display| SourceError::File {
         file: file.to_owned(),
         reason: e.to_string(),
     };
-    let canonical_root = root.canonicalize().map_err(|e| file_error(".", &e))?;
+    let listing = list(&dir).map_err(|e| file_error(locator, &e))?;
     let mut files = BTreeMap::new();
     let mut modified: Option<SystemTime> = None;
-    for (relative, path) in task_files(&dir).map_err(|e| file_error(locator, &e))? {
-        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+    for (relative, child) in task_files(&dir, listing).map_err(|e| file_error(locator, &e))? {
+        let path = child.path();
+        if child.kind == ChildKind::Symlink {
+            let canonical_root = root.canonicalize().map_err(|e| file_error(".", &e))?;
             let target = path.canonicalize().map_err(|e| file_error(&relative, &e))?;
             if !target.starts_with(&canonical_root) {
                 return Err(file_error(&relative, &"symbolic link pointing outside the source root"));
             }
         }
-        let bytes = fs::read(&path).map_err(|e| file_error(&relative, &e))?;
-        if let Ok(time) = path.metadata().and_then(|m| m.modified()) {
-            modified = modified.max(Some(time));
-        }
+        let (bytes, mtime) = read_file(&path).map_err(|e| file_error(&relative, &e))?;
+        modified = modified.max(mtime);
         files.insert(relative, bytes);
     }
-    let folder_name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let folder_name = match locator {
+        "." => dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())),
+        _ => locator.rsplit('/').next().map(str::to_owned),
+    };
     Ok(Bundle {
         files,
         folder_name,
         modified,
     })
+}
+
+/// The file's bytes and modification time from one open.
+fn read_file(path: &Path) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
+    let mut file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, meta.modified().ok()))
 }

@@ -7,7 +7,11 @@ use std::path::Path;
 
 fn write_task(dir: &Path, name: &str) {
     fs::create_dir_all(dir.join("tests")).unwrap();
-    fs::write(dir.join("metadata.json"), format!(r#"{{"name":"{name}","version":"1.0.0"}}"#)).unwrap();
+    fs::write(
+        dir.join("metadata.json"),
+        format!(r#"{{"name":"{name}","version":"1.0.0"}}"#),
+    )
+    .unwrap();
     fs::write(dir.join("main.js"), "(function (input) { return input; })").unwrap();
     fs::write(dir.join("tests/one.json"), r#"{"input":1,"expected_output":1}"#).unwrap();
 }

@@ -37,7 +37,10 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        World { snapshot: Snapshot::default(), loads: 0 }
+        World {
+            snapshot: Snapshot::default(),
+            loads: 0,
+        }
     }
 
     /// One sync run: scan results given, loads done from `sources`, plan applied.
@@ -57,7 +60,11 @@ impl World {
                     ("main.js", script.as_bytes().to_vec()),
                 ]);
                 let outcome = match parse_bundle(&bundle) {
-                    Ok(parsed) => LoadOutcome::Parsed { task: Arc::new(parsed.task), warnings: parsed.warnings, modified: None },
+                    Ok(parsed) => LoadOutcome::Parsed {
+                        task: Arc::new(parsed.task),
+                        warnings: parsed.warnings,
+                        modified: None,
+                    },
                     Err(problems) => LoadOutcome::Broken(problems),
                 };
                 loaded.insert((scans[i].name.clone(), entry.locator.clone()), outcome);
@@ -69,12 +76,18 @@ impl World {
     }
 
     fn available(&self, name: &str, version: &str) -> bool {
-        self.snapshot.versions.get(&key(name, version)).is_some_and(|v| v.available)
+        self.snapshot
+            .versions
+            .get(&key(name, version))
+            .is_some_and(|v| v.available)
     }
 }
 
 fn failed(name: &str) -> SourceScan {
-    SourceScan { name: name.to_owned(), result: Err("root does not exist".into()) }
+    SourceScan {
+        name: name.to_owned(),
+        result: Err("root does not exist".into()),
+    }
 }
 
 #[test]
@@ -113,8 +126,14 @@ fn only_a_complete_scan_makes_tasks_missing_and_they_revive_when_back() {
     let changes = world.sync(vec![scan_of("s", &partial)], &[("s", &partial)]);
     assert_eq!(changes.counts.missing, 1);
     assert!(!world.available("beta", "1.0.0"));
-    assert!(world.snapshot.versions.contains_key(&key("beta", "1.0.0")), "history is kept");
-    assert!(!world.snapshot.problems.contains_key(&key("s", "")), "the scan failure clears");
+    assert!(
+        world.snapshot.versions.contains_key(&key("beta", "1.0.0")),
+        "history is kept"
+    );
+    assert!(
+        !world.snapshot.problems.contains_key(&key("s", "")),
+        "the scan failure clears"
+    );
 
     let changes = world.sync(vec![scan_of("s", &full)], &[("s", &full)]);
     assert_eq!(changes.counts.revived, 1);
@@ -126,7 +145,10 @@ fn a_version_stays_available_while_another_source_still_offers_it() {
     let mut world = World::new();
     let tree: Tree = vec![task("a", "alpha", "1.0.0", "1")];
     let empty: Tree = vec![];
-    world.sync(vec![scan_of("one", &tree), scan_of("two", &tree)], &[("one", &tree), ("two", &tree)]);
+    world.sync(
+        vec![scan_of("one", &tree), scan_of("two", &tree)],
+        &[("one", &tree), ("two", &tree)],
+    );
     assert_eq!(world.snapshot.origins.len(), 2);
     let changes = world.sync(vec![scan_of("one", &empty), scan_of("two", &tree)], &[("two", &tree)]);
     assert_eq!(changes.counts.missing, 0);
@@ -146,7 +168,10 @@ fn a_broken_edit_keeps_the_last_good_version_until_fixed() {
     assert_eq!(changes.counts.invalid, 1);
     assert!(world.available("alpha", "1.0.0"));
     assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, good_digest);
-    assert_eq!(world.snapshot.problems[&key("s", "a")][0].code, "metadata.version_not_semver");
+    assert_eq!(
+        world.snapshot.problems[&key("s", "a")][0].code,
+        "metadata.version_not_semver"
+    );
 
     // Still broken: re-checked, but the same problem is not written again.
     let changes = world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
@@ -175,23 +200,35 @@ fn different_content_for_one_version_is_a_recorded_conflict_won_by_the_first_sou
     let mut world = World::new();
     let one: Tree = vec![task("a", "alpha", "1.0.0", "one")];
     let two: Tree = vec![task("a", "alpha", "1.0.0", "two")];
-    let changes = world.sync(vec![scan_of("second", &two), scan_of("first", &one)], &[("first", &one), ("second", &two)]);
+    let changes = world.sync(
+        vec![scan_of("second", &two), scan_of("first", &one)],
+        &[("first", &one), ("second", &two)],
+    );
     assert_eq!(changes.counts.conflicts, 1);
     assert_eq!(changes.counts.added, 1);
     let record = &changes.conflicts[0];
     assert_eq!(record.offers[0].0, "second");
     assert_eq!(record.kept, Some(record.offers[0].2));
-    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, record.offers[0].2);
+    assert_eq!(
+        world.snapshot.versions[&key("alpha", "1.0.0")].digest,
+        record.offers[0].2
+    );
 
     // The same conflict on the next run is counted but not written again.
     let loads = world.loads;
-    let again = world.sync(vec![scan_of("second", &two), scan_of("first", &one)], &[("first", &one), ("second", &two)]);
+    let again = world.sync(
+        vec![scan_of("second", &two), scan_of("first", &one)],
+        &[("first", &one), ("second", &two)],
+    );
     assert_eq!(again.counts.conflicts, 1);
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(world.loads, loads + 2, "both offers are loaded to decide");
 
     // The conflict clears when the sources agree.
-    let changes = world.sync(vec![scan_of("second", &two), scan_of("first", &two)], &[("first", &two), ("second", &two)]);
+    let changes = world.sync(
+        vec![scan_of("second", &two), scan_of("first", &two)],
+        &[("first", &two), ("second", &two)],
+    );
     assert_eq!(changes.conflicts_cleared.len(), 1);
     assert!(world.snapshot.conflicts.is_empty());
 }
@@ -218,5 +255,59 @@ fn a_uuid_claimed_by_a_second_name_is_a_problem_for_that_task_only() {
     assert_eq!(changes.counts.added, 1);
     assert_eq!(changes.counts.invalid, 1);
     assert!(world.available("alpha", "1.0.0"));
-    assert_eq!(world.snapshot.problems[&key("s", "b")].last().unwrap().code, "metadata.uuid_duplicate");
+    assert_eq!(
+        world.snapshot.problems[&key("s", "b")].last().unwrap().code,
+        "metadata.uuid_duplicate"
+    );
+}
+
+#[test]
+#[ignore = "timing probe, run by hand"]
+fn probe_plan_time_on_ten_thousand_unchanged_entries() {
+    let n = 10_000;
+    let mut snapshot = Snapshot::default();
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let digest = crate::Digest::of_files([("x", i.to_string().as_bytes())]);
+        let (name, locator) = (format!("task-{i:05}"), format!("group/task-{i:05}"));
+        snapshot.versions.insert(
+            key(&name, "1.0.0"),
+            StoredVersion {
+                digest,
+                available: true,
+            },
+        );
+        snapshot.origins.insert(
+            key("s", &locator),
+            StoredOrigin {
+                fingerprint: "f".into(),
+                name: name.clone(),
+                version: "1.0.0".into(),
+                digest,
+            },
+        );
+        snapshot.task_uuids.insert(name, Uuid::from_u128(i as u128));
+        entries.push(Entry {
+            locator,
+            fingerprint: "f".into(),
+        });
+    }
+    let scans = vec![SourceScan {
+        name: "s".into(),
+        result: Ok(Scan {
+            entries,
+            complete: true,
+            issues: vec![],
+        }),
+    }];
+    let loaded = HashMap::new();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let wanted = entries_to_load(&snapshot, &scans, &loaded);
+        let t1 = t.elapsed();
+        let changes = plan(&snapshot, &scans, &loaded, &SourcePriority);
+        let t2 = t.elapsed();
+        drop(changes);
+        eprintln!("entries_to_load {t1:?}, plan {:?}, wanted {}", t2 - t1, wanted.len());
+    }
 }

@@ -2,7 +2,7 @@
 //! `problems` print.
 
 use super::schema::{conflicts, origins, problems, sources, task_versions, tasks};
-use super::{Store, StoreError};
+use super::{LoadAll, Store, StoreError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use registry_core::{Digest, Problem, Severity, Snapshot, StoredOrigin, StoredVersion};
@@ -62,7 +62,16 @@ pub struct ProblemRow {
     pub problem: Problem,
 }
 
-type ProblemTuple = (String, String, i32, String, String, String, Option<String>, Option<String>);
+type ProblemTuple = (
+    String,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 fn digest(text: &str) -> Result<Digest, StoreError> {
     text.parse().map_err(StoreError::Corrupt)
@@ -74,7 +83,13 @@ fn problem_from(row: ProblemTuple) -> Result<ProblemRow, StoreError> {
     Ok(ProblemRow {
         source,
         locator,
-        problem: Problem { code, severity, file, pointer, message },
+        problem: Problem {
+            code,
+            severity,
+            file,
+            pointer,
+            message,
+        },
     })
 }
 
@@ -86,18 +101,28 @@ fn by_semver_descending(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 impl Store {
-    /// Everything a plan needs, and no task content.
+    /// Everything a plan needs, and no task content, except the task UUIDs: a plan needs
+    /// those only when something was loaded, so they come separately from [`Store::task_uuids`].
     pub async fn snapshot(&mut self) -> Result<StoreSnapshot, StoreError> {
-        let (versions, origin_rows, task_rows, problem_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
-            let versions: Vec<(String, String, String, bool)> = task_versions::table
-                .select((task_versions::name, task_versions::version, task_versions::digest, task_versions::available))
-                .load(c)
+        let (versions, origin_rows, problem_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
+            let versions: Vec<(String, String, String, bool)> = c
+                .load_all(task_versions::table.select((
+                    task_versions::name,
+                    task_versions::version,
+                    task_versions::digest,
+                    task_versions::available,
+                )))
                 .await?;
-            let origin_rows: Vec<(String, String, String, String, String, String)> = origins::table
-                .select((origins::source, origins::locator, origins::fingerprint, origins::name, origins::version, origins::digest))
-                .load(c)
+            let origin_rows: Vec<(String, String, String, String, String, String)> = c
+                .load_all(origins::table.select((
+                    origins::source,
+                    origins::locator,
+                    origins::fingerprint,
+                    origins::name,
+                    origins::version,
+                    origins::digest,
+                )))
                 .await?;
-            let task_rows: Vec<(String, String)> = tasks::table.select((tasks::name, tasks::uuid)).load(c).await?;
             let problem_rows: Vec<ProblemTuple> = problems_query().load(c).await?;
             let conflict_rows: Vec<(String, String, String)> = conflicts::table
                 .select((conflicts::name, conflicts::version, conflicts::detail))
@@ -107,27 +132,37 @@ impl Store {
                 .select((sources::name, sources::kind, sources::location))
                 .load(c)
                 .await?;
-            Ok::<_, diesel::result::Error>((versions, origin_rows, task_rows, problem_rows, conflict_rows, source_rows))
+            Ok::<_, diesel::result::Error>((versions, origin_rows, problem_rows, conflict_rows, source_rows))
         })?;
 
         let mut snapshot = StoreSnapshot::default();
         let core = &mut snapshot.core;
         core.versions.reserve(versions.len());
         for (name, version, digest_text, available) in versions {
-            core.versions.insert((name, version), StoredVersion { digest: digest(&digest_text)?, available });
+            core.versions.insert(
+                (name, version),
+                StoredVersion {
+                    digest: digest(&digest_text)?,
+                    available,
+                },
+            );
         }
         core.origins.reserve(origin_rows.len());
         for (source, locator, fingerprint, name, version, digest_text) in origin_rows {
-            let origin = StoredOrigin { fingerprint, name, version, digest: digest(&digest_text)? };
+            let origin = StoredOrigin {
+                fingerprint,
+                name,
+                version,
+                digest: digest(&digest_text)?,
+            };
             core.origins.insert((source, locator), origin);
-        }
-        for (name, uuid) in task_rows {
-            let uuid = Uuid::parse_str(&uuid).map_err(|e| StoreError::Corrupt(format!("uuid of task `{name}`: {e}")))?;
-            core.task_uuids.insert(name, uuid);
         }
         for row in problem_rows {
             let row = problem_from(row)?;
-            core.problems.entry((row.source, row.locator)).or_default().push(row.problem);
+            core.problems
+                .entry((row.source, row.locator))
+                .or_default()
+                .push(row.problem);
         }
         for (name, version, detail) in conflict_rows {
             core.conflicts.insert((name, version), detail);
@@ -138,11 +173,30 @@ impl Store {
         Ok(snapshot)
     }
 
+    /// The UUID of every task name ever stored.
+    pub async fn task_uuids(&mut self) -> Result<HashMap<String, Uuid>, StoreError> {
+        let rows: Vec<(String, String)> = with_conn!(&mut self.conn, |c| tasks::table
+            .select((tasks::name, tasks::uuid))
+            .load(c)
+            .await)?;
+        rows.into_iter()
+            .map(|(name, uuid)| match Uuid::parse_str(&uuid) {
+                Ok(uuid) => Ok((name, uuid)),
+                Err(e) => Err(StoreError::Corrupt(format!("uuid of task `{name}`: {e}"))),
+            })
+            .collect()
+    }
+
     /// Versions sorted by name, newest version first; unavailable ones only with `all`.
     pub async fn list_versions(&mut self, all: bool) -> Result<Vec<VersionSummary>, StoreError> {
         let (rows, origin_rows) = with_conn!(&mut self.conn, |c| {
             let mut query = task_versions::table
-                .select((task_versions::name, task_versions::version, task_versions::digest, task_versions::available))
+                .select((
+                    task_versions::name,
+                    task_versions::version,
+                    task_versions::digest,
+                    task_versions::available,
+                ))
                 .into_boxed();
             if !all {
                 query = query.filter(task_versions::available.eq(true));
@@ -166,15 +220,29 @@ impl Store {
             .map(|(name, version, digest, available)| {
                 let mut sources = offered.remove(&(name.clone(), version.clone())).unwrap_or_default();
                 sources.sort();
-                VersionSummary { name, version, digest, available, sources }
+                VersionSummary {
+                    name,
+                    version,
+                    digest,
+                    available,
+                    sources,
+                }
             })
             .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| by_semver_descending(&a.version, &b.version)));
+        list.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| by_semver_descending(&a.version, &b.version))
+        });
         Ok(list)
     }
 
     /// One version in full: `version`, or the newest available one by semver.
-    pub async fn show(&mut self, name: &str, version: Option<&str>) -> Result<Option<(StoredTask, Vec<OriginRef>)>, StoreError> {
+    pub async fn show(
+        &mut self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<(StoredTask, Vec<OriginRef>)>, StoreError> {
         let version = match version {
             Some(v) => v.to_owned(),
             None => {
@@ -209,7 +277,15 @@ impl Store {
             Ok::<_, diesel::result::Error>((task, origin_rows))
         })?;
         Ok(found.0.map(|task| {
-            let origins = found.1.into_iter().map(|(source, locator, digest)| OriginRef { source, locator, digest }).collect();
+            let origins = found
+                .1
+                .into_iter()
+                .map(|(source, locator, digest)| OriginRef {
+                    source,
+                    locator,
+                    digest,
+                })
+                .collect();
             (task, origins)
         }))
     }
@@ -226,9 +302,15 @@ impl Store {
             let mut counts = BTreeMap::new();
             counts.insert("sources", sources::table.count().get_result::<i64>(c).await?);
             counts.insert("tasks", tasks::table.count().get_result::<i64>(c).await?);
-            counts.insert("task_versions", task_versions::table.count().get_result::<i64>(c).await?);
+            counts.insert(
+                "task_versions",
+                task_versions::table.count().get_result::<i64>(c).await?,
+            );
             counts.insert("origins", origins::table.count().get_result::<i64>(c).await?);
-            counts.insert("sync_runs", super::schema::sync_runs::table.count().get_result::<i64>(c).await?);
+            counts.insert(
+                "sync_runs",
+                super::schema::sync_runs::table.count().get_result::<i64>(c).await?,
+            );
             counts.insert("problems", problems::table.count().get_result::<i64>(c).await?);
             counts.insert("conflicts", conflicts::table.count().get_result::<i64>(c).await?);
             Ok::<_, diesel::result::Error>(counts)

@@ -104,7 +104,12 @@ fn count(n: usize) -> i32 {
 impl Store {
     /// Applies one run. All or nothing: after an error or a crash the catalogue is exactly
     /// what it was before.
-    pub async fn apply(&mut self, run: &RunRecord, scanned: &[SourceRow], changes: &ChangeSet) -> Result<(), StoreError> {
+    pub async fn apply(
+        &mut self,
+        run: &RunRecord,
+        scanned: &[SourceRow],
+        changes: &ChangeSet,
+    ) -> Result<(), StoreError> {
         let now = now_millis();
         let new_versions: Vec<NewVersion> = changes
             .versions
@@ -163,7 +168,11 @@ impl Store {
         let new_tasks: Vec<NewTask> = changes
             .new_tasks
             .iter()
-            .map(|(name, uuid)| NewTask { name: name.clone(), uuid: uuid.to_string(), first_seen: now })
+            .map(|(name, uuid)| NewTask {
+                name: name.clone(),
+                uuid: uuid.to_string(),
+                first_seen: now,
+            })
             .collect();
         let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
         let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
@@ -233,44 +242,63 @@ impl Store {
                     }
                     WriteKind::Missing => {
                         diesel::update(row)
-                            .set((task_versions::available.eq(false), task_versions::missing_since.eq(Some(now))))
+                            .set((
+                                task_versions::available.eq(false),
+                                task_versions::missing_since.eq(Some(now)),
+                            ))
                             .execute(c)
                             .await?;
                     }
                 }
             }
             for (source, locator) in &changes.origin_deletes {
-                diesel::delete(origins::table.filter(origins::source.eq(source)).filter(origins::locator.eq(locator)))
-                    .execute(c)
-                    .await?;
+                diesel::delete(
+                    origins::table
+                        .filter(origins::source.eq(source))
+                        .filter(origins::locator.eq(locator)),
+                )
+                .execute(c)
+                .await?;
             }
             for chunk in new_origins {
                 c.insert_many(origins::table, chunk).await?;
             }
             for row in changes.origin_upserts.iter().filter(|o| !o.is_new) {
-                diesel::update(origins::table.filter(origins::source.eq(&row.source)).filter(origins::locator.eq(&row.locator)))
-                    .set((
-                        origins::fingerprint.eq(&row.origin.fingerprint),
-                        origins::name.eq(&row.origin.name),
-                        origins::version.eq(&row.origin.version),
-                        origins::digest.eq(row.origin.digest.to_string()),
-                        origins::last_seen.eq(now),
-                    ))
-                    .execute(c)
-                    .await?;
+                diesel::update(
+                    origins::table
+                        .filter(origins::source.eq(&row.source))
+                        .filter(origins::locator.eq(&row.locator)),
+                )
+                .set((
+                    origins::fingerprint.eq(&row.origin.fingerprint),
+                    origins::name.eq(&row.origin.name),
+                    origins::version.eq(&row.origin.version),
+                    origins::digest.eq(row.origin.digest.to_string()),
+                    origins::last_seen.eq(now),
+                ))
+                .execute(c)
+                .await?;
             }
             for ((source, locator), _) in &changes.problem_sets {
-                diesel::delete(problems::table.filter(problems::source.eq(source)).filter(problems::locator.eq(locator)))
-                    .execute(c)
-                    .await?;
+                diesel::delete(
+                    problems::table
+                        .filter(problems::source.eq(source))
+                        .filter(problems::locator.eq(locator)),
+                )
+                .execute(c)
+                .await?;
             }
             for chunk in new_problems {
                 c.insert_many(problems::table, chunk).await?;
             }
             for (name, version) in &changes.conflicts_cleared {
-                diesel::delete(conflicts::table.filter(conflicts::name.eq(name)).filter(conflicts::version.eq(version)))
-                    .execute(c)
-                    .await?;
+                diesel::delete(
+                    conflicts::table
+                        .filter(conflicts::name.eq(name))
+                        .filter(conflicts::version.eq(version)),
+                )
+                .execute(c)
+                .await?;
             }
             for record in &changes.conflicts {
                 diesel::insert_into(conflicts::table)
