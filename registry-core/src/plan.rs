@@ -42,7 +42,7 @@ pub struct StoredOrigin {
 }
 
 /// The part of the catalogue a plan is computed against. Holds no task content.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub versions: HashMap<VersionKey, StoredVersion>,
     pub origins: HashMap<ProblemKey, StoredOrigin>,

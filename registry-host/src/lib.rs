@@ -27,6 +27,8 @@ pub mod config;
 pub mod fixtures;
 pub mod store;
 pub mod sync;
+#[doc(hidden)]
+pub mod testing;
 
 use registry_core::{CoreError, Source, SourceError, SourceSpec};
 

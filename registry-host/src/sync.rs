@@ -63,6 +63,9 @@ pub struct SyncReport {
     /// Problems found in this run, with where they are.
     pub problems: Vec<ReportedProblem>,
     pub duration_ms: u64,
+    /// What the run applied (empty when nothing changed).
+    #[serde(skip)]
+    pub changes: ChangeSet,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +88,19 @@ pub enum SyncError {
     Store(#[from] StoreError),
 }
 
+/// A run planned and not yet applied: what [`apply_run`] will write.
+#[derive(Debug)]
+pub struct PlannedRun {
+    pub run_id: String,
+    pub started: Instant,
+    pub started_at: i64,
+    pub sources: Vec<SourceReport>,
+    /// Entries loaded and parsed.
+    pub loaded: usize,
+    pub problems: Vec<ReportedProblem>,
+    pub changes: ChangeSet,
+}
+
 /// Runs one sync of `sources` (in priority order) into `store`.
 pub async fn sync(
     store: &mut Store,
@@ -92,9 +108,19 @@ pub async fn sync(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
+    let planned = plan_run(store, sources, strategy, options).await?;
+    apply_run(store, planned).await
+}
+
+/// Scans, loads and plans, writing nothing.
+pub async fn plan_run(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<PlannedRun, SyncError> {
     let started = Instant::now();
     let started_at = now_millis();
-    let run_id = uuid::Uuid::now_v7().to_string();
     // The snapshot is read while the sources are scanned: neither needs the other.
     let scanning = futures::future::join_all(sources.iter().map(|source| async move {
         let clock = Instant::now();
@@ -152,32 +178,42 @@ pub async fn sync(
         loaded.extend(outcomes);
     }
     progress.finish_and_clear();
-
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "loaded {} task(s)",
         loaded.len()
     );
+
     if !loaded.is_empty() {
         snapshot.core.task_uuids = store.task_uuids().await?;
     }
     let changes = plan(&snapshot.core, &scans, &loaded, strategy);
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    let problems = current_problems(&snapshot.core.problems, &scans, &changes);
-    let written = !changes.is_empty();
+    Ok(PlannedRun {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        started,
+        started_at,
+        problems: current_problems(&snapshot.core.problems, &scans, &changes),
+        sources: reports,
+        loaded: loaded.len(),
+        changes,
+    })
+}
+
+/// Applies a planned run in one transaction; an unchanged run writes nothing at all.
+pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
+    let written = !planned.changes.is_empty();
     if written {
+        let all_ok = planned.sources.iter().all(|r| r.status == "ok");
         let run = RunRecord {
-            id: run_id.clone(),
-            started_at,
-            status: if reports.iter().all(|r| r.status == "ok") {
-                "ok".into()
-            } else {
-                "partial".into()
-            },
-            counts: changes.counts,
-            sources_json: serde_json::to_string(&reports).unwrap_or_default(),
+            id: planned.run_id.clone(),
+            started_at: planned.started_at,
+            status: if all_ok { "ok".into() } else { "partial".into() },
+            counts: planned.changes.counts,
+            sources_json: serde_json::to_string(&planned.sources).unwrap_or_default(),
         };
-        let rows: Vec<SourceRow> = reports
+        let rows: Vec<SourceRow> = planned
+            .sources
             .iter()
             .map(|r| SourceRow {
                 name: r.name.clone(),
@@ -186,17 +222,18 @@ pub async fn sync(
                 status: r.status.into(),
             })
             .collect();
-        store.apply(&run, &rows, &changes).await?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, "applied");
+        store.apply(&run, &rows, &planned.changes).await?;
+        tracing::info!(ms = planned.started.elapsed().as_millis() as u64, "applied");
     }
     Ok(SyncReport {
-        run_id,
-        counts: changes.counts,
+        run_id: planned.run_id,
+        counts: planned.changes.counts,
         written,
-        loaded: loaded.len(),
-        sources: reports,
-        problems,
-        duration_ms: started.elapsed().as_millis() as u64,
+        loaded: planned.loaded,
+        sources: planned.sources,
+        problems: planned.problems,
+        duration_ms: planned.started.elapsed().as_millis() as u64,
+        changes: planned.changes,
     })
 }
 

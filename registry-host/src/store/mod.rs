@@ -163,7 +163,6 @@ impl Store {
                 let conn = AsyncPgConnection::establish(text)
                     .await
                     .map_err(|e| open_error(e.to_string()))?;
-                // Boxed: the PostgreSQL connection is five times the size of the SQLite one.
                 Connection::Postgres(Box::new(conn))
             }
         };

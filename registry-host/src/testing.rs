@@ -1,0 +1,89 @@
+//! Databases for tests: a fresh SQLite file, or a fresh schema in the PostgreSQL server.
+//!
+//! PostgreSQL tests always run: set `TASKREG_TEST_POSTGRES_URL` to point them elsewhere
+//! (default `postgres://postgres@127.0.0.1:5432/test`). An unreachable server fails them;
+//! they never skip silently.
+
+use crate::store::DatabaseUrl;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// The server URL the PostgreSQL tests use.
+pub fn postgres_server_url() -> String {
+    std::env::var("TASKREG_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// A database that exists for one test and is removed after it.
+pub struct TestDatabase {
+    pub url: String,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<String>,
+}
+
+impl TestDatabase {
+    pub fn sqlite() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("catalogue.db").display());
+        TestDatabase {
+            url,
+            backend: "sqlite",
+            _dir: Some(dir),
+            schema: None,
+        }
+    }
+
+    /// A new schema in the test server; connections to `url` use it through `search_path`.
+    pub async fn postgres() -> TestDatabase {
+        let server = postgres_server_url();
+        let schema = format!("taskreg_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = AsyncPgConnection::establish(&server)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server} is required for these tests: {e}"));
+        conn.batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("create schema");
+        let separator = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{separator}options=-c%20search_path%3D{schema}");
+        TestDatabase {
+            url,
+            backend: "postgres",
+            _dir: None,
+            schema: Some(schema),
+        }
+    }
+
+    pub async fn for_backend(backend: &str) -> TestDatabase {
+        match backend {
+            "sqlite" => TestDatabase::sqlite(),
+            "postgres" => TestDatabase::postgres().await,
+            other => panic!("unknown backend {other}"),
+        }
+    }
+
+    pub fn database_url(&self) -> DatabaseUrl {
+        DatabaseUrl::parse(&self.url, "".as_ref()).expect("test database URL")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.take() else { return };
+        // Drop runs inside a test's runtime, which cannot be blocked on: use a thread.
+        let server = postgres_server_url();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = AsyncPgConnection::establish(&server).await.ok()?;
+                conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,322 @@
+//! The store against real databases: every case runs on SQLite and on PostgreSQL.
+
+use fs_source::FsSource;
+use registry_core::{Snapshot, Source, SourcePriority};
+use registry_host::fixtures::{write_named_task, write_tree};
+use registry_host::store::Store;
+use registry_host::sync::{SyncOptions, SyncReport, apply_run, plan_run, sync};
+use registry_host::testing::TestDatabase;
+use std::fs;
+use std::path::Path;
+
+/// Instantiates each `async fn case(backend: &str)` once per backend.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case("sqlite").await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case("postgres").await })*
+        }
+    };
+}
+
+on_both_backends!(
+    an_unchanged_resync_reads_no_task_and_writes_no_row,
+    every_run_leaves_the_store_equal_to_the_reference_model,
+    a_source_whose_root_vanishes_keeps_its_tasks_while_others_sync,
+    a_failing_apply_leaves_the_catalogue_as_it_was,
+    removed_versions_stay_as_history_and_come_back,
+    show_picks_the_newest_available_version_by_semver,
+    broken_tasks_are_problems_with_the_file_named_and_the_rest_syncs,
+    a_content_change_without_a_version_bump_is_a_recorded_conflict,
+);
+
+async fn open(db: &TestDatabase) -> Store {
+    Store::open(&db.database_url()).await.expect("open the test database")
+}
+
+fn source(name: &str, root: &Path) -> Box<dyn Source> {
+    Box::new(FsSource::new(name, root))
+}
+
+async fn run(store: &mut Store, sources: &[Box<dyn Source>]) -> SyncReport {
+    sync(store, sources, &SourcePriority, &SyncOptions::default())
+        .await
+        .expect("sync runs")
+}
+
+/// The snapshot with the task UUIDs, which `Store::snapshot` leaves out.
+async fn full_snapshot(store: &mut Store) -> Snapshot {
+    let mut snapshot = store.snapshot().await.unwrap().core;
+    snapshot.task_uuids = store.task_uuids().await.unwrap();
+    snapshot
+}
+
+async fn an_unchanged_resync_reads_no_task_and_writes_no_row(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    write_tree(root.path(), 250).unwrap();
+    let sources = [source("tree", root.path())];
+
+    let first = run(&mut store, &sources).await;
+    assert_eq!((first.counts.added, first.loaded, first.written), (250, 250, true));
+    let counts = store.table_counts().await.unwrap();
+    assert_eq!(counts["task_versions"], 250);
+    assert_eq!(counts["origins"], 250);
+    assert_eq!(counts["sync_runs"], 1);
+
+    let second = run(&mut store, &sources).await;
+    assert_eq!(
+        (second.counts.unchanged, second.loaded, second.written),
+        (250, 0, false)
+    );
+    assert_eq!(store.table_counts().await.unwrap(), counts, "no row written");
+}
+
+async fn every_run_leaves_the_store_equal_to_the_reference_model(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sources = [source("one", one.path()), source("two", two.path())];
+    let steps: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| {
+            for i in 0..5 {
+                write_named_task(&one.path().join(format!("t{i}")), &format!("t{i}"), "1.0.0", i).unwrap();
+            }
+            write_named_task(&two.path().join("t0"), "t0", "1.0.0", 0).unwrap(); // same content: two origins
+        }),
+        Box::new(|| write_named_task(&two.path().join("t1"), "t1", "1.0.0", 99).unwrap()), // conflict
+        Box::new(|| fs::remove_dir_all(one.path().join("t2")).unwrap()),                   // missing
+        Box::new(|| fs::write(one.path().join("t3/metadata.json"), "{ not json").unwrap()), // broken
+        Box::new(|| write_named_task(&one.path().join("t2"), "t2", "1.0.0", 2).unwrap()),  // revived
+        Box::new(|| write_named_task(&one.path().join("t3"), "t3", "1.1.0", 3).unwrap()),  // fixed, new version
+        Box::new(|| fs::remove_dir_all(one.path()).unwrap()), // source fails: nothing removed
+    ];
+    for (step, change) in steps.iter().enumerate() {
+        change();
+        let before = full_snapshot(&mut store).await;
+        let report = run(&mut store, &sources).await;
+        let mut model: Snapshot = before;
+        model.apply(&report.changes);
+        let after = full_snapshot(&mut store).await;
+        assert_eq!(after, model, "step {step}: the store differs from the model");
+    }
+    let problems = store.problems().await.unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.source == "one" && p.problem.code == "source.scan_failed")
+    );
+    assert!(
+        store.list_versions(false).await.unwrap().iter().any(|v| v.name == "t4"),
+        "failed source keeps t4"
+    );
+}
+
+async fn a_source_whose_root_vanishes_keeps_its_tasks_while_others_sync(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let (doomed, healthy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_tree(doomed.path(), 3).unwrap();
+    write_named_task(&healthy.path().join("h"), "healthy", "1.0.0", 7).unwrap();
+    let sources = [source("doomed", doomed.path()), source("healthy", healthy.path())];
+    run(&mut store, &sources).await;
+
+    let doomed_path = doomed.path().to_owned();
+    drop(doomed);
+    assert!(!doomed_path.exists());
+    write_named_task(&healthy.path().join("h2"), "healthy-two", "1.0.0", 8).unwrap();
+    let report = run(&mut store, &sources).await;
+    assert_eq!(report.sources[0].status, "failed");
+    assert_eq!(report.sources[1].status, "ok");
+    assert_eq!((report.counts.missing, report.counts.added), (0, 1));
+    let available: Vec<String> = store
+        .list_versions(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(
+        available,
+        ["healthy", "healthy-two", "task-00000", "task-00001", "task-00002"]
+    );
+}
+
+async fn a_failing_apply_leaves_the_catalogue_as_it_was(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    write_tree(root.path(), 20).unwrap();
+    run(&mut store, &[source("tree", root.path())]).await;
+    let before = (
+        store.snapshot().await.unwrap().core,
+        store.table_counts().await.unwrap(),
+    );
+
+    // A run that adds versions and then writes an origin whose version does not exist: the
+    // database refuses the origin after the versions were inserted, inside the transaction.
+    write_tree(&root.path().join("more"), 30).unwrap();
+    let more = [source("tree", root.path())];
+    let planned = plan_run(&mut store, &more, &SourcePriority, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(planned.changes.counts.added, 10, "task-00020 to task-00029 are new");
+    let mut poisoned = planned.changes.clone();
+    let mut bad = poisoned.origin_upserts[0].clone();
+    bad.locator = "no/such/task".into();
+    bad.origin.version = "9.9.9".into();
+    poisoned.origin_upserts.push(bad);
+    let run_record = registry_host::store::RunRecord {
+        id: "poisoned".into(),
+        started_at: 0,
+        status: "ok".into(),
+        counts: poisoned.counts,
+        sources_json: "[]".into(),
+    };
+    let rows = [registry_host::store::SourceRow {
+        name: "tree".into(),
+        kind: "filesystem".into(),
+        location: "x".into(),
+        status: "ok".into(),
+    }];
+    let error = store
+        .apply(&run_record, &rows, &poisoned)
+        .await
+        .expect_err("the foreign key refuses the origin");
+    assert!(error.to_string().to_lowercase().contains("foreign key"), "{error}");
+    let after = (
+        store.snapshot().await.unwrap().core,
+        store.table_counts().await.unwrap(),
+    );
+    assert_eq!(after, before, "nothing of the failed run may remain");
+
+    // The same run without the poison applies whole.
+    let report = apply_run(&mut store, planned).await.expect("the clean run applies");
+    assert!(report.written);
+    assert_eq!(store.table_counts().await.unwrap()["task_versions"], 30);
+    assert_eq!(store.table_counts().await.unwrap()["origins"], 50);
+}
+
+async fn removed_versions_stay_as_history_and_come_back(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    write_named_task(&root.path().join("a"), "alpha", "1.0.0", 1).unwrap();
+    let sources = [source("s", root.path())];
+    run(&mut store, &sources).await;
+
+    let parked = tempfile::tempdir().unwrap();
+    fs::rename(root.path().join("a"), parked.path().join("a")).unwrap();
+    let report = run(&mut store, &sources).await;
+    assert_eq!(report.counts.missing, 1);
+    assert!(store.list_versions(false).await.unwrap().is_empty());
+    let all = store.list_versions(true).await.unwrap();
+    assert_eq!((all.len(), all[0].available), (1, false));
+    let (task, origins) = store
+        .show("alpha", Some("1.0.0"))
+        .await
+        .unwrap()
+        .expect("kept as history");
+    assert!(!task.available && task.missing_since.is_some() && origins.is_empty());
+    assert!(
+        store.show("alpha", None).await.unwrap().is_none(),
+        "no available version"
+    );
+
+    fs::rename(parked.path().join("a"), root.path().join("a")).unwrap();
+    let report = run(&mut store, &sources).await;
+    assert_eq!(report.counts.revived, 1);
+    let (task, _) = store.show("alpha", None).await.unwrap().unwrap();
+    assert!(task.available && task.missing_since.is_none());
+}
+
+async fn show_picks_the_newest_available_version_by_semver(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    for (folder, version) in [("a", "1.2.0"), ("b", "1.10.0"), ("c", "1.9.9")] {
+        write_named_task(&root.path().join(folder), "calc", version, 1).unwrap();
+    }
+    run(&mut store, &[source("s", root.path())]).await;
+    let (task, origins) = store.show("calc", None).await.unwrap().unwrap();
+    assert_eq!(task.version, "1.10.0");
+    assert_eq!(origins[0].locator, "b");
+    let listed: Vec<String> = store
+        .list_versions(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(listed, ["1.10.0", "1.9.9", "1.2.0"]);
+    let metadata: serde_json::Value = serde_json::from_str(&task.metadata).unwrap();
+    assert_eq!(metadata["ratchet_version"], "0.4.0", "unknown fields are kept");
+}
+
+async fn broken_tasks_are_problems_with_the_file_named_and_the_rest_syncs(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write_named_task(&r.join("good"), "good", "1.0.0", 1).unwrap();
+    write_named_task(&r.join("bad-json"), "bad-json", "1.0.0", 2).unwrap();
+    fs::write(r.join("bad-json/input.schema.json"), "{ \"type\": ").unwrap();
+    write_named_task(&r.join("no-script"), "no-script", "1.0.0", 3).unwrap();
+    fs::remove_file(r.join("no-script/main.js")).unwrap();
+    write_named_task(&r.join("latin1"), "latin1", "1.0.0", 4).unwrap();
+    fs::write(r.join("latin1/main.js"), b"// caf\xe9\n(function () {})").unwrap();
+    write_named_task(&r.join("not-semver"), "not-semver", "1.0", 5).unwrap();
+    write_named_task(&r.join("unreadable"), "unreadable", "1.0.0", 6).unwrap();
+    fs::remove_file(r.join("unreadable/output.schema.json")).unwrap();
+    std::os::unix::fs::symlink(r.join("nowhere.json"), r.join("unreadable/output.schema.json")).unwrap();
+
+    let report = run(&mut store, &[source("s", r)]).await;
+    assert_eq!((report.counts.added, report.counts.invalid), (1, 5));
+    let problems = store.problems().await.unwrap();
+    let found: Vec<(&str, &str, Option<&str>)> = problems
+        .iter()
+        .map(|p| (p.locator.as_str(), p.problem.code.as_str(), p.problem.file.as_deref()))
+        .collect();
+    for expected in [
+        ("bad-json", "json.invalid", Some("input.schema.json")),
+        ("no-script", "task.script_missing", Some("main.js")),
+        ("latin1", "file.not_utf8", Some("main.js")),
+        ("not-semver", "metadata.version_not_semver", Some("metadata.json")),
+        ("unreadable", "file.unreadable", Some("output.schema.json")),
+    ] {
+        assert!(found.contains(&expected), "{expected:?} missing from {found:?}");
+    }
+
+    // Fixing one task clears its problem at the next sync and leaves the others.
+    write_named_task(&r.join("not-semver"), "not-semver", "1.0.0", 5).unwrap();
+    run(&mut store, &[source("s", r)]).await;
+    let problems = store.problems().await.unwrap();
+    assert!(!problems.iter().any(|p| p.locator == "not-semver"));
+    assert_eq!(problems.iter().filter(|p| p.problem.is_error()).count(), 4);
+}
+
+async fn a_content_change_without_a_version_bump_is_a_recorded_conflict(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_named_task(&first.path().join("x"), "shared", "1.0.0", 1).unwrap();
+    write_named_task(&second.path().join("x"), "shared", "1.0.0", 2).unwrap();
+    let sources = [source("first", first.path()), source("second", second.path())];
+    let report = run(&mut store, &sources).await;
+    assert_eq!((report.counts.added, report.counts.conflicts), (1, 1));
+    let (task, origins) = store.show("shared", None).await.unwrap().unwrap();
+    assert!(task.script.contains("+ 1 }"), "the first source wins: {}", task.script);
+    assert_eq!(origins.len(), 2, "both sources offer the version");
+    assert_ne!(origins[0].digest, origins[1].digest);
+    assert_eq!(store.table_counts().await.unwrap()["conflicts"], 1);
+
+    // The losing source withdraws: the conflict clears.
+    fs::remove_dir_all(second.path().join("x")).unwrap();
+    run(&mut store, &sources).await;
+    assert_eq!(store.table_counts().await.unwrap()["conflicts"], 0);
+}
