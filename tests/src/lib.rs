@@ -1,1 +1,96 @@
-//! placeholder
+//! Helpers for the end-to-end tests: run the real `taskreg` binary and read its output.
+//!
+//! The binary is the one `cargo test --workspace` builds next to this crate's tests
+//! (`target/<profile>/taskreg`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use registry_host::fixtures::{write_named_task, write_tree};
+pub use registry_host::testing::TestDatabase;
+
+/// The `taskreg` binary of this build.
+pub fn taskreg_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/taskreg
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let binary = profile_dir.join(format!("taskreg{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
+        binary.display()
+    );
+    binary
+}
+
+/// The repository root, for the shipped examples.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// What one run of `taskreg` did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A `taskreg` command bound to one database, run in `dir`.
+pub struct Taskreg {
+    pub database_url: String,
+    pub dir: PathBuf,
+}
+
+impl Taskreg {
+    pub fn new(database_url: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        Taskreg {
+            database_url: database_url.into(),
+            dir: dir.into(),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(taskreg_binary());
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TASKREG_DATABASE_URL", &self.database_url)
+            .env_remove("TASKREG_LOG");
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command(args).output().expect("run taskreg").into()
+    }
+}

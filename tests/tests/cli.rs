@@ -1,0 +1,309 @@
+//! The `taskreg` command-line contract, through the real binary.
+
+use std::fs;
+use taskreg_tests::{Taskreg, TestDatabase, repository_root, write_named_task, write_tree};
+
+fn examples_config() -> String {
+    repository_root().join("examples/taskreg.toml").display().to_string()
+}
+
+/// Syncs the shipped examples and checks the summary; shared by both backends.
+fn sync_the_examples(taskreg: &Taskreg) {
+    let config = examples_config();
+    let run = taskreg.run(&["--config", &config, "--json", "sync"]);
+    run.assert_code(0);
+    let report = run.json();
+    for field in [
+        "added",
+        "updated",
+        "unchanged",
+        "missing",
+        "revived",
+        "invalid",
+        "conflicts",
+    ] {
+        assert!(report[field].is_u64(), "`{field}` is a number: {report}");
+    }
+    assert_eq!(
+        (report["added"].as_u64(), report["invalid"].as_u64()),
+        (Some(3), Some(1)),
+        "{report}"
+    );
+    let source = &report["sources"][0];
+    assert_eq!(source["name"], "examples");
+    assert_eq!(source["status"], "ok");
+    assert_eq!(source["complete"], true);
+    assert_eq!(source["tasks"], 4);
+
+    let list = taskreg.run(&["--json", "list"]);
+    list.assert_code(0);
+    let list = list.json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["addition", "legacy-greeting", "weather-api"]);
+    let item = &list[0];
+    for field in ["name", "version", "digest", "available", "sources"] {
+        assert!(!item[field].is_null(), "`{field}` in {item}");
+    }
+
+    let show = taskreg.run(&["--json", "show", "weather-api"]);
+    show.assert_code(0);
+    let task = show.json();
+    assert_eq!(task["version"], "2.0.1");
+    assert_eq!(
+        task["metadata"]["network"]["hosts"][0], "api.weather.example",
+        "unknown fields are kept"
+    );
+    assert_eq!(task["tests"][0]["case"]["mock"]["http"]["method"], "GET");
+    assert!(task["script"].as_str().unwrap().contains("fetch("));
+    assert_eq!(task["input_schema"]["required"][0], "city");
+    assert_eq!(task["sources"][0]["source"], "examples");
+    for field in ["name", "uuid", "digest", "output_schema"] {
+        assert!(!task[field].is_null(), "`{field}` in {task}");
+    }
+
+    let problems = taskreg.run(&["--json", "problems"]);
+    let problems = problems.json();
+    let codes: Vec<&str> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["metadata.version_not_semver", "metadata.legacy_format"]);
+    assert_eq!(problems[0]["locator"], "broken-version");
+    assert_eq!(problems[0]["severity"], "error");
+}
+
+#[test]
+fn syncs_the_shipped_examples_into_sqlite() {
+    let db = TestDatabase::sqlite();
+    sync_the_examples(&Taskreg::new(&db.url, repository_root()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn syncs_the_shipped_examples_into_postgres() {
+    let db = TestDatabase::postgres().await;
+    let url = db.url.clone();
+    tokio::task::spawn_blocking(move || sync_the_examples(&Taskreg::new(url, repository_root())))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn strict_fails_on_errors_and_a_resync_reports_them_again_without_writing() {
+    let db = TestDatabase::sqlite();
+    let taskreg = Taskreg::new(&db.url, repository_root());
+    let config = examples_config();
+    taskreg.run(&["--config", &config, "sync", "--strict"]).assert_code(1);
+    let again = taskreg.run(&["--config", &config, "--json", "sync", "--strict"]);
+    again.assert_code(1);
+    let report = again.json();
+    assert_eq!(report["written"], false);
+    assert_eq!(
+        report["problems"][0]["code"], "metadata.version_not_semver",
+        "still reported: {report}"
+    );
+}
+
+#[test]
+fn show_picks_a_version_and_reports_unknown_tasks() {
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    write_named_task(&tasks.join("old"), "calc", "1.9.0", 1).unwrap();
+    write_named_task(&tasks.join("new"), "calc", "1.10.0", 2).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    assert_eq!(taskreg.run(&["--json", "show", "calc"]).json()["version"], "1.10.0");
+    assert_eq!(
+        taskreg.run(&["--json", "show", "calc@1.9.0"]).json()["version"],
+        "1.9.0"
+    );
+    let missing = taskreg.run(&["show", "nope"]);
+    missing.assert_code(1);
+    assert!(
+        missing.stderr.contains("no available version of task `nope`"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn the_same_task_has_one_digest_whatever_its_folder_and_formatting() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    write_named_task(&a.join("t"), "same", "1.0.0", 5).unwrap();
+    write_named_task(&b.join("nested/deeper/t"), "same", "1.0.0", 5).unwrap();
+    // Reformat one copy's JSON: other indentation, other key order.
+    let metadata: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(b.join("nested/deeper/t/metadata.json")).unwrap()).unwrap();
+    let mut entries: Vec<(String, serde_json::Value)> = metadata.as_object().unwrap().clone().into_iter().collect();
+    entries.reverse();
+    let reordered = entries
+        .iter()
+        .map(|(k, v)| format!("{k:?}:{v}"))
+        .collect::<Vec<_>>()
+        .join(",\n\t");
+    fs::write(
+        b.join("nested/deeper/t/metadata.json"),
+        format!("{{\n\t{reordered}\n}}"),
+    )
+    .unwrap();
+
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let report = taskreg.run(&["--json", "sync", "a", "b"]);
+    report.assert_code(0);
+    assert_eq!(
+        (report.json()["added"].as_u64(), report.json()["conflicts"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let list = taskreg.run(&["--json", "list"]).json();
+    assert_eq!(
+        list[0]["sources"].as_array().unwrap().len(),
+        2,
+        "one version, two origins: {list}"
+    );
+}
+
+#[test]
+fn validate_needs_no_database_and_fails_on_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let taskreg = Taskreg::new("sqlite:///nonexistent-folder/never.db", work.path());
+    let examples = repository_root().join("examples/tasks");
+    let run = taskreg.run(&["validate", examples.to_str().unwrap()]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains("error[metadata.version_not_semver]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("broken-version/metadata.json#/version"),
+        "{}",
+        run.stdout
+    );
+    let json = taskreg.run(&["--json", "validate", examples.to_str().unwrap()]);
+    json.assert_code(1);
+    assert_eq!(json.json().as_array().unwrap().len(), 2);
+
+    let good = repository_root().join("examples/tasks/addition");
+    taskreg.run(&["validate", good.to_str().unwrap()]).assert_code(0);
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_one_clear_line_and_exit_2() {
+    let work = tempfile::tempdir().unwrap();
+    for url in [
+        "sqlite:///no/such/folder/x.db",
+        "postgres://nobody@127.0.0.1:1/none",
+        "mysql://x",
+    ] {
+        let run = Taskreg::new(url, work.path()).run(&["list"]);
+        run.assert_code(2);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line for {url}: {}", run.stderr);
+        assert!(lines[0].starts_with("error: "), "{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"));
+    }
+}
+
+#[test]
+fn config_file_in_the_working_folder_is_used_and_its_database_is_relative_to_it() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "database = \"sqlite://data/catalogue.db\"\n[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\n",
+    )
+    .unwrap();
+    fs::create_dir(work.path().join("data")).unwrap();
+    let mut command = Taskreg::new("unused", work.path()).command(&["--json", "sync"]);
+    command.env_remove("TASKREG_DATABASE_URL");
+    let run: taskreg_tests::Run = command.output().unwrap().into();
+    run.assert_code(0);
+    assert_eq!(run.json()["added"], 3);
+    assert!(work.path().join("data/catalogue.db").exists());
+
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "[[sources]]\nname = \"x\"\ntype = \"ftp\"\n",
+    )
+    .unwrap();
+    let mut command = Taskreg::new("unused", work.path()).command(&["sync"]);
+    command.env_remove("TASKREG_DATABASE_URL");
+    let run: taskreg_tests::Run = command.output().unwrap().into();
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("unknown source type `ftp`") && run.stderr.contains("filesystem"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn list_reads_while_another_process_writes() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3000).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    taskreg.run(&["list"]).assert_code(0); // create the catalogue
+    let mut writer = taskreg
+        .command(&["sync", "tasks"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reads = 0;
+    while writer.try_wait().unwrap().is_none() {
+        taskreg.run(&["--json", "list"]).assert_code(0);
+        reads += 1;
+    }
+    assert!(writer.wait().unwrap().success());
+    assert!(reads > 0);
+    assert_eq!(taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(), 3000);
+}
+
+#[test]
+fn a_sync_killed_mid_run_leaves_the_catalogue_whole() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 4000).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    taskreg.run(&["list"]).assert_code(0);
+    // Kill at increasing delays: whatever the moment, the catalogue is empty or complete.
+    for delay_ms in [50, 150, 300, 600] {
+        let mut child = taskreg
+            .command(&["sync", "tasks"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let count = taskreg.run(&["--json", "list"]).json().as_array().unwrap().len();
+        assert!(
+            count == 0 || count == 4000,
+            "a partial catalogue of {count} tasks after a kill at {delay_ms} ms"
+        );
+    }
+    let run = taskreg.run(&["--json", "sync", "tasks"]);
+    run.assert_code(0);
+    assert_eq!(taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(), 4000);
+}
+
+#[test]
+fn json_output_keeps_stdout_clean_and_shows_no_progress_without_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 50).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let run = taskreg.run(&["--json", "sync", "tasks"]);
+    run.assert_code(0);
+    assert_eq!(run.json()["added"], 50);
+    assert!(run.stderr.is_empty(), "nothing on stderr: {}", run.stderr);
+    let human = taskreg.run(&["sync", "tasks"]);
+    assert!(
+        !human.stderr.contains("loading tasks"),
+        "no progress bar without a terminal"
+    );
+}
