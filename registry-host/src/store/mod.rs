@@ -2,7 +2,7 @@
 //!
 //! Both backends are diesel-async connections: `SyncConnectionWrapper<SqliteConnection>`
 //! (bundled SQLite) and `AsyncPgConnection` (pure Rust, no libpq, no OpenSSL). Every query
-//! is written once and compiled for both by [`with_conn!`]; the embedded migrations use
+//! is written once and compiled for both by the `with_conn!` macro; the embedded migrations use
 //! SQL both understand.
 //!
 //! Error policy: a database error is a [`StoreError`] with the context a user needs (the
