@@ -517,96 +517,64 @@ pub fn plan(
         let stored_digest = stored.map(|s| s.digest);
         let agreed =
             group.iter().all(|c| c.digest == group[0].digest) && stored_digest.is_none_or(|d| d == group[0].digest);
-        if agreed {
+        let new_content = if agreed {
             // The common case, and the whole of an unchanged resync: nothing to decide.
             if snapshot.conflicts.contains_key(&key(version.0, version.1)) {
                 changes.conflicts_cleared.push(key(version.0, version.1));
             }
-            match stored {
-                None => {
-                    let Some(task) = group.iter().find_map(|c| c.task) else {
-                        continue;
-                    };
-                    counts.added += 1;
-                    added.insert(version);
-                    if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(version.0) {
-                        changes.new_tasks.push((task.name.clone(), task.uuid));
-                    }
-                    changes.versions.push(VersionWrite {
-                        key: key(version.0, version.1),
-                        kind: WriteKind::Added,
-                        task: Some(task.clone()),
-                    });
-                }
-                Some(s) if !s.available => {
-                    counts.revived += 1;
-                    changes.versions.push(VersionWrite {
-                        key: key(version.0, version.1),
-                        kind: WriteKind::Revived,
-                        task: None,
-                    });
-                }
-                Some(_) => counts.unchanged += 1,
+            if stored.is_none() {
+                group.iter().find_map(|c| c.task)
+            } else {
+                None
             }
-            continue;
-        }
-
-        group.sort_by(|a, b| (a.rank, a.locator).cmp(&(b.rank, b.locator)));
-        counts.conflicts += 1;
-        let decision = strategy.decide(stored_digest, &group);
-        let new_content = match decision {
-            ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
-                group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
+        } else {
+            group.sort_by(|a, b| (a.rank, a.locator).cmp(&(b.rank, b.locator)));
+            counts.conflicts += 1;
+            let new_content = match strategy.decide(stored_digest, &group) {
+                ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
+                    group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
+                }
+                _ => None,
+            };
+            let record = ConflictRecord {
+                name: version.0.to_owned(),
+                version: version.1.to_owned(),
+                strategy: strategy.name().to_owned(),
+                stored: stored_digest,
+                offers: group
+                    .iter()
+                    .map(|c| (c.source.to_owned(), c.locator.to_owned(), c.digest))
+                    .collect(),
+                kept: new_content.map(|t| t.digest).or(stored_digest),
+            };
+            if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail_json()) {
+                changes.conflicts.push(record);
             }
-            _ => None,
+            new_content
         };
-        let record = ConflictRecord {
-            name: version.0.to_owned(),
-            version: version.1.to_owned(),
-            strategy: strategy.name().to_owned(),
-            stored: stored_digest,
-            offers: group
-                .iter()
-                .map(|c| (c.source.to_owned(), c.locator.to_owned(), c.digest))
-                .collect(),
-            kept: new_content.map(|t| t.digest).or(stored_digest),
+        let (kind, counter) = match (stored, new_content) {
+            (None, Some(_)) => (WriteKind::Added, &mut counts.added),
+            // Nothing stored and nothing taken (a strategy refused every offer): not added.
+            (None, None) => continue,
+            (Some(_), Some(_)) => (WriteKind::Changed, &mut counts.updated),
+            (Some(s), None) if !s.available => (WriteKind::Revived, &mut counts.revived),
+            (Some(_), None) => {
+                counts.unchanged += 1;
+                continue;
+            }
         };
-        if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail_json()) {
-            changes.conflicts.push(record);
+        *counter += 1;
+        if let (WriteKind::Added, Some(task)) = (kind, new_content) {
+            added.insert(version);
+            if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(version.0) {
+                changes.new_tasks.push((task.name.clone(), task.uuid));
+            }
         }
-        match (stored, new_content) {
-            (None, Some(task)) => {
-                counts.added += 1;
-                added.insert(version);
-                if !snapshot.task_uuids.contains_key(&task.name) && new_names.insert(version.0) {
-                    changes.new_tasks.push((task.name.clone(), task.uuid));
-                }
-                changes.versions.push(VersionWrite {
-                    key: key(version.0, version.1),
-                    kind: WriteKind::Added,
-                    task: Some(task.clone()),
-                });
-            }
-            // Nothing stored and the strategy took nothing: the version is not added.
-            (None, None) => {}
-            (Some(_), Some(task)) => {
-                counts.updated += 1;
-                changes.versions.push(VersionWrite {
-                    key: key(version.0, version.1),
-                    kind: WriteKind::Changed,
-                    task: Some(task.clone()),
-                });
-            }
-            (Some(s), None) if !s.available => {
-                counts.revived += 1;
-                changes.versions.push(VersionWrite {
-                    key: key(version.0, version.1),
-                    kind: WriteKind::Revived,
-                    task: None,
-                });
-            }
-            (Some(_), None) => counts.unchanged += 1,
-        }
+        changes.versions.push(VersionWrite {
+            key: key(version.0, version.1),
+            kind,
+            task: new_content.cloned(),
+        });
     }
 
     // An origin may only point at a version that exists after this run.

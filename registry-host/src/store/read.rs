@@ -62,23 +62,20 @@ pub struct ProblemRow {
     pub problem: Problem,
 }
 
-type ProblemTuple = (
-    String,
-    String,
-    i32,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
 fn digest(text: &str) -> Result<Digest, StoreError> {
     text.parse().map_err(StoreError::Corrupt)
 }
 
-fn problem_from(row: ProblemTuple) -> Result<ProblemRow, StoreError> {
-    let (source, locator, _seq, severity, code, message, file, pointer) = row;
+fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
+    let ProblemRecord {
+        source,
+        locator,
+        severity,
+        code,
+        message,
+        file,
+        pointer,
+    } = row;
     let severity = Severity::parse(&severity).ok_or_else(|| StoreError::Corrupt(format!("severity `{severity}`")))?;
     Ok(ProblemRow {
         source,
@@ -104,7 +101,7 @@ impl Store {
     /// Everything a plan needs, and no task content, except the task UUIDs: a plan needs
     /// those only when something was loaded, so they come separately from [`Store::task_uuids`].
     pub async fn snapshot(&mut self) -> Result<StoreSnapshot, StoreError> {
-        let (versions, origin_rows, problem_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
+        let (versions, origin_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
             let versions: Vec<(String, String, String, bool)> = c
                 .load_all(task_versions::table.select((
                     task_versions::name,
@@ -123,7 +120,6 @@ impl Store {
                     origins::digest,
                 )))
                 .await?;
-            let problem_rows: Vec<ProblemTuple> = problems_query().load(c).await?;
             let conflict_rows: Vec<(String, String, String)> = conflicts::table
                 .select((conflicts::name, conflicts::version, conflicts::detail))
                 .load(c)
@@ -132,7 +128,7 @@ impl Store {
                 .select((sources::name, sources::kind, sources::location))
                 .load(c)
                 .await?;
-            Ok::<_, diesel::result::Error>((versions, origin_rows, problem_rows, conflict_rows, source_rows))
+            Ok::<_, diesel::result::Error>((versions, origin_rows, conflict_rows, source_rows))
         })?;
 
         let mut snapshot = StoreSnapshot::default();
@@ -157,8 +153,7 @@ impl Store {
             };
             core.origins.insert((source, locator), origin);
         }
-        for row in problem_rows {
-            let row = problem_from(row)?;
+        for row in self.problems().await? {
             core.problems
                 .entry((row.source, row.locator))
                 .or_default()
@@ -292,7 +287,13 @@ impl Store {
 
     /// Current problems, by source and locator.
     pub async fn problems(&mut self) -> Result<Vec<ProblemRow>, StoreError> {
-        let rows: Vec<ProblemTuple> = with_conn!(&mut self.conn, |c| problems_query().load(c).await)?;
+        let rows: Vec<ProblemRecord> = with_conn!(&mut self.conn, |c| {
+            problems::table
+                .order((problems::source, problems::locator, problems::seq))
+                .select(ProblemRecord::as_select())
+                .load(c)
+                .await
+        })?;
         rows.into_iter().map(problem_from).collect()
     }
 
@@ -319,30 +320,15 @@ impl Store {
     }
 }
 
-#[allow(clippy::type_complexity)]
-fn problems_query() -> diesel::dsl::Select<
-    diesel::dsl::Order<problems::table, (problems::source, problems::locator, problems::seq)>,
-    (
-        problems::source,
-        problems::locator,
-        problems::seq,
-        problems::severity,
-        problems::code,
-        problems::message,
-        problems::file,
-        problems::pointer,
-    ),
-> {
-    problems::table
-        .order((problems::source, problems::locator, problems::seq))
-        .select((
-            problems::source,
-            problems::locator,
-            problems::seq,
-            problems::severity,
-            problems::code,
-            problems::message,
-            problems::file,
-            problems::pointer,
-        ))
+/// A `problems` row as read.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = problems)]
+struct ProblemRecord {
+    source: String,
+    locator: String,
+    severity: String,
+    code: String,
+    message: String,
+    file: Option<String>,
+    pointer: Option<String>,
 }
