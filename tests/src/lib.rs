@@ -20,6 +20,23 @@ pub fn taskreg_binary() -> PathBuf {
         "{} is missing: run the suite with `cargo test --workspace`, which builds it",
         binary.display()
     );
+    // `cargo test -p taskreg-tests` rebuilds the host library but not its binary: refuse a
+    // binary older than the library rather than test yesterday's code.
+    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
+    let newest_library = std::fs::read_dir(profile_dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("libregistry_host-"))
+        .filter_map(|e| modified(&e.path()))
+        .max();
+    if let (Some(library), Some(binary_time)) = (newest_library, modified(&binary)) {
+        assert!(
+            binary_time >= library,
+            "{} is older than the registry-host library: run `cargo test --workspace` (or `cargo build -p registry-host`)",
+            binary.display()
+        );
+    }
     binary
 }
 

@@ -307,3 +307,25 @@ fn json_output_keeps_stdout_clean_and_shows_no_progress_without_a_terminal() {
         "no progress bar without a terminal"
     );
 }
+
+#[test]
+fn output_cut_short_by_a_closed_pipe_ends_quietly() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 800).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    // The reader goes away after the first bytes, as `taskreg list | head -1` does; the
+    // listing (~150 KB) is larger than a pipe's buffer, so the writer meets the closed pipe.
+    let mut child = taskreg
+        .command(&["--json", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -36,6 +36,9 @@
 //! ```
 
 use async_trait::async_trait;
+mod folder;
+
+use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
 use registry_core::{
     Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files,
@@ -144,8 +147,8 @@ impl FsSource {
             return Err(self.unavailable("not a directory"));
         }
         // The root's own listing must succeed: an unreadable root fails the scan.
-        let listing = list(root).map_err(|e| self.unavailable(e))?;
-        let found = visit(root, root, listing);
+        let folder = Folder::open(root).map_err(|e| self.unavailable(e))?;
+        let found = visit(root, &folder);
         let mut scan = Scan {
             complete: found.issues.is_empty(),
             entries: found.entries,
@@ -171,87 +174,37 @@ impl Found {
     }
 }
 
-/// One child of a folder, from a single directory listing. `DirEntry::metadata` stats
-/// relative to the open folder, which is markedly cheaper than a stat by full path.
-struct Child {
-    name: String,
-    kind: ChildKind,
-    entry: fs::DirEntry,
+fn is_task_folder(folder: &Folder) -> bool {
+    folder
+        .child(task_files::METADATA)
+        .is_some_and(|c| matches!(c.kind, ChildKind::File | ChildKind::Symlink))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum ChildKind {
-    Dir,
-    File,
-    Symlink,
-    Other,
-}
-
-impl Child {
-    fn path(&self) -> PathBuf {
-        self.entry.path()
-    }
-
-    /// Size and mtime of the file, following a symlink.
-    fn file_metadata(&self) -> io::Result<fs::Metadata> {
-        match self.kind {
-            ChildKind::Symlink => fs::metadata(self.path()),
-            _ => self.entry.metadata(),
-        }
-    }
-}
-
-fn list(dir: &Path) -> io::Result<Vec<Child>> {
-    let mut children = Vec::new();
-    for item in fs::read_dir(dir)? {
-        let entry = item?;
-        let kind = match entry.file_type()? {
-            t if t.is_dir() => ChildKind::Dir,
-            t if t.is_file() => ChildKind::File,
-            t if t.is_symlink() => ChildKind::Symlink,
-            _ => ChildKind::Other,
-        };
-        let name = entry.file_name().to_string_lossy().into_owned();
-        children.push(Child { name, kind, entry });
-    }
-    children.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    Ok(children)
-}
-
-fn is_task_folder(listing: &[Child]) -> bool {
-    listing
-        .iter()
-        .any(|c| c.name == task_files::METADATA && matches!(c.kind, ChildKind::File | ChildKind::Symlink))
-}
-
-/// Walks below `dir` (already listed), subfolders in parallel. A task folder is not
-/// descended into; symlinked folders are not followed.
-fn visit(root: &Path, dir: &Path, listing: Vec<Child>) -> Found {
-    if is_task_folder(&listing) {
-        let fingerprint = fingerprint(dir, listing);
+/// Walks below `folder`, subfolders in parallel. A task folder is not descended into;
+/// symlinked folders are not followed.
+fn visit(root: &Path, folder: &Folder) -> Found {
+    if is_task_folder(folder) {
         return Found {
             entries: vec![Entry {
-                locator: locator_of(root, dir),
-                fingerprint,
+                locator: locator_of(root, &folder.path),
+                fingerprint: fingerprint(folder),
             }],
             issues: Vec::new(),
         };
     }
-    listing
-        .into_par_iter()
+    folder
+        .children
+        .par_iter()
         .filter(|c| c.kind == ChildKind::Dir && !is_skipped_dir(&c.name))
-        .map(|child| {
-            let path = child.path();
-            match list(&path) {
-                Ok(listing) => visit(root, &path, listing),
-                Err(e) => Found {
-                    entries: Vec::new(),
-                    issues: vec![ScanIssue {
-                        locator: locator_of(root, &path),
-                        message: format!("cannot read folder: {e}"),
-                    }],
-                },
-            }
+        .map(|child| match folder.open_child(child) {
+            Ok(sub) => visit(root, &sub),
+            Err(e) => Found {
+                entries: Vec::new(),
+                issues: vec![ScanIssue {
+                    locator: locator_of(root, &folder.child_path(child)),
+                    message: format!("cannot read folder: {e}"),
+                }],
+            },
         })
         .reduce(Found::default, Found::merge)
 }
@@ -273,34 +226,43 @@ fn locator_of(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// The task files of a folder, as `(relative path, child)`, sorted by relative path.
-fn task_files(dir: &Path, listing: Vec<Child>) -> io::Result<Vec<(String, Child)>> {
-    let mut files = Vec::with_capacity(8);
-    for child in listing {
-        if child.name == task_files::TESTS_DIR && child.kind == ChildKind::Dir {
-            for test in list(&dir.join(task_files::TESTS_DIR))? {
-                let relative = format!("{}/{}", task_files::TESTS_DIR, test.name);
-                if test.kind != ChildKind::Dir && is_task_file(&relative) {
-                    files.push((relative, test));
-                }
+/// The `tests/` folder of a task, when it has one.
+fn tests_folder(task: &Folder) -> io::Result<Option<Folder>> {
+    match task.child(task_files::TESTS_DIR) {
+        Some(child) if child.kind == ChildKind::Dir => task.open_child(child).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The task files, as `(relative path, folder holding it, child)`, sorted by relative path.
+fn task_files<'f>(task: &'f Folder, tests: Option<&'f Folder>) -> Vec<(String, &'f Folder, &'f Child)> {
+    let mut files: Vec<(String, &Folder, &Child)> = task
+        .children
+        .iter()
+        .filter(|c| c.kind != ChildKind::Dir && TOP_LEVEL_FILES.contains(&c.name.as_str()))
+        .map(|c| (c.name.clone(), task, c))
+        .collect();
+    if let Some(tests) = tests {
+        for child in tests.children.iter().filter(|c| c.kind != ChildKind::Dir) {
+            let relative = format!("{}/{}", task_files::TESTS_DIR, child.name);
+            if is_task_file(&relative) {
+                files.push((relative, tests, child));
             }
-        } else if child.kind != ChildKind::Dir && TOP_LEVEL_FILES.contains(&child.name.as_str()) {
-            files.push((child.name.clone(), child));
         }
     }
     files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(files)
+    files
 }
 
 /// Sizes and mtimes of the task files. Never fails: what cannot be read is hashed as an
 /// error marker, so the task is still listed and its load reports the file by name.
-fn fingerprint(dir: &Path, listing: Vec<Child>) -> String {
+fn fingerprint(task: &Folder) -> String {
     let mut hasher = Sha256::new();
-    match task_files(dir, listing) {
-        Ok(files) => {
-            for (relative, child) in files {
+    match tests_folder(task) {
+        Ok(tests) => {
+            for (relative, folder, child) in task_files(task, tests.as_ref()) {
                 hasher.update(relative.as_bytes());
-                match child.file_metadata().and_then(|m| Ok((m.len(), m.modified()?))) {
+                match folder.stamp(child) {
                     Ok((len, modified)) => {
                         let mtime = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
                         hasher.update([0]);
@@ -326,19 +288,22 @@ fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
         file: file.to_owned(),
         reason: e.to_string(),
     };
-    let listing = list(&dir).map_err(|e| file_error(locator, &e))?;
+    let task = Folder::open(&dir).map_err(|e| file_error(locator, &e))?;
+    let tests = tests_folder(&task).map_err(|e| file_error(task_files::TESTS_DIR, &e))?;
     let mut files = BTreeMap::new();
     let mut modified: Option<SystemTime> = None;
-    for (relative, child) in task_files(&dir, listing).map_err(|e| file_error(locator, &e))? {
-        let path = child.path();
+    for (relative, folder, child) in task_files(&task, tests.as_ref()) {
         if child.kind == ChildKind::Symlink {
             let canonical_root = root.canonicalize().map_err(|e| file_error(".", &e))?;
-            let target = path.canonicalize().map_err(|e| file_error(&relative, &e))?;
+            let target = folder
+                .child_path(child)
+                .canonicalize()
+                .map_err(|e| file_error(&relative, &e))?;
             if !target.starts_with(&canonical_root) {
                 return Err(file_error(&relative, &"symbolic link pointing outside the source root"));
             }
         }
-        let (bytes, mtime) = read_file(&path).map_err(|e| file_error(&relative, &e))?;
+        let (bytes, mtime) = read_file(folder, child).map_err(|e| file_error(&relative, &e))?;
         modified = modified.max(mtime);
         files.insert(relative, bytes);
     }
@@ -357,8 +322,8 @@ fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
 }
 
 /// The file's bytes and modification time from one open.
-fn read_file(path: &Path) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
-    let mut file = fs::File::open(path)?;
+fn read_file(folder: &Folder, child: &Child) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
+    let mut file = folder.open_file(child)?;
     let meta = file.metadata()?;
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     file.read_to_end(&mut bytes)?;
