@@ -27,7 +27,10 @@ pub fn taskreg_binary() -> PathBuf {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("libregistry_host-"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("libregistry_host-") && name.ends_with(".rlib")
+        })
         .filter_map(|e| modified(&e.path()))
         .max();
     if let (Some(library), Some(binary_time)) = (newest_library, modified(&binary)) {
