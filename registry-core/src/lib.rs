@@ -35,10 +35,13 @@ mod task;
 pub use check::{check_bundle, check_cross_task, check_metadata};
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
-pub use merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, SourcePriority};
+pub use merge::{
+    Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, Immutable, Newest, RegisteredStrategy, Reject,
+    SourcePriority, find_strategy, strategies,
+};
 pub use plan::{
-    ChangeSet, LoadOutcome, OriginRow, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion,
-    VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
+    ChangeSet, LoadOutcome, OriginRow, PlanOptions, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin,
+    StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
 };
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};

@@ -38,17 +38,52 @@ pub enum ConflictDecision {
     KeepStored,
 }
 
-/// Decides between different contents offered for one version.
+/// Decides between different contents offered for one version. Register an implementation
+/// with `inventory::submit!(RegisteredStrategy(&MyStrategy))` and choose it with
+/// `[conflicts] strategy = "…"`.
 pub trait ConflictStrategy: Send + Sync {
     /// The name used in the configuration (`source-priority`).
     fn name(&self) -> &'static str;
+    /// One line for `taskreg` to show.
+    fn description(&self) -> &'static str;
     /// `candidates` are sorted by source rank, highest priority first, and offer at least
-    /// two digests between them and `stored`.
+    /// two digests between them and `stored`. Loaded candidates carry their task.
     fn decide(&self, stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision;
 }
 
-/// The default strategy: the order of `[[sources]]` is the priority, and the first source
-/// offering the version wins.
+/// A conflict strategy made available to configurations.
+pub struct RegisteredStrategy(pub &'static dyn ConflictStrategy);
+
+inventory::collect!(RegisteredStrategy);
+inventory::submit!(RegisteredStrategy(&SourcePriority));
+inventory::submit!(RegisteredStrategy(&Immutable));
+inventory::submit!(RegisteredStrategy(&Newest));
+inventory::submit!(RegisteredStrategy(&Reject));
+
+/// The registered strategy called `name`.
+pub fn find_strategy(name: &str) -> Option<&'static dyn ConflictStrategy> {
+    inventory::iter::<RegisteredStrategy>
+        .into_iter()
+        .map(|r| r.0)
+        .find(|s| s.name() == name)
+}
+
+/// Every registered strategy, sorted by name.
+pub fn strategies() -> Vec<&'static dyn ConflictStrategy> {
+    let mut all: Vec<&'static dyn ConflictStrategy> =
+        inventory::iter::<RegisteredStrategy>.into_iter().map(|r| r.0).collect();
+    all.sort_by_key(|s| s.name());
+    all
+}
+
+fn first(candidates: &[&Candidate<'_>]) -> ConflictDecision {
+    candidates
+        .first()
+        .map_or(ConflictDecision::KeepStored, |c| ConflictDecision::Take(c.digest))
+}
+
+/// The default: the order of `[[sources]]` is the priority; the first source offering the
+/// version wins, even over what is stored.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SourcePriority;
 
@@ -57,10 +92,82 @@ impl ConflictStrategy for SourcePriority {
         "source-priority"
     }
 
+    fn description(&self) -> &'static str {
+        "the first source in the configuration wins"
+    }
+
     fn decide(&self, _stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision {
+        first(candidates)
+    }
+}
+
+/// The content first stored for a version wins forever; a new version offered with
+/// different contents in its first run goes to the highest-priority source.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Immutable;
+
+impl ConflictStrategy for Immutable {
+    fn name(&self) -> &'static str {
+        "immutable"
+    }
+
+    fn description(&self) -> &'static str {
+        "the content first stored for a version wins forever"
+    }
+
+    fn decide(&self, stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision {
+        match stored {
+            Some(_) => ConflictDecision::KeepStored,
+            None => first(candidates),
+        }
+    }
+}
+
+/// The latest `updated_at` in the metadata wins, then the latest modification time at the
+/// source, then source priority.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Newest;
+
+impl ConflictStrategy for Newest {
+    fn name(&self) -> &'static str {
+        "newest"
+    }
+
+    fn description(&self) -> &'static str {
+        "the latest `updated_at`, then the latest modification time, wins"
+    }
+
+    fn decide(&self, _stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision {
+        let updated = |c: &Candidate<'_>| {
+            c.task
+                .and_then(|t| t.updated_at.as_deref())
+                .and_then(|text| text.parse::<jiff::Timestamp>().ok())
+        };
+        // `max_by_key` keeps the last of equals; iterate in reverse so priority breaks ties.
         candidates
-            .first()
+            .iter()
+            .rev()
+            .max_by_key(|c| (updated(c), c.modified))
             .map_or(ConflictDecision::KeepStored, |c| ConflictDecision::Take(c.digest))
+    }
+}
+
+/// Neither new content wins: what is stored stays, and a version first offered with
+/// different contents is not added until the sources agree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reject;
+
+impl ConflictStrategy for Reject {
+    fn name(&self) -> &'static str {
+        "reject"
+    }
+
+    fn description(&self) -> &'static str {
+        "no new content wins: the stored content stays"
+    }
+
+    fn decide(&self, _stored: Option<Digest>, _candidates: &[&Candidate<'_>]) -> ConflictDecision {
+        ConflictDecision::KeepStored
     }
 }
 
@@ -73,8 +180,10 @@ pub struct ConflictRecord {
     pub stored: Option<Digest>,
     /// `(source, locator, digest)` of every candidate, highest priority first.
     pub offers: Vec<(String, String, Digest)>,
-    /// The content the catalogue holds after the decision.
+    /// The content the catalogue holds after the decision (`None`: the version was not added).
     pub kept: Option<Digest>,
+    /// The decision in words: which offer was taken, or that the stored content stayed.
+    pub decision: String,
 }
 
 impl ConflictRecord {
@@ -92,6 +201,7 @@ impl ConflictRecord {
             "strategy": self.strategy,
             "offers": offers,
             "kept": self.kept.map(|d| d.to_string()),
+            "decision": self.decision,
         }))
     }
 }

@@ -55,6 +55,31 @@ pub struct Snapshot {
     pub conflicts: HashMap<VersionKey, String>,
 }
 
+/// How a plan treats removals and conflicts.
+#[derive(Clone, Copy)]
+pub struct PlanOptions<'s> {
+    pub strategy: &'s dyn ConflictStrategy,
+    /// A complete scan that would make more than this share of a source's stored tasks
+    /// missing removes nothing from that source and raises a problem instead.
+    pub max_removal_share: f64,
+    /// Lifts the mass-removal guard for this run.
+    pub allow_mass_removal: bool,
+}
+
+impl PlanOptions<'static> {
+    pub const DEFAULT_MAX_REMOVAL_SHARE: f64 = 0.5;
+}
+
+impl<'s> PlanOptions<'s> {
+    pub fn new(strategy: &'s dyn ConflictStrategy) -> Self {
+        PlanOptions {
+            strategy,
+            max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
+            allow_mass_removal: false,
+        }
+    }
+}
+
 /// The scan of one source, in priority order (the first has the highest priority).
 #[derive(Debug)]
 pub struct SourceScan {
@@ -381,8 +406,9 @@ pub fn plan(
     snapshot: &Snapshot,
     scans: &[SourceScan],
     loaded: &HashMap<ProblemKey, LoadOutcome>,
-    strategy: &dyn ConflictStrategy,
+    options: &PlanOptions<'_>,
 ) -> ChangeSet {
+    let strategy = options.strategy;
     let run = RunIndex::new(snapshot, loaded);
     let mut counts = RunCounts::default();
     let claims: Vec<(&str, Uuid)> = loaded
@@ -489,11 +515,32 @@ pub fn plan(
         }
         if result.complete {
             let seen: HashSet<&str> = result.entries.iter().map(|e| e.locator.as_str()).collect();
-            removed.extend(
-                run.stored_origins
-                    .keys()
-                    .filter(|(s, l)| *s == source && !seen.contains(l)),
-            );
+            let stored_here = run.stored_origins.keys().filter(|(s, _)| *s == source).count();
+            let vanished: Vec<Ref<'_>> = run
+                .stored_origins
+                .keys()
+                .filter(|(s, l)| *s == source && !seen.contains(l))
+                .copied()
+                .collect();
+            if !options.allow_mass_removal
+                && !vanished.is_empty()
+                && vanished.len() as f64 > options.max_removal_share * stored_here as f64
+            {
+                // A source that suddenly lost most of its tasks is more likely broken (an
+                // unmounted share, a bad checkout) than emptied on purpose.
+                let message = format!(
+                    "this scan would remove {} of the source's {stored_here} tasks, more than {:.0}%: nothing was removed; \
+                     run `taskreg sync --allow-mass-removal` if the removal is intended",
+                    vanished.len(),
+                    options.max_removal_share * 100.0
+                );
+                problem_sets.insert(
+                    key(source, ""),
+                    vec![Problem::error("source.mass_removal_blocked", message)],
+                );
+                continue;
+            }
+            removed.extend(vanished);
             for (s, l) in snapshot.problems.keys() {
                 if s == source && !l.is_empty() && !seen.contains(l.as_str()) {
                     problem_sets.entry(key(s, l)).or_default();
@@ -530,11 +577,21 @@ pub fn plan(
         } else {
             group.sort_by(|a, b| (a.rank, a.locator).cmp(&(b.rank, b.locator)));
             counts.conflicts += 1;
-            let new_content = match strategy.decide(stored_digest, &group) {
+            let decision = strategy.decide(stored_digest, &group);
+            let new_content = match decision {
                 ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
                     group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
                 }
                 _ => None,
+            };
+            let kept = new_content.map(|t| t.digest).or(stored_digest);
+            let decision = match (decision, kept) {
+                (ConflictDecision::Take(digest), Some(k)) if k == digest => {
+                    let winner = group.iter().find(|c| c.digest == digest).expect("taken from the group");
+                    format!("took {digest} from {}:{}", winner.source, winner.locator)
+                }
+                (_, Some(k)) => format!("kept the stored {k}"),
+                (_, None) => "not added: no offer was taken".to_owned(),
             };
             let record = ConflictRecord {
                 name: version.0.to_owned(),
@@ -545,7 +602,8 @@ pub fn plan(
                     .iter()
                     .map(|c| (c.source.to_owned(), c.locator.to_owned(), c.digest))
                     .collect(),
-                kept: new_content.map(|t| t.digest).or(stored_digest),
+                kept,
+                decision,
             };
             if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail_json()) {
                 changes.conflicts.push(record);

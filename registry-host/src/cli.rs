@@ -10,7 +10,7 @@ use crate::sync::{SyncOptions, SyncReport, load_and_check, sync};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use registry_core::{LoadOutcome, Problem, Source, SourcePriority, SourceSpec};
+use registry_core::{LoadOutcome, Problem, Source, SourceSpec};
 use serde_json::{Value, json};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,9 @@ enum Command {
         /// Loads in flight at once (default: 4 per core).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// Let a scan remove more than `lifecycle.max_removal_share` of a source's tasks.
+        #[arg(long)]
+        allow_mass_removal: bool,
     },
     /// List the available task versions (with --all, unavailable ones too).
     List {
@@ -69,6 +72,10 @@ enum Command {
     },
     /// List the current problems.
     Problems,
+    /// List the current conflicts: versions offered with different contents.
+    Conflicts,
+    /// Every version of a task ever seen, with availability and digests.
+    History { name: String },
     /// Measure sync speed on a generated tree against `tar` reading the same tree.
     Bench(crate::bench::BenchArgs),
 }
@@ -132,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             paths,
             strict,
             concurrency,
+            allow_mass_removal,
         } => {
             let specs: Vec<SourceSpec> = if paths.is_empty() {
                 config.source_specs()
@@ -144,12 +152,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let sources = crate::build_sources(&specs)?;
             let mut options = SyncOptions {
                 progress: !cli.json && std::io::stderr().is_terminal(),
+                max_removal_share: config.lifecycle.max_removal_share,
+                allow_mass_removal,
                 ..SyncOptions::default()
             };
             if let Some(n) = concurrency {
                 options.concurrency = n;
             }
-            let report = sync(&mut store, &sources, &SourcePriority, &options).await?;
+            let report = sync(&mut store, &sources, config.strategy(), &options).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -215,8 +225,78 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Conflicts => {
+            let conflicts = store.conflicts().await?;
+            if cli.json {
+                let rows: Vec<Value> = conflicts
+                    .iter()
+                    .map(|c| {
+                        let mut row = serde_json::to_value(c).unwrap_or_default();
+                        row["detail"] = serde_json::from_str(&c.detail).unwrap_or(Value::Null);
+                        row
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if conflicts.is_empty() {
+                println!("no conflicts");
+            } else {
+                for c in &conflicts {
+                    let detail: Value = serde_json::from_str(&c.detail).unwrap_or(Value::Null);
+                    println!(
+                        "{}@{} ({}): {}",
+                        c.name,
+                        c.version,
+                        c.strategy,
+                        detail["decision"].as_str().unwrap_or("?")
+                    );
+                    for offer in detail["offers"].as_array().into_iter().flatten() {
+                        println!(
+                            "  {}:{}  {}",
+                            offer["source"].as_str().unwrap_or("?"),
+                            offer["locator"].as_str().unwrap_or("?"),
+                            offer["digest"].as_str().unwrap_or("?")
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History { name } => {
+            let history = store.history(&name).await?;
+            if history.is_empty() {
+                eprintln!("error: task `{name}` was never seen");
+                return Ok(ExitCode::from(1));
+            }
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&history)?);
+            } else {
+                for v in &history {
+                    let state = match v.missing_since {
+                        None if v.available => "available".to_owned(),
+                        Some(since) => format!("unavailable since {}", format_millis(since)),
+                        None => "unavailable".to_owned(),
+                    };
+                    println!(
+                        "{name}@{}  {}  first seen {}  last seen {}  {state}",
+                        v.version,
+                        v.digest.get(..19).unwrap_or(&v.digest),
+                        format_millis(v.first_seen),
+                        format_millis(v.last_seen)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate { .. } | Command::Bench(_) => unreachable!("handled before opening the store"),
     }
+}
+
+/// Unix milliseconds as an RFC 3339 time, for people.
+fn format_millis(millis: i64) -> String {
+    jiff::Timestamp::from_millisecond(millis).map_or_else(
+        |_| millis.to_string(),
+        |t| t.round(jiff::Unit::Second).unwrap_or(t).to_string(),
+    )
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {

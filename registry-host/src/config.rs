@@ -7,6 +7,12 @@
 //! name = "examples"
 //! type = "filesystem"
 //! path = "tasks"                     # relative to this file's folder
+//!
+//! [conflicts]
+//! strategy = "source-priority"       # or immutable, newest, reject
+//!
+//! [lifecycle]
+//! max_removal_share = 0.5            # the mass-removal guard
 //! ```
 
 use registry_core::SourceSpec;
@@ -30,9 +36,54 @@ pub struct Config {
     pub database: Option<String>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub conflicts: ConflictsConfig,
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictsConfig {
+    /// A registered `ConflictStrategy` name.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+}
+
+impl Default for ConflictsConfig {
+    fn default() -> Self {
+        ConflictsConfig {
+            strategy: default_strategy(),
+        }
+    }
+}
+
+fn default_strategy() -> String {
+    "source-priority".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// A complete scan that would make more than this share of a source's tasks missing
+    /// removes nothing (see `taskreg sync --allow-mass-removal`).
+    #[serde(default = "default_max_removal_share")]
+    pub max_removal_share: f64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            max_removal_share: default_max_removal_share(),
+        }
+    }
+}
+
+fn default_max_removal_share() -> f64 {
+    registry_core::PlanOptions::DEFAULT_MAX_REMOVAL_SHARE
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,8 +116,27 @@ impl Config {
                 return Err(invalid(format!("two [[sources]] entries are named `{}`", source.name)));
             }
         }
+        if registry_core::find_strategy(&config.conflicts.strategy).is_none() {
+            let known: Vec<&str> = registry_core::strategies().iter().map(|s| s.name()).collect();
+            return Err(invalid(format!(
+                "unknown conflict strategy `{}` (known: {})",
+                config.conflicts.strategy,
+                known.join(", ")
+            )));
+        }
+        let share = config.lifecycle.max_removal_share;
+        if !(0.0..=1.0).contains(&share) {
+            return Err(invalid(format!(
+                "`lifecycle.max_removal_share` must be between 0 and 1, not {share}"
+            )));
+        }
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
+    }
+
+    /// The configured conflict strategy (checked when the file was loaded).
+    pub fn strategy(&self) -> &'static dyn registry_core::ConflictStrategy {
+        registry_core::find_strategy(&self.conflicts.strategy).unwrap_or(&registry_core::SourcePriority)
     }
 
     /// The configured sources, in priority order.
@@ -128,5 +198,34 @@ mod tests {
         assert!(error.contains("named `a`") && error.contains("taskreg.toml"), "{error}");
         let (_dir, path) = write("databse = \"sqlite://x.db\"\n");
         assert!(Config::load(&path).unwrap_err().to_string().contains("databse"));
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn strategy_and_guard_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskreg.toml");
+        std::fs::write(
+            &path,
+            "[conflicts]\nstrategy = \"newest\"\n[lifecycle]\nmax_removal_share = 0.2\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.strategy().name(), "newest");
+        assert_eq!(config.lifecycle.max_removal_share, 0.2);
+        assert_eq!(Config::default().strategy().name(), "source-priority");
+
+        std::fs::write(&path, "[conflicts]\nstrategy = \"coin-toss\"\n").unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("coin-toss") && error.contains("immutable, newest, reject"),
+            "{error}"
+        );
+        std::fs::write(&path, "[lifecycle]\nmax_removal_share = 2.0\n").unwrap();
+        assert!(Config::load(&path).unwrap_err().to_string().contains("between 0 and 1"));
     }
 }

@@ -9,8 +9,8 @@ use crate::store::{RunRecord, SourceRow, Store, StoreError, now_millis};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::{
-    ChangeSet, ConflictStrategy, Entry, LoadOutcome, Problem, ProblemKey, RunCounts, Source, SourceError, SourceScan,
-    check_bundle, entries_to_load, plan,
+    ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Source, SourceError,
+    SourceScan, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -22,6 +22,19 @@ pub struct SyncOptions {
     pub concurrency: usize,
     /// Show a progress bar (only when a person is watching).
     pub progress: bool,
+    /// See [`PlanOptions::max_removal_share`].
+    pub max_removal_share: f64,
+    pub allow_mass_removal: bool,
+}
+
+impl SyncOptions {
+    fn plan<'s>(&self, strategy: &'s dyn ConflictStrategy) -> PlanOptions<'s> {
+        PlanOptions {
+            strategy,
+            max_removal_share: self.max_removal_share,
+            allow_mass_removal: self.allow_mass_removal,
+        }
+    }
 }
 
 impl Default for SyncOptions {
@@ -30,6 +43,8 @@ impl Default for SyncOptions {
         SyncOptions {
             concurrency: cores * 4,
             progress: false,
+            max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
+            allow_mass_removal: false,
         }
     }
 }
@@ -187,7 +202,7 @@ pub async fn plan_run(
     if !loaded.is_empty() {
         snapshot.core.task_uuids = store.task_uuids().await?;
     }
-    let changes = plan(&snapshot.core, &scans, &loaded, strategy);
+    let changes = plan(&snapshot.core, &scans, &loaded, &options.plan(strategy));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     Ok(PlannedRun {
         run_id: uuid::Uuid::now_v7().to_string(),

@@ -32,6 +32,8 @@ on_both_backends!(
     show_picks_the_newest_available_version_by_semver,
     broken_tasks_are_problems_with_the_file_named_and_the_rest_syncs,
     a_content_change_without_a_version_bump_is_a_recorded_conflict,
+    each_conflict_strategy_decides_between_two_sources,
+    the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -207,6 +209,7 @@ async fn removed_versions_stay_as_history_and_come_back(backend: &str) {
     let mut store = open(&db).await;
     let root = tempfile::tempdir().unwrap();
     write_named_task(&root.path().join("a"), "alpha", "1.0.0", 1).unwrap();
+    write_named_task(&root.path().join("b"), "beta", "1.0.0", 2).unwrap();
     let sources = [source("s", root.path())];
     run(&mut store, &sources).await;
 
@@ -214,9 +217,9 @@ async fn removed_versions_stay_as_history_and_come_back(backend: &str) {
     fs::rename(root.path().join("a"), parked.path().join("a")).unwrap();
     let report = run(&mut store, &sources).await;
     assert_eq!(report.counts.missing, 1);
-    assert!(store.list_versions(false).await.unwrap().is_empty());
+    assert_eq!(store.list_versions(false).await.unwrap().len(), 1);
     let all = store.list_versions(true).await.unwrap();
-    assert_eq!((all.len(), all[0].available), (1, false));
+    assert_eq!((all.len(), all[0].name.as_str(), all[0].available), (2, "alpha", false));
     let (task, origins) = store
         .show("alpha", Some("1.0.0"))
         .await
@@ -233,6 +236,17 @@ async fn removed_versions_stay_as_history_and_come_back(backend: &str) {
     assert_eq!(report.counts.revived, 1);
     let (task, _) = store.show("alpha", None).await.unwrap().unwrap();
     assert!(task.available && task.missing_since.is_none());
+
+    write_named_task(&root.path().join("a"), "alpha", "1.1.0", 1).unwrap();
+    run(&mut store, &sources).await;
+    let history = store.history("alpha").await.unwrap();
+    let versions: Vec<(&str, bool)> = history.iter().map(|h| (h.version.as_str(), h.available)).collect();
+    assert_eq!(
+        versions,
+        [("1.1.0", true), ("1.0.0", false)],
+        "every version ever seen, newest first"
+    );
+    assert!(store.history("never").await.unwrap().is_empty());
 }
 
 async fn show_picks_the_newest_available_version_by_semver(backend: &str) {
@@ -319,4 +333,87 @@ async fn a_content_change_without_a_version_bump_is_a_recorded_conflict(backend:
     fs::remove_dir_all(second.path().join("x")).unwrap();
     run(&mut store, &sources).await;
     assert_eq!(store.table_counts().await.unwrap()["conflicts"], 0);
+}
+
+async fn each_conflict_strategy_decides_between_two_sources(backend: &str) {
+    use registry_core::{ConflictStrategy, Immutable, Newest, Reject};
+    // `second` has the later updated_at; `first` has priority; `first` then edits without a bump.
+    fn offer(dir: &Path, seed: usize, updated_at: &str) {
+        write_named_task(dir, "shared", "1.0.0", seed).unwrap();
+        let path = dir.join("metadata.json");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("2026-01-02T00:00:00Z", updated_at);
+        fs::write(path, text).unwrap();
+    }
+    let cases: [(&dyn ConflictStrategy, Option<usize>, Option<usize>); 4] = [
+        (&SourcePriority, Some(1), Some(3)),
+        (&Immutable, Some(1), Some(1)),
+        (&Newest, Some(2), Some(3)),
+        (&Reject, None, None),
+    ];
+    for (strategy, after_first_run, after_edit) in cases {
+        let db = TestDatabase::for_backend(backend).await;
+        let mut store = open(&db).await;
+        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        offer(&first.path().join("x"), 1, "2026-01-01T00:00:00Z");
+        offer(&second.path().join("x"), 2, "2026-06-01T00:00:00Z");
+        let sources = [source("first", first.path()), source("second", second.path())];
+        let seed_of = |script: &str| (1..=3).find(|seed| script.contains(&format!("+ {seed} }}")));
+        let mut stored = Vec::new();
+        for step in 0..2 {
+            if step == 1 {
+                offer(&first.path().join("x"), 3, "2026-12-01T00:00:00Z");
+            }
+            let report = sync(&mut store, &sources, strategy, &SyncOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(report.counts.conflicts, 1, "{}", strategy.name());
+            stored.push(
+                store
+                    .show("shared", Some("1.0.0"))
+                    .await
+                    .unwrap()
+                    .map(|(t, _)| seed_of(&t.script).unwrap()),
+            );
+        }
+        assert_eq!(stored, [after_first_run, after_edit], "strategy {}", strategy.name());
+        let conflicts = store.conflicts().await.unwrap();
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].strategy, strategy.name());
+        let detail: serde_json::Value = serde_json::from_str(&conflicts[0].detail).unwrap();
+        assert_eq!(detail["offers"].as_array().unwrap().len(), 2);
+        assert!(detail["decision"].is_string());
+    }
+}
+
+async fn the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    let folders = write_tree(root.path(), 10).unwrap();
+    let sources = [source("s", root.path())];
+    run(&mut store, &sources).await;
+    for folder in &folders[..6] {
+        fs::remove_dir_all(folder).unwrap();
+    }
+    let report = run(&mut store, &sources).await;
+    assert_eq!(report.counts.missing, 0);
+    assert_eq!(store.list_versions(false).await.unwrap().len(), 10);
+    let problems = store.problems().await.unwrap();
+    assert_eq!(problems[0].problem.code, "source.mass_removal_blocked");
+    assert!(
+        problems[0].problem.message.contains("6 of the source's 10 tasks"),
+        "{}",
+        problems[0].problem.message
+    );
+
+    let allow = SyncOptions {
+        allow_mass_removal: true,
+        ..SyncOptions::default()
+    };
+    let report = sync(&mut store, &sources, &SourcePriority, &allow).await.unwrap();
+    assert_eq!(report.counts.missing, 6);
+    assert_eq!(store.list_versions(false).await.unwrap().len(), 4);
+    assert!(store.problems().await.unwrap().is_empty());
 }

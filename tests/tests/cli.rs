@@ -329,3 +329,50 @@ fn output_cut_short_by_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn conflicts_history_and_the_mass_removal_guard_through_the_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    write_named_task(&a.join("t"), "shared", "1.0.0", 1).unwrap();
+    write_named_task(&b.join("t"), "shared", "1.0.0", 2).unwrap();
+    for i in 0..3 {
+        write_named_task(&a.join(format!("x{i}")), &format!("extra-{i}"), "1.0.0", 10 + i).unwrap();
+    }
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "[[sources]]\nname = \"a\"\ntype = \"filesystem\"\npath = \"a\"\n\
+         [[sources]]\nname = \"b\"\ntype = \"filesystem\"\npath = \"b\"\n\
+         [conflicts]\nstrategy = \"immutable\"\n",
+    )
+    .unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    assert_eq!(taskreg.run(&["--json", "sync"]).json()["conflicts"], 1);
+    let conflicts = taskreg.run(&["--json", "conflicts"]).json();
+    assert_eq!(conflicts[0]["name"], "shared");
+    assert_eq!(conflicts[0]["strategy"], "immutable");
+    assert_eq!(conflicts[0]["detail"]["offers"].as_array().unwrap().len(), 2);
+    assert!(
+        taskreg
+            .run(&["conflicts"])
+            .stdout
+            .contains("shared@1.0.0 (immutable): took sha256:")
+    );
+
+    // Three of a's four tasks disappear: blocked, then allowed.
+    for i in 0..3 {
+        fs::remove_dir_all(a.join(format!("x{i}"))).unwrap();
+    }
+    let blocked = taskreg.run(&["--json", "sync", "--strict"]);
+    blocked.assert_code(1);
+    assert_eq!(blocked.json()["missing"], 0);
+    assert!(blocked.stdout.contains("source.mass_removal_blocked"));
+    let allowed = taskreg.run(&["--json", "sync", "--allow-mass-removal"]);
+    assert_eq!(allowed.json()["missing"], 3);
+
+    let history = taskreg.run(&["--json", "history", "extra-0"]);
+    history.assert_code(0);
+    assert_eq!(history.json()[0]["available"], false);
+    assert!(history.json()[0]["missing_since"].is_i64());
+    taskreg.run(&["history", "never-seen"]).assert_code(1);
+}

@@ -1,7 +1,7 @@
 //! The lifecycle rules, driven through several runs against the reference model.
 
 use super::*;
-use crate::merge::SourcePriority;
+use crate::merge::{ConflictStrategy, Immutable, Newest, Reject, SourcePriority};
 use crate::source::Bundle;
 use crate::task::parse_bundle;
 
@@ -45,6 +45,10 @@ impl World {
 
     /// One sync run: scan results given, loads done from `sources`, plan applied.
     fn sync(&mut self, scans: Vec<SourceScan>, sources: &[(&str, &Tree)]) -> ChangeSet {
+        self.sync_with(&PlanOptions::new(&SourcePriority), scans, sources)
+    }
+
+    fn sync_with(&mut self, options: &PlanOptions<'_>, scans: Vec<SourceScan>, sources: &[(&str, &Tree)]) -> ChangeSet {
         let mut loaded = HashMap::new();
         loop {
             let wanted = entries_to_load(&self.snapshot, &scans, &loaded);
@@ -70,7 +74,7 @@ impl World {
                 loaded.insert((scans[i].name.clone(), entry.locator.clone()), outcome);
             }
         }
-        let changes = plan(&self.snapshot, &scans, &loaded, &SourcePriority);
+        let changes = plan(&self.snapshot, &scans, &loaded, options);
         self.snapshot.apply(&changes);
         changes
     }
@@ -258,5 +262,133 @@ fn a_uuid_claimed_by_a_second_name_is_a_problem_for_that_task_only() {
     assert_eq!(
         world.snapshot.problems[&key("s", "b")].last().unwrap().code,
         "metadata.uuid_duplicate"
+    );
+}
+
+fn with_updated_at(locator: &'static str, script: &str, updated_at: &str) -> (&'static str, String, String) {
+    let metadata =
+        format!(r#"{{"name":"alpha","version":"1.0.0","label":"l","description":"d","updated_at":"{updated_at}"}}"#);
+    (locator, metadata, script.to_owned())
+}
+
+/// Two sources offer `alpha@1.0.0` with different content; returns the digest stored
+/// after each of two runs, the second after the preferred source changes its content.
+fn contest(strategy: &dyn ConflictStrategy) -> (World, [Option<Digest>; 2], ChangeSet) {
+    let mut world = World::new();
+    let options = PlanOptions::new(strategy);
+    let first: Tree = vec![with_updated_at("a", "first", "2026-01-01T00:00:00Z")];
+    let second: Tree = vec![with_updated_at("a", "second", "2026-06-01T00:00:00+02:00")];
+    let changes = world.sync_with(
+        &options,
+        vec![scan_of("first", &first), scan_of("second", &second)],
+        &[("first", &first), ("second", &second)],
+    );
+    let after_one = world.snapshot.versions.get(&key("alpha", "1.0.0")).map(|v| v.digest);
+    let edited: Tree = vec![with_updated_at("a", "first, edited", "2026-12-01T00:00:00Z")];
+    world.sync_with(
+        &options,
+        vec![scan_of("first", &edited), scan_of("second", &second)],
+        &[("first", &edited), ("second", &second)],
+    );
+    let after_two = world.snapshot.versions.get(&key("alpha", "1.0.0")).map(|v| v.digest);
+    (world, [after_one, after_two], changes)
+}
+
+fn digest_of(script: &str, updated_at: &str) -> Digest {
+    let (_, metadata, script) = with_updated_at("a", script, updated_at);
+    let bundle = Bundle::from_files([
+        ("metadata.json", metadata.into_bytes()),
+        ("main.js", script.into_bytes()),
+    ]);
+    parse_bundle(&bundle).unwrap().task.digest
+}
+
+#[test]
+fn source_priority_takes_the_first_source_every_time() {
+    let (_, [one, two], changes) = contest(&SourcePriority);
+    assert_eq!(one, Some(digest_of("first", "2026-01-01T00:00:00Z")));
+    assert_eq!(two, Some(digest_of("first, edited", "2026-12-01T00:00:00Z")));
+    assert!(
+        changes.conflicts[0].decision.starts_with("took sha256:"),
+        "{}",
+        changes.conflicts[0].decision
+    );
+}
+
+#[test]
+fn immutable_keeps_the_first_stored_content_forever() {
+    let (world, [one, two], _) = contest(&Immutable);
+    assert_eq!(one, Some(digest_of("first", "2026-01-01T00:00:00Z")));
+    assert_eq!(two, one, "the edit is refused");
+    let detail = &world.snapshot.conflicts[&key("alpha", "1.0.0")];
+    assert!(detail.contains("kept the stored"), "{detail}");
+}
+
+#[test]
+fn newest_takes_the_latest_updated_at_across_time_zones() {
+    let (_, [one, two], _) = contest(&Newest);
+    assert_eq!(
+        one,
+        Some(digest_of("second", "2026-06-01T00:00:00+02:00")),
+        "June beats January"
+    );
+    assert_eq!(
+        two,
+        Some(digest_of("first, edited", "2026-12-01T00:00:00Z")),
+        "December beats June"
+    );
+}
+
+#[test]
+fn reject_adds_nothing_disputed_and_keeps_what_is_stored() {
+    let (world, [one, two], changes) = contest(&Reject);
+    assert_eq!((one, two), (None, None), "a disputed new version is not added");
+    assert_eq!(changes.counts.conflicts, 1);
+    assert!(
+        world.snapshot.origins.is_empty(),
+        "no origin may point at a version that does not exist"
+    );
+    assert_eq!(changes.conflicts[0].kept, None);
+
+    // Stored content stays when a source later disagrees.
+    let mut world = World::new();
+    let options = PlanOptions::new(&Reject);
+    let agreed: Tree = vec![task("a", "alpha", "1.0.0", "same")];
+    world.sync_with(&options, vec![scan_of("s", &agreed)], &[("s", &agreed)]);
+    let stored = world.snapshot.versions[&key("alpha", "1.0.0")].digest;
+    let edited: Tree = vec![task("a", "alpha", "1.0.0", "edited")];
+    world.sync_with(&options, vec![scan_of("s", &edited)], &[("s", &edited)]);
+    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, stored);
+}
+
+#[test]
+fn a_scan_that_would_remove_most_of_a_source_removes_nothing_unless_allowed() {
+    let mut world = World::new();
+    let full: Tree = (0..4)
+        .map(|i| task(["a", "b", "c", "d"][i], &format!("t{i}"), "1.0.0", "x"))
+        .collect();
+    world.sync(vec![scan_of("s", &full)], &[("s", &full)]);
+
+    let two_left: Tree = full[..2].to_vec();
+    let changes = world.sync(vec![scan_of("s", &two_left)], &[("s", &two_left)]);
+    assert_eq!(changes.counts.missing, 2, "half is not more than half");
+    world.sync(vec![scan_of("s", &full)], &[("s", &full)]);
+
+    let one_left: Tree = full[..1].to_vec();
+    let changes = world.sync(vec![scan_of("s", &one_left)], &[("s", &one_left)]);
+    assert_eq!(changes.counts.missing, 0);
+    assert_eq!(
+        world.snapshot.problems[&key("s", "")][0].code,
+        "source.mass_removal_blocked"
+    );
+    assert!(world.available("t3", "1.0.0"));
+
+    let mut options = PlanOptions::new(&SourcePriority);
+    options.allow_mass_removal = true;
+    let changes = world.sync_with(&options, vec![scan_of("s", &one_left)], &[("s", &one_left)]);
+    assert_eq!(changes.counts.missing, 3);
+    assert!(
+        !world.snapshot.problems.contains_key(&key("s", "")),
+        "the guard's problem clears"
     );
 }

@@ -54,6 +54,33 @@ pub struct StoredTask {
     pub content_updated_at: i64,
 }
 
+/// A current conflict, as `taskreg conflicts` prints it.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = conflicts)]
+pub struct ConflictRow {
+    pub name: String,
+    pub version: String,
+    pub strategy: String,
+    pub kept_digest: Option<String>,
+    /// JSON: the offers (source, locator, digest) and the decision.
+    pub detail: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// One version of a task's history.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = task_versions)]
+pub struct HistoryRow {
+    pub version: String,
+    pub digest: String,
+    pub available: bool,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub missing_since: Option<i64>,
+    pub content_updated_at: i64,
+}
+
 /// A current problem with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProblemRow {
@@ -295,6 +322,31 @@ impl Store {
                 .await
         })?;
         rows.into_iter().map(problem_from).collect()
+    }
+
+    /// Current conflicts, by name and version.
+    pub async fn conflicts(&mut self) -> Result<Vec<ConflictRow>, StoreError> {
+        let rows = with_conn!(&mut self.conn, |c| {
+            conflicts::table
+                .order((conflicts::name, conflicts::version))
+                .select(ConflictRow::as_select())
+                .load(c)
+                .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Every version of `name` ever stored, newest first by semver.
+    pub async fn history(&mut self, name: &str) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut rows: Vec<HistoryRow> = with_conn!(&mut self.conn, |c| {
+            task_versions::table
+                .filter(task_versions::name.eq(name))
+                .select(HistoryRow::as_select())
+                .load(c)
+                .await
+        })?;
+        rows.sort_by(|a, b| by_semver_descending(&a.version, &b.version));
+        Ok(rows)
     }
 
     /// Row counts per table, for tests and the benchmark.
