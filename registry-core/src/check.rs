@@ -1,39 +1,35 @@
 //! Checks on parsed tasks: a task that parses can still be wrong.
 
-use crate::plan::LoadOutcome;
 use crate::problem::Problem;
-use crate::source::Bundle;
-use crate::task::{METADATA_FILE, ParsedTask, parse_bundle};
+use crate::task::{METADATA_FILE, ParsedTask};
+use crate::validate::{RegisteredValidator, ValidationContext, Validator};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use uuid::Uuid;
 
 const MAX_NAME_LEN: usize = 128;
 
-/// Parses and checks one bundle: the step between load and merge, and all that
-/// `taskreg validate` does. Any error makes the task `Broken`; warnings travel with it.
-pub fn check_bundle(bundle: &Bundle) -> LoadOutcome {
-    match parse_bundle(bundle) {
-        Err(problems) => LoadOutcome::Broken(problems),
-        Ok(parsed) => {
-            let mut problems = check_metadata(&parsed);
-            problems.splice(0..0, parsed.warnings);
-            if problems.iter().any(Problem::is_error) {
-                LoadOutcome::Broken(problems)
-            } else {
-                LoadOutcome::Parsed {
-                    task: Arc::new(parsed.task),
-                    warnings: problems,
-                    modified: bundle.modified,
-                }
-            }
-        }
+/// The `metadata` rule. Name, version and UUID are checked while parsing (a task cannot be
+/// stored without them); this rule checks what a well-described task has.
+pub struct MetadataValidator;
+
+inventory::submit!(RegisteredValidator(&MetadataValidator));
+
+impl Validator for MetadataValidator {
+    fn rule(&self) -> &'static str {
+        "metadata"
+    }
+
+    fn description(&self) -> &'static str {
+        "name format, label and description (duplicate UUIDs are checked across tasks)"
+    }
+
+    fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
+        out.extend(check_metadata(task));
     }
 }
 
-/// Metadata rules: the name format, the fields every task should describe itself with, and
-/// the shape of its test cases.
+/// Metadata rules: the name format and the fields every task should describe itself with.
 pub fn check_metadata(parsed: &ParsedTask) -> Vec<Problem> {
     let mut problems = Vec::new();
     let name = &parsed.task.name;
@@ -61,17 +57,6 @@ pub fn check_metadata(parsed: &ParsedTask) -> Vec<Problem> {
                 .in_file(METADATA_FILE)
                 .at_pointer(format!("/{field}")),
             ),
-        }
-    }
-    for test in &parsed.tests {
-        for field in ["input", "expected_output"] {
-            if test.case.get(field).is_none() {
-                problems.push(
-                    Problem::error("tests.field_missing", format!("test case has no `{field}`"))
-                        .in_file(&test.file)
-                        .at_pointer(format!("/{field}")),
-                );
-            }
         }
     }
     problems
@@ -163,21 +148,12 @@ mod tests {
     }
 
     #[test]
-    fn missing_label_is_a_warning_and_a_test_without_expected_output_an_error() {
-        let p = parsed(
-            r#"{"name":"t","version":"1.0.0","description":"d"}"#,
-            &[("tests/a.json", r#"{"input":{}}"#)],
-        );
+    fn a_missing_label_is_a_warning() {
+        let p = parsed(r#"{"name":"t","version":"1.0.0","description":"d"}"#, &[]);
         let problems = check_metadata(&p);
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.code == "metadata.field_missing" && !p.is_error())
-        );
-        let test_problem = problems.iter().find(|p| p.code == "tests.field_missing").unwrap();
-        assert!(test_problem.is_error());
-        assert_eq!(test_problem.file.as_deref(), Some("tests/a.json"));
-        assert_eq!(test_problem.pointer.as_deref(), Some("/expected_output"));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].code == "metadata.field_missing" && !problems[0].is_error());
+        assert_eq!(problems[0].pointer.as_deref(), Some("/label"));
     }
 
     #[test]

@@ -13,6 +13,6 @@ pub enum CoreError {
         kind: String,
         known: String,
     },
-    #[error("unknown conflict strategy `{0}`")]
-    UnknownConflictStrategy(String),
+    #[error("unknown validation rule `{rule}` (known rules: {known})")]
+    UnknownRule { rule: String, known: String },
 }

@@ -31,8 +31,9 @@ mod plan;
 mod problem;
 mod source;
 mod task;
+mod validate;
 
-pub use check::{check_bundle, check_cross_task, check_metadata};
+pub use check::{MetadataValidator, check_cross_task, check_metadata};
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use merge::{
@@ -46,3 +47,6 @@ pub use plan::{
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
 pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, task_files};
+pub use validate::{
+    Limits, RegisteredValidator, RuleLevel, Validation, ValidationContext, Validator, check_bundle, validators,
+};

@@ -45,6 +45,9 @@ pub struct Problem {
     pub file: Option<String>,
     /// A JSON pointer into `file`, where one applies.
     pub pointer: Option<String>,
+    /// 1-based line and column in `file`, where known exactly (a syntax error).
+    pub line: Option<u32>,
+    pub column: Option<u32>,
     pub message: String,
 }
 
@@ -55,6 +58,8 @@ impl Problem {
             severity: Severity::Error,
             file: None,
             pointer: None,
+            line: None,
+            column: None,
             message: message.into(),
         }
     }
@@ -76,6 +81,12 @@ impl Problem {
         self
     }
 
+    pub fn at_position(mut self, line: u32, column: u32) -> Self {
+        self.line = Some(line);
+        self.column = Some(column);
+        self
+    }
+
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -86,6 +97,9 @@ impl fmt::Display for Problem {
         write!(f, "{}[{}]: {}", self.severity, self.code, self.message)?;
         if let Some(file) = &self.file {
             write!(f, " (in {file}")?;
+            if let (Some(line), Some(column)) = (self.line, self.column) {
+                write!(f, " at {line}:{column}")?;
+            }
             if let Some(pointer) = &self.pointer {
                 write!(f, " at {pointer}")?;
             }

@@ -166,11 +166,9 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
             Ok(value) => value,
             Err(e) => {
                 problems.push(
-                    Problem::error(
-                        "json.invalid",
-                        format!("invalid JSON at line {} column {}: {e}", e.line(), e.column()),
-                    )
-                    .in_file(path),
+                    Problem::error("json.invalid", format!("invalid JSON: {e}"))
+                        .in_file(path)
+                        .at_position(e.line() as u32, e.column() as u32),
                 );
                 continue;
             }

@@ -126,12 +126,14 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Validate { paths } => return validate(paths, cli.json).await,
-        Command::Bench(args) => return crate::bench::run(args).map(|()| ExitCode::SUCCESS),
-        _ => {}
+    if let Command::Bench(args) = &cli.command {
+        return crate::bench::run(args).map(|()| ExitCode::SUCCESS);
     }
     let config = load_config(cli.config.as_deref())?;
+    let validation = config.validation()?;
+    if let Command::Validate { paths } = &cli.command {
+        return validate(paths, &validation, cli.json).await;
+    }
     let url = database_url(cli.database.as_deref(), &config)?;
     let mut store = Store::open(&url).await?;
     match cli.command {
@@ -154,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !cli.json && std::io::stderr().is_terminal(),
                 max_removal_share: config.lifecycle.max_removal_share,
                 allow_mass_removal,
+                validation: validation.clone(),
                 ..SyncOptions::default()
             };
             if let Some(n) = concurrency {
@@ -165,7 +168,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_sync_report(&report);
             }
-            Ok(if strict && report.error_count() > 0 {
+            let failing = if validation.strict {
+                report.problems.len()
+            } else {
+                report.error_count()
+            };
+            Ok(if strict && failing > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -451,7 +459,11 @@ fn yes_no(value: &Option<String>) -> &'static str {
 }
 
 /// `taskreg validate`: the same parse and checks as a sync, with no database.
-async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCode> {
+async fn validate(
+    paths: &[PathBuf],
+    validation: &registry_core::Validation,
+    json_output: bool,
+) -> anyhow::Result<ExitCode> {
     let specs: Vec<SourceSpec> = paths.iter().map(|p| path_source_spec(p)).collect();
     let sources = crate::build_sources(&specs)?;
     let mut findings: Vec<(String, String, Problem)> = Vec::new();
@@ -473,7 +485,7 @@ async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCo
         };
         let source: &dyn Source = source.as_ref();
         let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
-            .map(|entry| async move { (entry.locator.clone(), load_and_check(source, entry).await) })
+            .map(|entry| async move { (entry.locator.clone(), load_and_check(source, entry, validation).await) })
             .buffered(SyncOptions::default().concurrency)
             .collect()
             .await;
@@ -499,24 +511,29 @@ async fn validate(paths: &[PathBuf], json_output: bool) -> anyhow::Result<ExitCo
                 json!({
                     "path": path, "locator": locator, "severity": p.severity, "code": p.code,
                     "message": p.message, "file": p.file, "pointer": p.pointer,
+                    "line": p.line, "column": p.column,
                 })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
+        let color = std::io::stdout().is_terminal();
         for (path, locator, problem) in &findings {
-            let folder = if locator.is_empty() || locator == "." {
+            let shown = if locator.is_empty() || locator == "." {
                 path.clone()
             } else {
                 format!("{path}/{locator}")
             };
-            let at = within(folder, problem);
-            print_problem(problem, &at);
+            print!(
+                "{}",
+                crate::diagnostics::render(problem, Path::new(&shown), &shown, color)
+            );
         }
         let warnings = findings.len() - errors;
         println!("{valid} valid task(s), {invalid} invalid; {errors} error(s), {warnings} warning(s)");
     }
-    Ok(if errors > 0 {
+    let failing = if validation.strict { findings.len() } else { errors };
+    Ok(if failing > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -13,6 +13,13 @@
 //!
 //! [lifecycle]
 //! max_removal_share = 0.5            # the mass-removal guard
+//!
+//! [validation]
+//! strict = false                     # true: warnings fail `validate` and `sync --strict`
+//! schemas = "warn"                   # per rule: error (default), warn or off
+//!
+//! [validation.limits]
+//! max_file_bytes = 1048576
 //! ```
 
 use registry_core::SourceSpec;
@@ -40,6 +47,8 @@ pub struct Config {
     pub conflicts: ConflictsConfig,
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    #[serde(default)]
+    pub validation: ValidationConfig,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -63,6 +72,19 @@ impl Default for ConflictsConfig {
 
 fn default_strategy() -> String {
     "source-priority".into()
+}
+
+/// `[validation]`: `strict`, the limits, and a level per rule (`schemas = "warn"`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ValidationConfig {
+    /// Warnings fail `taskreg validate` (and `sync --strict`) too.
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub limits: registry_core::Limits,
+    /// `error`, `warn` or `off` per rule; rules not named run at `error`.
+    #[serde(flatten)]
+    pub rules: std::collections::BTreeMap<String, registry_core::RuleLevel>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +146,7 @@ impl Config {
                 known.join(", ")
             )));
         }
+        config.validation().map_err(|e| invalid(e.to_string()))?;
         let share = config.lifecycle.max_removal_share;
         if !(0.0..=1.0).contains(&share) {
             return Err(invalid(format!(
@@ -137,6 +160,14 @@ impl Config {
     /// The configured conflict strategy (checked when the file was loaded).
     pub fn strategy(&self) -> &'static dyn registry_core::ConflictStrategy {
         registry_core::find_strategy(&self.conflicts.strategy).unwrap_or(&registry_core::SourcePriority)
+    }
+
+    /// The configured validation rules (checked when the file was loaded).
+    pub fn validation(&self) -> Result<registry_core::Validation, registry_core::CoreError> {
+        let context = registry_core::ValidationContext {
+            limits: self.validation.limits,
+        };
+        registry_core::Validation::configure(&self.validation.rules, context, self.validation.strict)
     }
 
     /// The configured sources, in priority order.
@@ -227,5 +258,30 @@ mod policy_tests {
         );
         std::fs::write(&path, "[lifecycle]\nmax_removal_share = 2.0\n").unwrap();
         assert!(Config::load(&path).unwrap_err().to_string().contains("between 0 and 1"));
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    #[test]
+    fn rule_levels_limits_and_strict_are_read_and_unknown_rules_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskreg.toml");
+        std::fs::write(
+            &path,
+            "[validation]\nstrict = true\nscript = \"off\"\nschemas = \"warn\"\n[validation.limits]\nmax_files = 3\n",
+        )
+        .unwrap();
+        let validation = Config::load(&path).unwrap().validation().unwrap();
+        assert!(validation.strict);
+        assert_eq!(validation.context.limits.max_files, 3);
+        let rules: Vec<&str> = validation.rules().map(|(v, _)| v.rule()).collect();
+        assert!(!rules.contains(&"script") && rules.contains(&"schemas"));
+
+        std::fs::write(&path, "[validation]\nscripts = \"off\"\n").unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown validation rule `scripts`"), "{error}");
     }
 }

@@ -24,6 +24,7 @@ use fs_source as _;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod fixtures;
 pub mod store;
 pub mod sync;

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Source, SourceError,
-    SourceScan, check_bundle, entries_to_load, plan,
+    SourceScan, Validation, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -25,6 +25,8 @@ pub struct SyncOptions {
     /// See [`PlanOptions::max_removal_share`].
     pub max_removal_share: f64,
     pub allow_mass_removal: bool,
+    /// The rules every loaded task is checked against.
+    pub validation: Validation,
 }
 
 impl SyncOptions {
@@ -45,6 +47,7 @@ impl Default for SyncOptions {
             progress: false,
             max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
             allow_mass_removal: false,
+            validation: Validation::default(),
         }
     }
 }
@@ -181,8 +184,9 @@ pub async fn plan_run(
         let outcomes: Vec<(ProblemKey, LoadOutcome)> = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
+                let validation = &options.validation;
                 async move {
-                    let outcome = load_and_check(source, &entry).await;
+                    let outcome = load_and_check(source, &entry, validation).await;
                     ((source.name().to_owned(), entry.locator), outcome)
                 }
             })
@@ -270,9 +274,10 @@ fn source_report(
 }
 
 /// Loads one entry and parses and checks it off the async workers.
-pub async fn load_and_check(source: &dyn Source, entry: &Entry) -> LoadOutcome {
+pub async fn load_and_check(source: &dyn Source, entry: &Entry, validation: &Validation) -> LoadOutcome {
+    let validation = validation.clone();
     match source.load(entry).await {
-        Ok(bundle) => tokio::task::spawn_blocking(move || check_bundle(&bundle))
+        Ok(bundle) => tokio::task::spawn_blocking(move || check_bundle(&bundle, &validation))
             .await
             .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),
         Err(SourceError::File { file, reason }) => LoadOutcome::Broken(vec![

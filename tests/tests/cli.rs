@@ -74,7 +74,15 @@ fn sync_the_examples(taskreg: &Taskreg) {
         .iter()
         .map(|p| p["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["metadata.version_not_semver", "metadata.legacy_format"]);
+    assert_eq!(
+        codes,
+        [
+            "metadata.version_not_semver",
+            "metadata.legacy_format",
+            "schema.missing",
+            "schema.missing"
+        ]
+    );
     assert_eq!(problems[0]["locator"], "broken-version");
     assert_eq!(problems[0]["severity"], "error");
 }
@@ -176,19 +184,33 @@ fn validate_needs_no_database_and_fails_on_errors() {
     let examples = repository_root().join("examples/tasks");
     let run = taskreg.run(&["validate", examples.to_str().unwrap()]);
     run.assert_code(1);
+    // Rendered like a compiler: the code, the file with line and column, the line itself.
+    assert!(run.stdout.contains("metadata.version_not_semver"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("error[metadata.version_not_semver]"),
+        run.stdout.contains("broken-version/metadata.json:3:3"),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout.contains("broken-version/metadata.json#/version"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains(r#""version": "v1-final","#), "{}", run.stdout);
     let json = taskreg.run(&["--json", "validate", examples.to_str().unwrap()]);
     json.assert_code(1);
-    assert_eq!(json.json().as_array().unwrap().len(), 2);
+    let found = json.json();
+    let codes: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "metadata.version_not_semver",
+            "metadata.legacy_format",
+            "schema.missing",
+            "schema.missing"
+        ]
+    );
+    assert_eq!(found[0]["pointer"], "/version");
 
     let good = repository_root().join("examples/tasks/addition");
     taskreg.run(&["validate", good.to_str().unwrap()]).assert_code(0);

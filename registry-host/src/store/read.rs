@@ -102,6 +102,8 @@ fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
         message,
         file,
         pointer,
+        line,
+        col,
     } = row;
     let severity = Severity::parse(&severity).ok_or_else(|| StoreError::Corrupt(format!("severity `{severity}`")))?;
     Ok(ProblemRow {
@@ -112,6 +114,8 @@ fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
             severity,
             file,
             pointer,
+            line: line.map(|l| l as u32),
+            column: col.map(|c| c as u32),
             message,
         },
     })
@@ -383,4 +387,6 @@ struct ProblemRecord {
     message: String,
     file: Option<String>,
     pointer: Option<String>,
+    line: Option<i32>,
+    col: Option<i32>,
 }

@@ -81,6 +81,8 @@ diesel::table! {
         file -> Nullable<Text>,
         pointer -> Nullable<Text>,
         first_seen -> BigInt,
+        line -> Nullable<Integer>,
+        col -> Nullable<Integer>,
     }
 }
 

@@ -77,6 +77,8 @@ struct NewProblem {
     file: Option<String>,
     pointer: Option<String>,
     first_seen: i64,
+    line: Option<i32>,
+    col: Option<i32>,
 }
 
 #[derive(Insertable)]
@@ -162,6 +164,8 @@ impl Store {
                     file: p.file.clone(),
                     pointer: p.pointer.clone(),
                     first_seen: now,
+                    line: p.line.map(|l| l as i32),
+                    col: p.column.map(|c| c as i32),
                 })
             })
             .collect();

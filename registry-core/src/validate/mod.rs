@@ -1,0 +1,193 @@
+//! Pluggable validation: which rules a task is checked against, and how hard each counts.
+//!
+//! A rule is a [`Validator`] registered with `inventory`:
+//!
+//! ```
+//! use registry_core::{ParsedTask, Problem, RegisteredValidator, ValidationContext, Validator};
+//!
+//! struct NoTodo;
+//!
+//! impl Validator for NoTodo {
+//!     fn rule(&self) -> &'static str { "no-todo" }
+//!     fn description(&self) -> &'static str { "main.js has no TODO left" }
+//!     fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
+//!         if task.task.script().contains("TODO") {
+//!             out.push(Problem::warning("no-todo.found", "main.js still has a TODO").in_file("main.js"));
+//!         }
+//!     }
+//! }
+//!
+//! inventory::submit!(RegisteredValidator(&NoTodo));
+//! ```
+//!
+//! Built-in rules:
+//! - `metadata` — name format, label and description;
+//! - `schemas` — both schemas are valid JSON Schema for their draft; a missing one is a warning;
+//! - `tests` — every test case has `input` and `expected_output`, valid against the schemas;
+//! - `script` — `main.js` parses as JavaScript and is a function expression or defines `main`;
+//! - `limits` — per-file and per-task size caps and a file-count cap, checked before parsing.
+//!
+//! The configuration sets each rule to `error` (findings count as reported), `warn` (errors
+//! become warnings: the task is accepted) or `off`.
+
+mod limits;
+mod schemas;
+mod script;
+mod test_cases;
+
+pub use limits::Limits;
+
+use crate::CoreError;
+use crate::plan::LoadOutcome;
+use crate::problem::{Problem, Severity};
+use crate::source::Bundle;
+use crate::task::{ParsedTask, parse_bundle};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What every validator may consult besides the task.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationContext {
+    pub limits: Limits,
+}
+
+/// One rule. Both hooks do nothing by default: implement the one the rule needs.
+pub trait Validator: Send + Sync {
+    /// The rule's name in the configuration and in problem codes (`schemas`).
+    fn rule(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// Looks at the raw files before anything is parsed (sizes, counts).
+    fn check_bundle(&self, _bundle: &Bundle, _context: &ValidationContext, _out: &mut Vec<Problem>) {}
+    /// Looks at the parsed task.
+    fn check(&self, _task: &ParsedTask, _context: &ValidationContext, _out: &mut Vec<Problem>) {}
+}
+
+/// A validator made available to configurations.
+pub struct RegisteredValidator(pub &'static dyn Validator);
+
+inventory::collect!(RegisteredValidator);
+
+/// Every registered validator, sorted by rule name.
+pub fn validators() -> Vec<&'static dyn Validator> {
+    let mut all: Vec<&'static dyn Validator> = inventory::iter::<RegisteredValidator>
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    all.sort_by_key(|v| v.rule());
+    all
+}
+
+/// How much a rule's findings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleLevel {
+    /// As the rule reports them: errors keep the task out of the catalogue.
+    Error,
+    /// Errors become warnings: reported, and the task is accepted.
+    Warn,
+    /// Not run.
+    Off,
+}
+
+/// The configured rules. Cheap to clone and share between loads.
+#[derive(Clone)]
+pub struct Validation {
+    rules: Arc<Vec<(&'static dyn Validator, RuleLevel)>>,
+    pub context: ValidationContext,
+    /// Warnings fail `taskreg validate` too.
+    pub strict: bool,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation::configure(&BTreeMap::new(), ValidationContext::default(), false).expect("no levels to reject")
+    }
+}
+
+impl std::fmt::Debug for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules: Vec<(&str, RuleLevel)> = self.rules.iter().map(|(v, l)| (v.rule(), *l)).collect();
+        f.debug_struct("Validation")
+            .field("rules", &rules)
+            .field("strict", &self.strict)
+            .finish()
+    }
+}
+
+impl Validation {
+    /// Every registered rule, at `levels[rule]` or `error`. A level for a rule nobody
+    /// registered is refused, so a typo cannot switch a rule off silently.
+    pub fn configure(
+        levels: &BTreeMap<String, RuleLevel>,
+        context: ValidationContext,
+        strict: bool,
+    ) -> Result<Self, CoreError> {
+        let all = validators();
+        if let Some(unknown) = levels
+            .keys()
+            .find(|rule| !all.iter().any(|v| v.rule() == rule.as_str()))
+        {
+            return Err(CoreError::UnknownRule {
+                rule: unknown.clone(),
+                known: all.iter().map(|v| v.rule()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        let rules = all
+            .into_iter()
+            .map(|v| (v, levels.get(v.rule()).copied().unwrap_or(RuleLevel::Error)))
+            .filter(|(_, level)| *level != RuleLevel::Off)
+            .collect();
+        Ok(Validation {
+            rules: Arc::new(rules),
+            context,
+            strict,
+        })
+    }
+
+    /// The rules that run, with their levels.
+    pub fn rules(&self) -> impl Iterator<Item = (&'static dyn Validator, RuleLevel)> + '_ {
+        self.rules.iter().copied()
+    }
+
+    fn run(&self, mut hook: impl FnMut(&dyn Validator, &mut Vec<Problem>), out: &mut Vec<Problem>) {
+        for (validator, level) in self.rules.iter() {
+            let start = out.len();
+            hook(*validator, out);
+            if *level == RuleLevel::Warn {
+                for problem in &mut out[start..] {
+                    problem.severity = Severity::Warning;
+                }
+            }
+        }
+    }
+}
+
+/// Parses and checks one bundle: the step between load and merge, and all that
+/// `taskreg validate` does. Any error makes the task `Broken`; warnings travel with it.
+pub fn check_bundle(bundle: &Bundle, validation: &Validation) -> LoadOutcome {
+    let mut problems = Vec::new();
+    validation.run(|v, out| v.check_bundle(bundle, &validation.context, out), &mut problems);
+    if problems.iter().any(Problem::is_error) {
+        return LoadOutcome::Broken(problems);
+    }
+    match parse_bundle(bundle) {
+        Err(parse_problems) => {
+            problems.extend(parse_problems);
+            LoadOutcome::Broken(problems)
+        }
+        Ok(parsed) => {
+            problems.extend(parsed.warnings.iter().cloned());
+            validation.run(|v, out| v.check(&parsed, &validation.context, out), &mut problems);
+            if problems.iter().any(Problem::is_error) {
+                LoadOutcome::Broken(problems)
+            } else {
+                LoadOutcome::Parsed {
+                    task: Arc::new(parsed.task),
+                    warnings: problems,
+                    modified: bundle.modified,
+                }
+            }
+        }
+    }
+}

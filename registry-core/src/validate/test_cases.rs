@@ -1,0 +1,59 @@
+//! `tests`: every `tests/*.json` has `input` and `expected_output`, and each validates
+//! against the task's input and output schema.
+
+use super::{RegisteredValidator, ValidationContext, Validator};
+use crate::problem::Problem;
+use crate::task::ParsedTask;
+use serde_json::Value;
+
+pub struct TestCasesValidator;
+
+inventory::submit!(RegisteredValidator(&TestCasesValidator));
+
+impl Validator for TestCasesValidator {
+    fn rule(&self) -> &'static str {
+        "tests"
+    }
+
+    fn description(&self) -> &'static str {
+        "test cases have input and expected_output, valid against the schemas"
+    }
+
+    fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
+        // Compiled once per task; a schema that does not compile is the `schemas` rule's
+        // finding, so its cases are not checked against it.
+        let compile = |schema: &Option<Value>| schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok());
+        let (input, output) = (compile(&task.input_schema), compile(&task.output_schema));
+        for test in &task.tests {
+            if !test.case.is_object() {
+                out.push(Problem::error("tests.not_object", "a test case is a JSON object").in_file(&test.file));
+                continue;
+            }
+            for (field, schema, code) in [
+                ("input", &input, "tests.input_invalid"),
+                ("expected_output", &output, "tests.output_invalid"),
+            ] {
+                let Some(value) = test.case.get(field) else {
+                    out.push(
+                        Problem::error("tests.field_missing", format!("test case has no `{field}`"))
+                            .in_file(&test.file)
+                            .at_pointer(format!("/{field}")),
+                    );
+                    continue;
+                };
+                let Some(schema) = schema else { continue };
+                for error in schema.iter_errors(value) {
+                    let schema_file = if field == "input" { "input" } else { "output" };
+                    out.push(
+                        Problem::error(
+                            code,
+                            format!("`{field}` does not match the {schema_file} schema: {error}"),
+                        )
+                        .in_file(&test.file)
+                        .at_pointer(format!("/{field}{}", error.instance_path().as_str())),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+ALTER TABLE problems DROP COLUMN col;
+ALTER TABLE problems DROP COLUMN line;
