@@ -34,6 +34,7 @@ on_both_backends!(
     a_content_change_without_a_version_bump_is_a_recorded_conflict,
     each_conflict_strategy_decides_between_two_sources,
     the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks,
+    validation_problems_are_stored_with_their_place_and_a_bad_edit_keeps_the_good_version,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -416,4 +417,78 @@ async fn the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks(backe
     assert_eq!(report.counts.missing, 6);
     assert_eq!(store.list_versions(false).await.unwrap().len(), 4);
     assert!(store.problems().await.unwrap().is_empty());
+}
+
+async fn validation_problems_are_stored_with_their_place_and_a_bad_edit_keeps_the_good_version(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for (folder, seed) in [("good", 1), ("not-a-schema", 2), ("bad-case", 3), ("bad-script", 4)] {
+        write_named_task(&r.join(folder), folder, "1.0.0", seed).unwrap();
+    }
+    fs::write(r.join("not-a-schema/input.schema.json"), r#"{"type": 12345}"#).unwrap();
+    fs::write(
+        r.join("bad-case/tests/test-001.json"),
+        r#"{"input": {"a": "one", "b": 2}, "expected_output": {"sum": 3}}"#,
+    )
+    .unwrap();
+    fs::write(
+        r.join("bad-script/main.js"),
+        "(function (input) {\n  return input.a +;\n})\n",
+    )
+    .unwrap();
+    let sources = [source("s", r)];
+    let report = run(&mut store, &sources).await;
+    assert_eq!((report.counts.added, report.counts.invalid), (1, 3));
+
+    let problems = store.problems().await.unwrap();
+    let find = |code: &str| {
+        problems
+            .iter()
+            .find(|p| p.problem.code == code)
+            .unwrap_or_else(|| panic!("{code} in {problems:?}"))
+    };
+    let schema = find("schema.invalid");
+    assert_eq!(
+        (
+            schema.locator.as_str(),
+            schema.problem.file.as_deref(),
+            schema.problem.pointer.as_deref()
+        ),
+        ("not-a-schema", Some("input.schema.json"), Some("/type"))
+    );
+    let case = find("tests.input_invalid");
+    assert_eq!(
+        (case.problem.file.as_deref(), case.problem.pointer.as_deref()),
+        (Some("tests/test-001.json"), Some("/input/a"))
+    );
+    let script = find("script.syntax");
+    assert_eq!(
+        (script.problem.line, script.problem.column),
+        (Some(2), Some(19)),
+        "line and column survive the database"
+    );
+
+    // A bad edit to the good task: the catalogue keeps serving the good content.
+    let before = store.show("good", None).await.unwrap().unwrap().0;
+    fs::write(r.join("good/output.schema.json"), r#"{"type": "objekt"}"#).unwrap();
+    let report = run(&mut store, &sources).await;
+    assert_eq!(report.counts.invalid, 4);
+    let after = store.show("good", None).await.unwrap().unwrap().0;
+    assert!(after.available);
+    assert_eq!(after.digest, before.digest);
+    assert!(
+        store
+            .problems()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.locator == "good" && p.problem.code == "schema.invalid")
+    );
+
+    // Fixed: the problem clears.
+    write_named_task(&r.join("good"), "good", "1.0.0", 1).unwrap();
+    run(&mut store, &sources).await;
+    assert!(!store.problems().await.unwrap().iter().any(|p| p.locator == "good"));
 }
