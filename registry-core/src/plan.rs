@@ -450,7 +450,10 @@ pub fn plan(
             problem_sets
                 .entry(key(source, &issue.locator))
                 .or_default()
-                .push(Problem::error("source.unreadable", issue.message.clone()));
+                .push(Problem {
+                    severity: issue.severity,
+                    ..Problem::error(issue.code, issue.message.clone())
+                });
         }
         for entry in &result.entries {
             let k = (source, entry.locator.as_str());

@@ -1,7 +1,8 @@
 //! Where tasks come from.
 //!
 //! Built-in kinds of source:
-//! - `filesystem` — task folders below a root directory (`plugins/fs`, `FsSource`).
+//! - `filesystem` — task folders below a root directory (`plugins/fs`, `FsSource`);
+//! - `zip` — tasks inside ZIP archives, read in memory (`plugins/zip`, `ZipSource`).
 //!
 //! Every kind implements [`Source`] and registers a [`SourceKind`] with
 //! `inventory::submit!`, so the host finds it without a central list. A source only reports
@@ -24,11 +25,33 @@ pub struct Entry {
     pub fingerprint: String,
 }
 
-/// Something a scan could not look at, reported against a locator of the source.
+/// Something a scan found wrong, reported against a locator of the source: a folder it
+/// could not read (an error, and the scan is then partial), or a duplicate it skipped (a
+/// warning).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanIssue {
     pub locator: String,
+    pub code: &'static str,
+    pub severity: crate::Severity,
     pub message: String,
+}
+
+impl ScanIssue {
+    pub fn error(locator: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        ScanIssue {
+            locator: locator.into(),
+            code,
+            severity: crate::Severity::Error,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(locator: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        ScanIssue {
+            severity: crate::Severity::Warning,
+            ..ScanIssue::error(locator, code, message)
+        }
+    }
 }
 
 /// The result of scanning one source.

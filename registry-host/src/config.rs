@@ -184,14 +184,16 @@ impl Config {
     }
 }
 
-/// An ad-hoc filesystem source for a path given on the command line. Its name is the
-/// absolute path, so the same folder is the same source however it was spelled.
+/// An ad-hoc source for a path given on the command line: a `zip` source for a `.zip`
+/// file, a `filesystem` source otherwise. Its name is the absolute path, so the same
+/// folder is the same source however it was spelled.
 pub fn path_source_spec(path: &Path) -> SourceSpec {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     let absolute = absolute.canonicalize().unwrap_or(absolute);
+    let is_zip = absolute.is_file() && absolute.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     SourceSpec {
         name: absolute.display().to_string(),
-        kind: "filesystem".into(),
+        kind: if is_zip { "zip" } else { "filesystem" }.into(),
         settings: serde_json::json!({ "path": absolute }),
         base_dir: PathBuf::new(),
     }

@@ -20,6 +20,7 @@
 // The built-in source kinds register themselves with `inventory`; naming the crates keeps
 // the linker from dropping them.
 use fs_source as _;
+use zip_source as _;
 
 pub mod bench;
 pub mod cli;

@@ -398,3 +398,70 @@ fn conflicts_history_and_the_mass_removal_guard_through_the_cli() {
     assert!(history.json()[0]["missing_since"].is_i64());
     taskreg.run(&["history", "never-seen"]).assert_code(1);
 }
+
+/// Zips `folder`'s files under `prefix` into `archive`, as someone packing a task would.
+fn zip_folder(folder: &std::path::Path, prefix: &str, archive: &std::path::Path) {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(fs::File::create(archive).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(folder).unwrap().to_string_lossy().replace('\\', "/");
+            writer.start_file(format!("{prefix}{relative}"), options).unwrap();
+            writer.write_all(&fs::read(&path).unwrap()).unwrap();
+        }
+    }
+    writer.finish().unwrap();
+}
+
+#[test]
+fn a_zip_synced_ad_hoc_gives_the_folder_task_s_digest_and_a_hostile_one_is_a_listed_problem() {
+    let work = tempfile::tempdir().unwrap();
+    write_named_task(&work.path().join("tasks/calc"), "calc", "2.0.0", 4).unwrap();
+    zip_folder(&work.path().join("tasks/calc"), "calc/", &work.path().join("calc.zip"));
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let report = taskreg.run(&["--json", "sync", "tasks", "calc.zip"]);
+    report.assert_code(0);
+    assert_eq!(
+        (report.json()["added"].as_u64(), report.json()["conflicts"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(report.json()["sources"][1]["kind"], "zip");
+    let task = taskreg.run(&["--json", "show", "calc"]).json();
+    let mut locators: Vec<&str> = task["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["locator"].as_str().unwrap())
+        .collect();
+    locators.sort();
+    assert_eq!(
+        locators,
+        ["calc", "calc.zip/calc"],
+        "one version from the folder and the archive"
+    );
+
+    fs::write(
+        work.path().join("calc.zip"),
+        b"PK\x03\x04 definitely not a whole archive",
+    )
+    .unwrap();
+    let report = taskreg.run(&["--json", "sync", "tasks", "calc.zip"]);
+    report.assert_code(0);
+    let json = report.json();
+    assert_eq!(json["missing"], 0, "a refused archive removes nothing");
+    let problem = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "zip.corrupt")
+        .expect("zip.corrupt");
+    assert_eq!(problem["locator"], "calc.zip");
+    assert!(problem["message"].as_str().unwrap().contains("calc.zip"));
+}

@@ -150,7 +150,10 @@ impl FsSource {
         let folder = Folder::open(root).map_err(|e| self.unavailable(e))?;
         let found = visit(root, &folder);
         let mut scan = Scan {
-            complete: found.issues.is_empty(),
+            complete: !found
+                .issues
+                .iter()
+                .any(|i| i.severity == registry_core::Severity::Error),
             entries: found.entries,
             issues: found.issues,
         };
@@ -200,10 +203,11 @@ fn visit(root: &Path, folder: &Folder) -> Found {
             Ok(sub) => visit(root, &sub),
             Err(e) => Found {
                 entries: Vec::new(),
-                issues: vec![ScanIssue {
-                    locator: locator_of(root, &folder.child_path(child)),
-                    message: format!("cannot read folder: {e}"),
-                }],
+                issues: vec![ScanIssue::error(
+                    locator_of(root, &folder.child_path(child)),
+                    "source.unreadable",
+                    format!("cannot read folder: {e}"),
+                )],
             },
         })
         .reduce(Found::default, Found::merge)

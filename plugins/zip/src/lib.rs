@@ -1,0 +1,424 @@
+//! The built-in `zip` source: tasks inside ZIP archives, read in memory and never extracted.
+//!
+//! ```text
+//! tasks.zip                        an archive with one task at its root …
+//! ├── metadata.json
+//! ├── main.js
+//! └── addition/metadata.json       … and a copy one folder down: the root copy wins,
+//!                                  the copy is reported (`zip.duplicate_task`)
+//! bundle.zip                       an archive of several tasks, one folder down each
+//! ├── addition/…
+//! └── weather-api/…
+//! ```
+//!
+//! `path` is one `.zip` file or a folder of them. Locators are `ARCHIVE` for a task at the
+//! archive's root and `ARCHIVE/FOLDER` for one a folder down; the fingerprint is the
+//! archive's size and mtime.
+//!
+//! An archive is read whole into memory (up to a cap) and checked entry by entry before
+//! any content is used. An archive with an absolute or `..` path, a symlink entry, an
+//! encrypted entry, too many entries, an entry or a total over the size caps, a compression
+//! ratio over the cap (a zip bomb), or a corrupt structure is refused as a whole: it is
+//! reported with the archive and the entry named, and the scan is partial, so nothing that
+//! archive offered before is removed. Entries are decompressed through a reader capped at
+//! the declared size limit, so a header that lies about sizes costs nothing either.
+
+use async_trait::async_trait;
+use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Cursor, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+use zip::ZipArchive;
+
+inventory::submit! {
+    SourceKind {
+        name: "zip",
+        description: "tasks inside ZIP archives (`path`: one .zip file or a folder of them)",
+        build: ZipSource::from_spec,
+    }
+}
+
+/// Caps that keep a hostile archive from costing more than a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveLimits {
+    /// The archive file itself.
+    pub max_archive_bytes: u64,
+    pub max_entries: usize,
+    /// Uncompressed, per entry.
+    pub max_entry_bytes: u64,
+    /// Uncompressed, all entries together.
+    pub max_total_bytes: u64,
+    /// Uncompressed size over compressed size, per entry.
+    pub max_ratio: u64,
+}
+
+impl Default for ArchiveLimits {
+    fn default() -> Self {
+        ArchiveLimits {
+            max_archive_bytes: 256 * 1024 * 1024,
+            max_entries: 10_000,
+            max_entry_bytes: 16 * 1024 * 1024,
+            max_total_bytes: 512 * 1024 * 1024,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// A source reading the tasks of one archive or of a folder of archives.
+#[derive(Debug, Clone)]
+pub struct ZipSource {
+    name: String,
+    path: Arc<PathBuf>,
+    limits: ArchiveLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    path: PathBuf,
+    #[serde(default)]
+    limits: ArchiveLimits,
+}
+
+impl ZipSource {
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ZipSource {
+            name: name.into(),
+            path: Arc::new(path.into()),
+            limits: ArchiveLimits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: ArchiveLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Builds the source from a `[[sources]]` entry with `type = "zip"`.
+    pub fn from_spec(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
+        let settings: Settings = serde_json::from_value(spec.settings.clone()).map_err(|e| SourceError::Config {
+            source_name: spec.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let source = ZipSource::new(spec.name.clone(), spec.base_dir.join(settings.path)).with_limits(settings.limits);
+        Ok(Box::new(source))
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
+        SourceError::Unavailable {
+            source_name: self.name.clone(),
+            reason: format!("{}: {reason}", self.path.display()),
+        }
+    }
+
+    /// The archives of the source, with the name their locators start with.
+    fn archives(&self) -> Result<Vec<(String, PathBuf)>, SourceError> {
+        let meta = fs::metadata(self.path.as_path()).map_err(|e| self.unavailable(e))?;
+        if meta.is_file() {
+            let name = self
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            return Ok(vec![(name, self.path.to_path_buf())]);
+        }
+        let mut archives = Vec::new();
+        for item in fs::read_dir(self.path.as_path()).map_err(|e| self.unavailable(e))? {
+            let item = item.map_err(|e| self.unavailable(e))?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            if name.to_ascii_lowercase().ends_with(".zip") && !name.starts_with('.') {
+                archives.push((name, item.path()));
+            }
+        }
+        archives.sort();
+        Ok(archives)
+    }
+
+    fn scan_blocking(&self) -> Result<Scan, SourceError> {
+        let mut scan = Scan {
+            complete: true,
+            ..Scan::default()
+        };
+        for (archive_name, path) in self.archives()? {
+            match read_archive(&path, &self.limits) {
+                Ok((archive, stamp)) => {
+                    let (folders, duplicates) = task_folders(&archive);
+                    for folder in folders {
+                        let mut hasher = Sha256::new();
+                        hasher.update(stamp.as_bytes());
+                        hasher.update(folder.as_bytes());
+                        let locator = if folder.is_empty() {
+                            archive_name.clone()
+                        } else {
+                            format!("{archive_name}/{folder}")
+                        };
+                        scan.entries.push(Entry {
+                            locator,
+                            fingerprint: hex::encode(&hasher.finalize()[..16]),
+                        });
+                    }
+                    for folder in duplicates {
+                        scan.issues.push(ScanIssue::warning(
+                            format!("{archive_name}/{folder}"),
+                            "zip.duplicate_task",
+                            format!("{archive_name} has a task at its root and another in `{folder}/`: the root copy is used"),
+                        ));
+                    }
+                }
+                Err(refusal) => {
+                    scan.complete = false;
+                    scan.issues
+                        .push(ScanIssue::error(archive_name, refusal.code, refusal.message));
+                }
+            }
+        }
+        scan.entries.sort_by(|a, b| a.locator.cmp(&b.locator));
+        Ok(scan)
+    }
+
+    fn load_blocking(&self, locator: &str) -> Result<Bundle, SourceError> {
+        let archives = self.archives()?;
+        let (archive_name, path, folder) = archives
+            .iter()
+            .find_map(|(name, path)| {
+                let rest = locator.strip_prefix(name.as_str())?;
+                match rest.strip_prefix('/') {
+                    Some(folder) => Some((name, path, folder)),
+                    None if rest.is_empty() => Some((name, path, "")),
+                    None => None,
+                }
+            })
+            .ok_or_else(|| SourceError::File {
+                file: locator.to_owned(),
+                reason: "no such archive".into(),
+            })?;
+        let refused = |r: Refusal| SourceError::File {
+            file: archive_name.clone(),
+            reason: r.message,
+        };
+        let (mut archive, _) = read_archive(path, &self.limits).map_err(refused)?;
+        let prefix = if folder.is_empty() {
+            String::new()
+        } else {
+            format!("{folder}/")
+        };
+        let mut files = BTreeMap::new();
+        for index in 0..archive.len() {
+            let mut entry = archive
+                .by_index(index)
+                .map_err(|e| refused(Refusal::corrupt(archive_name, e)))?;
+            let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
+            let Some(relative) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if entry.is_dir() || !is_task_file(relative) {
+                continue;
+            }
+            let mut bytes = Vec::with_capacity(entry.size().min(self.limits.max_entry_bytes) as usize);
+            // Capped whatever the header says: a lying size costs at most the cap.
+            (&mut entry)
+                .take(self.limits.max_entry_bytes + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| SourceError::File {
+                    file: relative.to_owned(),
+                    reason: format!("{archive_name}: {e}"),
+                })?;
+            if bytes.len() as u64 > self.limits.max_entry_bytes {
+                return Err(SourceError::File {
+                    file: relative.to_owned(),
+                    reason: format!(
+                        "{archive_name}: more than {} bytes uncompressed",
+                        self.limits.max_entry_bytes
+                    ),
+                });
+            }
+            files.insert(relative.to_owned(), bytes);
+        }
+        let folder_name = match folder {
+            "" => Path::new(archive_name)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned()),
+            folder => Some(folder.to_owned()),
+        };
+        let modified = fs::metadata(path).and_then(|m| m.modified()).ok();
+        Ok(Bundle {
+            files,
+            folder_name,
+            modified,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for ZipSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        "zip"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.scan_blocking())
+            .await
+            .map_err(|e| self.unavailable(format!("scan task failed: {e}")))?
+    }
+
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        let this = self.clone();
+        let locator = entry.locator.clone();
+        tokio::task::spawn_blocking(move || this.load_blocking(&locator))
+            .await
+            .map_err(|e| SourceError::File {
+                file: entry.locator.clone(),
+                reason: format!("load task failed: {e}"),
+            })?
+    }
+}
+
+/// An archive read whole into memory.
+type InMemoryArchive = ZipArchive<Cursor<Vec<u8>>>;
+
+/// Why an archive is refused: a stable code and a message naming the entry.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: String) -> Self {
+        Refusal { code, message }
+    }
+
+    fn corrupt(archive: &str, e: impl std::fmt::Display) -> Self {
+        Refusal::new("zip.corrupt", format!("{archive} is not a readable ZIP archive: {e}"))
+    }
+}
+
+/// Reads an archive into memory and checks every entry's header before anything uses it.
+/// Returns the archive and a stamp of its size and mtime.
+fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<(InMemoryArchive, String), Refusal> {
+    let shown = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let meta = fs::metadata(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
+    if meta.len() > limits.max_archive_bytes {
+        return Err(Refusal::new(
+            "zip.too_large",
+            format!(
+                "{shown} is {} bytes; the cap is {}",
+                meta.len(),
+                limits.max_archive_bytes
+            ),
+        ));
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let stamp = format!("{}:{}", meta.len(), mtime.as_nanos());
+    let bytes = fs::read(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
+    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| Refusal::corrupt(&shown, e))?;
+    if archive.len() > limits.max_entries {
+        return Err(Refusal::new(
+            "zip.too_many_entries",
+            format!(
+                "{shown} has {} entries; the cap is {}",
+                archive.len(),
+                limits.max_entries
+            ),
+        ));
+    }
+    let mut total = 0u64;
+    for index in 0..archive.len() {
+        let entry = archive.by_index_raw(index).map_err(|e| Refusal::corrupt(&shown, e))?;
+        let name = entry
+            .name()
+            .map(|n| n.into_owned())
+            .map_err(|e| Refusal::corrupt(&shown, e))?;
+        let refuse = |code: &'static str, why: String| Refusal::new(code, format!("{shown}: entry `{name}` {why}"));
+        if !is_enclosed(&name) {
+            return Err(refuse(
+                "zip.unsafe_path",
+                "has a path that leaves the archive (absolute or `..`)".into(),
+            ));
+        }
+        if entry.is_symlink() {
+            return Err(refuse("zip.symlink", "is a symbolic link".into()));
+        }
+        if entry.encrypted() {
+            return Err(refuse("zip.encrypted", "is encrypted".into()));
+        }
+        let (size, compressed) = (entry.size(), entry.compressed_size());
+        if size > limits.max_entry_bytes {
+            return Err(refuse(
+                "zip.entry_too_large",
+                format!("is {size} bytes uncompressed; the cap is {}", limits.max_entry_bytes),
+            ));
+        }
+        if size > limits.max_ratio.saturating_mul(compressed.max(1)) {
+            return Err(refuse(
+                "zip.compression_ratio",
+                format!(
+                    "expands {compressed} bytes to {size}: over the ratio cap of {}",
+                    limits.max_ratio
+                ),
+            ));
+        }
+        total += size;
+        if total > limits.max_total_bytes {
+            return Err(Refusal::new(
+                "zip.total_too_large",
+                format!("{shown} expands to more than {} bytes", limits.max_total_bytes),
+            ));
+        }
+    }
+    Ok((archive, stamp))
+}
+
+/// A relative path with no `..`, no root, no drive and no backslash tricks.
+fn is_enclosed(name: &str) -> bool {
+    if name.starts_with('/') || name.starts_with('\\') || name.contains('\\') || name.contains('\0') {
+        return false;
+    }
+    Path::new(name)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// The task folders of an archive: `""` for the root, or top-level folder names. When the
+/// root is a task, task folders below it are duplicates, returned second.
+fn task_folders(archive: &InMemoryArchive) -> (Vec<String>, Vec<String>) {
+    let mut root = false;
+    let mut folders = Vec::new();
+    // Names were checked by `read_archive`; one that cannot be read is not a task file.
+    for name in archive.file_names().flatten() {
+        match name.split_once('/') {
+            None if name == "metadata.json" => root = true,
+            Some((folder, "metadata.json")) if !folder.is_empty() && !folder.starts_with('.') => {
+                folders.push(folder.to_owned())
+            }
+            _ => {}
+        }
+    }
+    folders.sort();
+    folders.dedup();
+    if root {
+        (vec![String::new()], folders)
+    } else {
+        (folders, Vec::new())
+    }
+}
