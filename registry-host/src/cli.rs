@@ -76,6 +76,15 @@ enum Command {
     Conflicts,
     /// Every version of a task ever seen, with availability and digests.
     History { name: String },
+    /// Serve the catalogue over HTTP (see docs/http-protocol.md).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Require `Authorization: Bearer TOKEN` on /v1.
+        #[arg(long, env = "TASKREG_SERVE_TOKEN")]
+        token: Option<String>,
+    },
     /// Measure sync speed on a generated tree against `tar` reading the same tree.
     Bench(crate::bench::BenchArgs),
 }
@@ -233,6 +242,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { listen, token } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            eprintln!("serving {} on http://{}", store.url(), listener.local_addr()?);
+            let state = crate::serve::ServeState::new(store, token);
+            crate::serve::serve(listener, state, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Conflicts => {
             let conflicts = store.conflicts().await?;
             if cli.json {
@@ -297,6 +315,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { .. } | Command::Bench(_) => unreachable!("handled before opening the store"),
     }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
 
 /// Unix milliseconds as an RFC 3339 time, for people.

@@ -20,6 +20,7 @@
 // The built-in source kinds register themselves with `inventory`; naming the crates keeps
 // the linker from dropping them.
 use fs_source as _;
+use http_source as _;
 use zip_source as _;
 
 pub mod bench;
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod fixtures;
+pub mod serve;
 pub mod store;
 pub mod sync;
 #[doc(hidden)]

@@ -1,0 +1,365 @@
+//! The built-in `http` source: another taskreg (`taskreg serve`) or a static registry.
+//!
+//! The registry protocol is in `docs/http-protocol.md`: an index of
+//! `{name, version, digest, available, href}` items, paginated with `next` (or a
+//! `Link: rel="next"` header), and one bundle per version with every file. A static web
+//! server can host it as an index file plus bundle files; hrefs are resolved against the
+//! index URL.
+//!
+//! - Conditional requests: the index's `ETag` is kept, so an unchanged registry costs one
+//!   `304` per poll (within one process: a one-shot `taskreg sync` starts without it).
+//! - Entries are fingerprinted by digest: only new or changed versions are downloaded, and
+//!   every bundle's files must hash to the digest the index announced.
+//! - Responses are capped in size; requests time out; connection errors, timeouts, `5xx`
+//!   and `429` are retried with exponential backoff and jitter (honouring `Retry-After`),
+//!   other `4xx` are not. Any failure fails the scan, so nothing is removed.
+//! - Authentication (`bearer`, `basic`, or a named header) is per source, never taken
+//!   from the environment.
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use registry_core::{Bundle, Digest, Entry, Scan, Source, SourceError, SourceKind, SourceSpec};
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+inventory::submit! {
+    SourceKind {
+        name: "http",
+        description: "a taskreg registry or a static registry over HTTP (`url`)",
+        build: HttpSource::from_spec,
+    }
+}
+
+/// How to authenticate, per source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Auth {
+    Bearer { token: String },
+    Basic { username: String, password: String },
+    Header { name: String, value: String },
+}
+
+/// The `[[sources]]` settings of an `http` source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// The index: `https://registry.example/v1/tasks`, or a static `…/index.json`.
+    pub url: String,
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    #[serde(default = "defaults::timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "defaults::max_response_bytes")]
+    pub max_response_bytes: u64,
+    #[serde(default = "defaults::retries")]
+    pub retries: usize,
+    #[serde(default = "defaults::backoff_ms")]
+    pub backoff_ms: u64,
+    /// The longest `Retry-After` that is honoured.
+    #[serde(default = "defaults::max_retry_after_ms")]
+    pub max_retry_after_ms: u64,
+}
+
+mod defaults {
+    pub fn timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn max_response_bytes() -> u64 {
+        64 * 1024 * 1024
+    }
+    pub fn retries() -> usize {
+        4
+    }
+    pub fn backoff_ms() -> u64 {
+        250
+    }
+    pub fn max_retry_after_ms() -> u64 {
+        30_000
+    }
+}
+
+impl HttpSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        serde_json::from_value(serde_json::json!({ "url": url.into() })).expect("defaults for every other field")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct IndexItem {
+    name: String,
+    version: String,
+    digest: String,
+    #[serde(default = "yes")]
+    available: bool,
+    href: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct IndexPage {
+    items: Vec<IndexItem>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BundleDocument {
+    digest: String,
+    files: BTreeMap<String, String>,
+}
+
+/// The last index seen, for conditional requests and to find bundles.
+#[derive(Debug, Default)]
+struct Listing {
+    etag: Option<String>,
+    /// locator (`name@version`) → (bundle URL, digest)
+    items: HashMap<String, (Url, String)>,
+    entries: Vec<Entry>,
+}
+
+/// A source reading another registry over HTTP.
+#[derive(Clone)]
+pub struct HttpSource {
+    name: String,
+    index: Url,
+    settings: Arc<HttpSettings>,
+    client: reqwest::Client,
+    listing: Arc<Mutex<Listing>>,
+}
+
+/// Why one request failed, and whether another try may help.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    retry: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn fatal(message: String) -> Self {
+        Failure { message, retry: false, retry_after: None }
+    }
+
+    fn transient(message: String) -> Self {
+        Failure { message, retry: true, retry_after: None }
+    }
+}
+
+impl HttpSource {
+    pub fn new(name: impl Into<String>, settings: HttpSettings) -> Result<Self, SourceError> {
+        let name = name.into();
+        let config = |reason: String| SourceError::Config { source_name: name.clone(), reason };
+        let index = Url::parse(&settings.url).map_err(|e| config(format!("`url` {}: {e}", settings.url)))?;
+        if !matches!(index.scheme(), "http" | "https") {
+            return Err(config(format!("`url` {} is not http or https", settings.url)));
+        }
+        // reqwest is built without a default TLS provider (no C toolchain needed): use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = HeaderMap::new();
+        match &settings.auth {
+            None | Some(Auth::Basic { .. }) => {}
+            Some(Auth::Bearer { token }) => {
+                let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| config(format!("bearer token: {e}")))?;
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            Some(Auth::Header { name: header, value }) => {
+                let header = HeaderName::from_bytes(header.as_bytes()).map_err(|e| config(format!("header name: {e}")))?;
+                let value = HeaderValue::from_str(value).map_err(|e| config(format!("header value: {e}")))?;
+                headers.insert(header, value);
+            }
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
+            .user_agent(concat!("taskreg/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| config(format!("HTTP client: {e}")))?;
+        Ok(HttpSource { name, index, settings: Arc::new(settings), client, listing: Arc::default() })
+    }
+
+    /// Builds the source from a `[[sources]]` entry with `type = "http"`.
+    pub fn from_spec(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
+        let settings: HttpSettings = serde_json::from_value(spec.settings.clone())
+            .map_err(|e| SourceError::Config { source_name: spec.name.clone(), reason: e.to_string() })?;
+        Ok(Box::new(HttpSource::new(spec.name.clone(), settings)?))
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
+        SourceError::Unavailable { source_name: self.name.clone(), reason: reason.to_string() }
+    }
+
+    /// One GET, retried as the policy says; `None` for `304 Not Modified`.
+    async fn get(&self, url: &Url, etag: Option<&str>) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.settings.backoff_ms))
+            .with_max_delay(Duration::from_millis(self.settings.backoff_ms * 32))
+            .with_max_times(self.settings.retries)
+            .with_jitter();
+        let max_retry_after = Duration::from_millis(self.settings.max_retry_after_ms);
+        (|| self.get_once(url, etag))
+            .retry(backoff)
+            .when(|f: &Failure| f.retry)
+            .adjust(move |f: &Failure, delay| delay.map(|d| f.retry_after.map_or(d, |r| r.min(max_retry_after))))
+            .notify(|f: &Failure, delay| {
+                tracing::warn!(source = %self.name, "{}; retrying in {} ms", f.message, delay.as_millis())
+            })
+            .await
+    }
+
+    async fn get_once(&self, url: &Url, etag: Option<&str>) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
+        let mut request = self.client.get(url.clone());
+        if let Some(Auth::Basic { username, password }) = &self.settings.auth {
+            request = request.basic_auth(username, Some(password));
+        }
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let mut response = request.send().await.map_err(|e| Failure::transient(format!("GET {url}: {}", describe(&e))))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            let message = format!("GET {url}: {status}");
+            return Err(if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                Failure { message, retry: true, retry_after }
+            } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                Failure::fatal(format!("{message}: check the source's `auth`"))
+            } else {
+                Failure::fatal(message)
+            });
+        }
+        let cap = self.settings.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > cap) {
+            return Err(Failure::fatal(format!("GET {url}: the response is larger than the {cap}-byte cap")));
+        }
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::transient(format!("GET {url}: the body broke off: {}", describe(&e))))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > cap {
+                return Err(Failure::fatal(format!("GET {url}: the response is larger than the {cap}-byte cap")));
+            }
+        }
+        Ok(Some((headers, body)))
+    }
+
+    async fn fetch_listing(&self) -> Result<(), SourceError> {
+        let etag = self.listing.lock().ok().and_then(|l| l.etag.clone());
+        let first = self.get(&self.index, etag.as_deref()).await.map_err(|f| self.unavailable(f.message))?;
+        let Some((headers, body)) = first else {
+            return Ok(()); // 304: the listing we have is current
+        };
+        let new_etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut listing = Listing { etag: new_etag, ..Listing::default() };
+        let mut page = (self.index.clone(), headers, body);
+        for _ in 0..100_000 {
+            let (url, headers, body) = page;
+            let document: IndexPage = serde_json::from_slice(&body)
+                .map_err(|e| self.unavailable(format!("{url} is not a registry index: {e}")))?;
+            for item in document.items.into_iter().filter(|i| i.available) {
+                let href = url.join(&item.href).map_err(|e| self.unavailable(format!("href {}: {e}", item.href)))?;
+                let locator = format!("{}@{}", item.name, item.version);
+                listing.entries.push(Entry { locator: locator.clone(), fingerprint: item.digest.clone() });
+                listing.items.insert(locator, (href, item.digest));
+            }
+            let next = document.next.or_else(|| next_link(&headers));
+            let Some(next) = next else { break };
+            let next = url.join(&next).map_err(|e| self.unavailable(format!("next page {next}: {e}")))?;
+            let (headers, body) = self
+                .get(&next, None)
+                .await
+                .map_err(|f| self.unavailable(f.message))?
+                .ok_or_else(|| self.unavailable(format!("{next} answered 304 to an unconditional request")))?;
+            page = (next, headers, body);
+        }
+        listing.entries.sort_by(|a, b| a.locator.cmp(&b.locator));
+        if let Ok(mut current) = self.listing.lock() {
+            *current = listing;
+        }
+        Ok(())
+    }
+}
+
+/// `Link: <url>; rel="next"`.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get(LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+    })
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        format!("cannot connect: {error}")
+    } else {
+        error.to_string()
+    }
+}
+
+#[async_trait]
+impl Source for HttpSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        "http"
+    }
+
+    fn location(&self) -> String {
+        self.index.to_string()
+    }
+
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        self.fetch_listing().await?;
+        let entries = self.listing.lock().map(|l| l.entries.clone()).unwrap_or_default();
+        Ok(Scan { entries, complete: true, issues: Vec::new() })
+    }
+
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        let file_error = |reason: String| SourceError::File { file: entry.locator.clone(), reason };
+        let (url, digest) = self
+            .listing
+            .lock()
+            .ok()
+            .and_then(|l| l.items.get(&entry.locator).cloned())
+            .ok_or_else(|| file_error("not in the registry's index".into()))?;
+        let (_, body) = self
+            .get(&url, None)
+            .await
+            .map_err(|f| file_error(f.message))?
+            .ok_or_else(|| file_error(format!("{url} answered 304 to an unconditional request")))?;
+        let document: BundleDocument =
+            serde_json::from_slice(&body).map_err(|e| file_error(format!("{url} is not a task bundle: {e}")))?;
+        let actual = Digest::of_files(document.files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+        if actual.to_string() != digest || document.digest != digest {
+            return Err(file_error(format!("{url}: the files hash to {actual}, the index announced {digest}")));
+        }
+        let folder_name = entry.locator.split('@').next().map(str::to_owned);
+        let files = document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();
+        Ok(Bundle { files, folder_name, modified: None })
+    }
+}

@@ -1,0 +1,311 @@
+//! `taskreg serve`: the stored catalogue over HTTP, so that registries can chain.
+//!
+//! Routes (see `docs/http-protocol.md`, and `/v1/openapi.json` built from [`ROUTES`]):
+//! - `GET /v1/tasks?cursor=…&limit=…` — the index, every version ever seen, paginated with a
+//!   cursor and a `Link: <…>; rel="next"` header;
+//! - `GET /v1/tasks/{name}` — one task's versions;
+//! - `GET /v1/tasks/{name}/{version}` — the bundle: every file, canonical, so the digest
+//!   can be checked; `404` for a version never seen, `410` for one no longer available;
+//! - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /v1/openapi.json`.
+//!
+//! Every `/v1` response carries a strong `ETag` and answers `If-None-Match` with `304`;
+//! `gzip` when asked. With a token, `/v1` requires `Authorization: Bearer <token>`.
+
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use registry_core::{Digest, canonical_json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
+use tokio::sync::Mutex;
+
+/// Every route, as `(path, summary)`: the router and the OpenAPI document are both built
+/// from this list, so they cannot drift apart.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/v1/tasks", "The index: every version ever seen, paginated (`cursor`, `limit`)."),
+    ("/v1/tasks/{name}", "One task's versions."),
+    ("/v1/tasks/{name}/{version}", "A version's bundle: every file, canonical."),
+    ("/v1/openapi.json", "This document."),
+    ("/healthz", "Liveness: 200 when the catalogue answers."),
+    ("/metrics", "Prometheus metrics: tasks, syncs, problems, requests."),
+];
+
+const DEFAULT_PAGE: usize = 500;
+const MAX_PAGE: usize = 1000;
+
+pub struct ServeState {
+    /// One connection, serialised: requests are short reads.
+    store: Mutex<Store>,
+    token: Option<String>,
+    /// Requests served, by route and status.
+    requests: StdMutex<BTreeMap<(String, u16), u64>>,
+}
+
+impl ServeState {
+    pub fn new(store: Store, token: Option<String>) -> Arc<Self> {
+        Arc::new(ServeState { store: Mutex::new(store), token, requests: StdMutex::new(BTreeMap::new()) })
+    }
+}
+
+/// The application, for `serve` and for tests.
+pub fn router(state: Arc<ServeState>) -> Router {
+    let v1 = Router::new()
+        .route(ROUTES[0].0, get(index))
+        .route(ROUTES[1].0, get(versions))
+        .route(ROUTES[2].0, get(bundle))
+        .route(ROUTES[3].0, get(openapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(v1)
+        .route(ROUTES[4].0, get(healthz))
+        .route(ROUTES[5].0, get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(tower_http::compression::CompressionLayer::new())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServeState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!("catalogue error while serving: {e}");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the catalogue could not be read".into())
+    }
+}
+
+/// A JSON document with a strong ETag; `304` when the client already has it.
+fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
+    let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let matches = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag.to_str().unwrap_or_default() || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), cache]).into_response();
+    }
+    let json = (header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    (StatusCode::OK, [(header::ETAG, etag), cache, json], body).into_response()
+}
+
+fn body_etag(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
+}
+
+fn href(name: &str, version: &str) -> String {
+    format!("/v1/tasks/{}/{}", encode(name), encode(version))
+}
+
+/// Percent-encodes what a name or version may hold that a path segment may not.
+fn encode(segment: &str) -> String {
+    segment.bytes().fold(String::new(), |mut out, b| {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+        out
+    })
+}
+
+#[derive(Deserialize)]
+struct Page {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn index(State(state): State<Arc<ServeState>>, Query(page): Query<Page>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let mut all = state.store.lock().await.list_versions(true).await?;
+    // The cursor orders by (name, version text): stable whatever semver says.
+    all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let after = page.cursor.as_deref().and_then(|c| c.split_once('@'));
+    let start = after.map_or(0, |(name, version)| all.partition_point(|v| (v.name.as_str(), v.version.as_str()) <= (name, version)));
+    let items: Vec<Value> = all[start..]
+        .iter()
+        .take(limit)
+        .map(|v| json!({ "name": v.name, "version": v.version, "digest": v.digest, "available": v.available, "href": href(&v.name, &v.version) }))
+        .collect();
+    let next = (start + items.len() < all.len()).then(|| {
+        let last = &all[start + items.len() - 1];
+        format!("/v1/tasks?cursor={}&limit={limit}", encode(&format!("{}@{}", last.name, last.version)))
+    });
+    let body = serde_json::to_vec(&json!({ "items": items, "next": next })).unwrap_or_default();
+    // Every page's ETag covers the whole catalogue: a 304 on the first page means nothing
+    // changed on any page, so a client may keep its whole listing.
+    let mut whole = Sha256::new();
+    for v in &all {
+        whole.update(format!("{}\0{}\0{}\0{}\n", v.name, v.version, v.digest, v.available));
+    }
+    whole.update(format!("{start}:{limit}"));
+    let etag = format!("\"{}\"", hex::encode(&whole.finalize()[..16]));
+    let mut response = conditional(&headers, etag, body);
+    if let Some(next) = next
+        && let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+async fn versions(State(state): State<Arc<ServeState>>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let history = state.store.lock().await.history(&name).await?;
+    if history.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}`")));
+    }
+    let versions: Vec<Value> = history
+        .iter()
+        .map(|v| json!({ "version": v.version, "digest": v.digest, "available": v.available, "href": href(&name, &v.version) }))
+        .collect();
+    let body = serde_json::to_vec(&json!({ "name": name, "versions": versions })).unwrap_or_default();
+    Ok(conditional(&headers, body_etag(&body), body))
+}
+
+async fn bundle(
+    State(state): State<Arc<ServeState>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let found = state.store.lock().await.show(&name, Some(&version)).await?;
+    let Some((task, _)) = found else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}@{version}`")));
+    };
+    if !task.available {
+        return Err(ApiError(StatusCode::GONE, format!("`{name}@{version}` is no longer available")));
+    }
+    let files = bundle_files(&task).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let body = serde_json::to_vec(&json!({ "name": name, "version": version, "digest": task.digest, "files": files }))
+        .unwrap_or_default();
+    // The content is identified by its digest: the strongest ETag there is.
+    Ok(conditional(&headers, format!("\"{}\"", task.digest), body))
+}
+
+/// The task's files, canonical, as stored: hashing them gives the stored digest.
+pub fn bundle_files(task: &crate::store::StoredTask) -> Result<BTreeMap<String, String>, String> {
+    let mut files = BTreeMap::new();
+    files.insert("metadata.json".to_owned(), task.metadata.clone());
+    files.insert("main.js".to_owned(), task.script.clone());
+    if let Some(schema) = &task.input_schema {
+        files.insert("input.schema.json".to_owned(), schema.clone());
+    }
+    if let Some(schema) = &task.output_schema {
+        files.insert("output.schema.json".to_owned(), schema.clone());
+    }
+    let tests: Vec<Value> = serde_json::from_str(&task.tests).map_err(|e| format!("stored tests are not JSON: {e}"))?;
+    for test in tests {
+        let file = test["file"].as_str().ok_or("a stored test has no file")?.to_owned();
+        files.insert(file, canonical_json(&test["case"]));
+    }
+    let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+    if digest.to_string() != task.digest {
+        return Err(format!("the stored files of {}@{} do not hash to its digest", task.name, task.version));
+    }
+    Ok(files)
+}
+
+async fn openapi(headers: HeaderMap) -> Response {
+    let body = serde_json::to_vec_pretty(&openapi_document()).unwrap_or_default();
+    conditional(&headers, body_etag(&body), body)
+}
+
+/// The OpenAPI 3.1 description of [`ROUTES`].
+pub fn openapi_document() -> Value {
+    let paths: serde_json::Map<String, Value> = ROUTES
+        .iter()
+        .map(|(path, summary)| {
+            let parameters: Vec<Value> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+                .collect();
+            let responses = json!({
+                "200": { "description": "OK" },
+                "304": { "description": "Not modified (If-None-Match)" },
+                "401": { "description": "Missing or wrong bearer token" },
+                "404": { "description": "Never seen" },
+                "410": { "description": "No longer available" },
+            });
+            let operation = json!({ "summary": summary, "parameters": parameters, "responses": responses });
+            (path.to_string(), json!({ "get": operation }))
+        })
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "taskreg registry", "version": env!("CARGO_PKG_VERSION") },
+        "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
+        "paths": paths,
+    })
+}
+
+async fn healthz(State(state): State<Arc<ServeState>>) -> Result<&'static str, ApiError> {
+    state.store.lock().await.table_counts().await?;
+    Ok("ok\n")
+}
+
+async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
+    let (versions, problems, counts) = {
+        let mut store = state.store.lock().await;
+        (store.list_versions(true).await?, store.problems().await?, store.table_counts().await?)
+    };
+    let available = versions.iter().filter(|v| v.available).count();
+    let errors = problems.iter().filter(|p| p.problem.is_error()).count();
+    let mut out = String::new();
+    out.push_str("# HELP taskreg_task_versions Task versions in the catalogue.\n# TYPE taskreg_task_versions gauge\n");
+    out.push_str(&format!("taskreg_task_versions{{available=\"true\"}} {available}\n"));
+    out.push_str(&format!("taskreg_task_versions{{available=\"false\"}} {}\n", versions.len() - available));
+    out.push_str("# HELP taskreg_problems Current problems.\n# TYPE taskreg_problems gauge\n");
+    out.push_str(&format!("taskreg_problems{{severity=\"error\"}} {errors}\n"));
+    out.push_str(&format!("taskreg_problems{{severity=\"warning\"}} {}\n", problems.len() - errors));
+    out.push_str("# HELP taskreg_sync_runs_total Sync runs that changed the catalogue.\n# TYPE taskreg_sync_runs_total counter\n");
+    out.push_str(&format!("taskreg_sync_runs_total {}\n", counts["sync_runs"]));
+    out.push_str("# HELP taskreg_http_requests_total Requests served.\n# TYPE taskreg_http_requests_total counter\n");
+    for ((route, status), n) in state.requests.lock().map(|r| r.clone()).unwrap_or_default() {
+        out.push_str(&format!("taskreg_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+async fn require_token(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {
+            let mut response = ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()).into_response();
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn count_requests(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    if let Ok(mut requests) = state.requests.lock() {
+        *requests.entry((route, response.status().as_u16())).or_default() += 1;
+    }
+    response
+}
