@@ -30,9 +30,15 @@ use tokio::sync::Mutex;
 /// Every route, as `(path, summary)`: the router and the OpenAPI document are both built
 /// from this list, so they cannot drift apart.
 pub const ROUTES: &[(&str, &str)] = &[
-    ("/v1/tasks", "The index: every version ever seen, paginated (`cursor`, `limit`)."),
+    (
+        "/v1/tasks",
+        "The index: every version ever seen, paginated (`cursor`, `limit`).",
+    ),
     ("/v1/tasks/{name}", "One task's versions."),
-    ("/v1/tasks/{name}/{version}", "A version's bundle: every file, canonical."),
+    (
+        "/v1/tasks/{name}/{version}",
+        "A version's bundle: every file, canonical.",
+    ),
     ("/v1/openapi.json", "This document."),
     ("/healthz", "Liveness: 200 when the catalogue answers."),
     ("/metrics", "Prometheus metrics: tasks, syncs, problems, requests."),
@@ -51,7 +57,11 @@ pub struct ServeState {
 
 impl ServeState {
     pub fn new(store: Store, token: Option<String>) -> Arc<Self> {
-        Arc::new(ServeState { store: Mutex::new(store), token, requests: StdMutex::new(BTreeMap::new()) })
+        Arc::new(ServeState {
+            store: Mutex::new(store),
+            token,
+            requests: StdMutex::new(BTreeMap::new()),
+        })
     }
 }
 
@@ -78,7 +88,9 @@ pub async fn serve(
     state: Arc<ServeState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[derive(Debug)]
@@ -93,7 +105,10 @@ impl IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!("catalogue error while serving: {e}");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the catalogue could not be read".into())
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the catalogue could not be read".into(),
+        )
     }
 }
 
@@ -104,7 +119,10 @@ fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
     let matches = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag.to_str().unwrap_or_default() || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == etag.to_str().unwrap_or_default() || t.trim() == "*")
+        });
     if matches {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), cache]).into_response();
     }
@@ -138,13 +156,19 @@ struct Page {
     limit: Option<usize>,
 }
 
-async fn index(State(state): State<Arc<ServeState>>, Query(page): Query<Page>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn index(
+    State(state): State<Arc<ServeState>>,
+    Query(page): Query<Page>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let mut all = state.store.lock().await.list_versions(true).await?;
     // The cursor orders by (name, version text): stable whatever semver says.
     all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let after = page.cursor.as_deref().and_then(|c| c.split_once('@'));
-    let start = after.map_or(0, |(name, version)| all.partition_point(|v| (v.name.as_str(), v.version.as_str()) <= (name, version)));
+    let start = after.map_or(0, |(name, version)| {
+        all.partition_point(|v| (v.name.as_str(), v.version.as_str()) <= (name, version))
+    });
     let items: Vec<Value> = all[start..]
         .iter()
         .take(limit)
@@ -152,7 +176,10 @@ async fn index(State(state): State<Arc<ServeState>>, Query(page): Query<Page>, h
         .collect();
     let next = (start + items.len() < all.len()).then(|| {
         let last = &all[start + items.len() - 1];
-        format!("/v1/tasks?cursor={}&limit={limit}", encode(&format!("{}@{}", last.name, last.version)))
+        format!(
+            "/v1/tasks?cursor={}&limit={limit}",
+            encode(&format!("{}@{}", last.name, last.version))
+        )
     });
     let body = serde_json::to_vec(&json!({ "items": items, "next": next })).unwrap_or_default();
     // Every page's ETag covers the whole catalogue: a 304 on the first page means nothing
@@ -172,7 +199,11 @@ async fn index(State(state): State<Arc<ServeState>>, Query(page): Query<Page>, h
     Ok(response)
 }
 
-async fn versions(State(state): State<Arc<ServeState>>, Path(name): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn versions(
+    State(state): State<Arc<ServeState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let history = state.store.lock().await.history(&name).await?;
     if history.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}`")));
@@ -195,7 +226,10 @@ async fn bundle(
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}@{version}`")));
     };
     if !task.available {
-        return Err(ApiError(StatusCode::GONE, format!("`{name}@{version}` is no longer available")));
+        return Err(ApiError(
+            StatusCode::GONE,
+            format!("`{name}@{version}` is no longer available"),
+        ));
     }
     let files = bundle_files(&task).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let body = serde_json::to_vec(&json!({ "name": name, "version": version, "digest": task.digest, "files": files }))
@@ -222,7 +256,10 @@ pub fn bundle_files(task: &crate::store::StoredTask) -> Result<BTreeMap<String, 
     }
     let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
     if digest.to_string() != task.digest {
-        return Err(format!("the stored files of {}@{} do not hash to its digest", task.name, task.version));
+        return Err(format!(
+            "the stored files of {}@{} do not hash to its digest",
+            task.name, task.version
+        ));
     }
     Ok(files)
 }
@@ -269,32 +306,49 @@ async fn healthz(State(state): State<Arc<ServeState>>) -> Result<&'static str, A
 async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
     let (versions, problems, counts) = {
         let mut store = state.store.lock().await;
-        (store.list_versions(true).await?, store.problems().await?, store.table_counts().await?)
+        (
+            store.list_versions(true).await?,
+            store.problems().await?,
+            store.table_counts().await?,
+        )
     };
     let available = versions.iter().filter(|v| v.available).count();
     let errors = problems.iter().filter(|p| p.problem.is_error()).count();
     let mut out = String::new();
     out.push_str("# HELP taskreg_task_versions Task versions in the catalogue.\n# TYPE taskreg_task_versions gauge\n");
     out.push_str(&format!("taskreg_task_versions{{available=\"true\"}} {available}\n"));
-    out.push_str(&format!("taskreg_task_versions{{available=\"false\"}} {}\n", versions.len() - available));
+    out.push_str(&format!(
+        "taskreg_task_versions{{available=\"false\"}} {}\n",
+        versions.len() - available
+    ));
     out.push_str("# HELP taskreg_problems Current problems.\n# TYPE taskreg_problems gauge\n");
     out.push_str(&format!("taskreg_problems{{severity=\"error\"}} {errors}\n"));
-    out.push_str(&format!("taskreg_problems{{severity=\"warning\"}} {}\n", problems.len() - errors));
+    out.push_str(&format!(
+        "taskreg_problems{{severity=\"warning\"}} {}\n",
+        problems.len() - errors
+    ));
     out.push_str("# HELP taskreg_sync_runs_total Sync runs that changed the catalogue.\n# TYPE taskreg_sync_runs_total counter\n");
     out.push_str(&format!("taskreg_sync_runs_total {}\n", counts["sync_runs"]));
     out.push_str("# HELP taskreg_http_requests_total Requests served.\n# TYPE taskreg_http_requests_total counter\n");
     for ((route, status), n) in state.requests.lock().map(|r| r.clone()).unwrap_or_default() {
-        out.push_str(&format!("taskreg_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"));
+        out.push_str(&format!(
+            "taskreg_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"
+        ));
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
 async fn require_token(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
-        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {
             let mut response = ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()).into_response();
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
     }
@@ -302,7 +356,10 @@ async fn require_token(State(state): State<Arc<ServeState>>, request: Request, n
 }
 
 async fn count_requests(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     if let Ok(mut requests) = state.requests.lock() {
         *requests.entry((route, response.status().as_u16())).or_default() += 1;

@@ -114,3 +114,32 @@ impl Taskreg {
         self.command(args).output().expect("run taskreg").into()
     }
 }
+
+/// Zips `folder`'s files under `prefix` into `archive`, as someone packing a task would.
+pub fn zip_folder(folder: &Path, prefix: &str, archive: &Path) {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(archive).expect("create the archive"));
+    let options = zip::write::SimpleFileOptions::default();
+    let mut stack = vec![folder.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read the folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(folder)
+                .expect("below the folder")
+                .to_string_lossy()
+                .replace('\\', "/");
+            writer
+                .start_file(format!("{prefix}{relative}"), options)
+                .expect("start an entry");
+            writer
+                .write_all(&std::fs::read(&path).expect("read a file"))
+                .expect("write an entry");
+        }
+    }
+    writer.finish().expect("finish the archive");
+}

@@ -1,7 +1,7 @@
 //! The `taskreg` command-line contract, through the real binary.
 
 use std::fs;
-use taskreg_tests::{Taskreg, TestDatabase, repository_root, write_named_task, write_tree};
+use taskreg_tests::{Taskreg, TestDatabase, repository_root, write_named_task, write_tree, zip_folder};
 
 fn examples_config() -> String {
     repository_root().join("examples/taskreg.toml").display().to_string()
@@ -397,27 +397,6 @@ fn conflicts_history_and_the_mass_removal_guard_through_the_cli() {
     assert_eq!(history.json()[0]["available"], false);
     assert!(history.json()[0]["missing_since"].is_i64());
     taskreg.run(&["history", "never-seen"]).assert_code(1);
-}
-
-/// Zips `folder`'s files under `prefix` into `archive`, as someone packing a task would.
-fn zip_folder(folder: &std::path::Path, prefix: &str, archive: &std::path::Path) {
-    use std::io::Write;
-    let mut writer = zip::ZipWriter::new(fs::File::create(archive).unwrap());
-    let options = zip::write::SimpleFileOptions::default();
-    let mut stack = vec![folder.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let relative = path.strip_prefix(folder).unwrap().to_string_lossy().replace('\\', "/");
-            writer.start_file(format!("{prefix}{relative}"), options).unwrap();
-            writer.write_all(&fs::read(&path).unwrap()).unwrap();
-        }
-    }
-    writer.finish().unwrap();
 }
 
 #[test]

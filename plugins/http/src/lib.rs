@@ -145,18 +145,29 @@ struct Failure {
 
 impl Failure {
     fn fatal(message: String) -> Self {
-        Failure { message, retry: false, retry_after: None }
+        Failure {
+            message,
+            retry: false,
+            retry_after: None,
+        }
     }
 
     fn transient(message: String) -> Self {
-        Failure { message, retry: true, retry_after: None }
+        Failure {
+            message,
+            retry: true,
+            retry_after: None,
+        }
     }
 }
 
 impl HttpSource {
     pub fn new(name: impl Into<String>, settings: HttpSettings) -> Result<Self, SourceError> {
         let name = name.into();
-        let config = |reason: String| SourceError::Config { source_name: name.clone(), reason };
+        let config = |reason: String| SourceError::Config {
+            source_name: name.clone(),
+            reason,
+        };
         let index = Url::parse(&settings.url).map_err(|e| config(format!("`url` {}: {e}", settings.url)))?;
         if !matches!(index.scheme(), "http" | "https") {
             return Err(config(format!("`url` {} is not http or https", settings.url)));
@@ -167,11 +178,13 @@ impl HttpSource {
         match &settings.auth {
             None | Some(Auth::Basic { .. }) => {}
             Some(Auth::Bearer { token }) => {
-                let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| config(format!("bearer token: {e}")))?;
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| config(format!("bearer token: {e}")))?;
                 headers.insert(reqwest::header::AUTHORIZATION, value);
             }
             Some(Auth::Header { name: header, value }) => {
-                let header = HeaderName::from_bytes(header.as_bytes()).map_err(|e| config(format!("header name: {e}")))?;
+                let header =
+                    HeaderName::from_bytes(header.as_bytes()).map_err(|e| config(format!("header name: {e}")))?;
                 let value = HeaderValue::from_str(value).map_err(|e| config(format!("header value: {e}")))?;
                 headers.insert(header, value);
             }
@@ -183,18 +196,30 @@ impl HttpSource {
             .user_agent(concat!("taskreg/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| config(format!("HTTP client: {e}")))?;
-        Ok(HttpSource { name, index, settings: Arc::new(settings), client, listing: Arc::default() })
+        Ok(HttpSource {
+            name,
+            index,
+            settings: Arc::new(settings),
+            client,
+            listing: Arc::default(),
+        })
     }
 
     /// Builds the source from a `[[sources]]` entry with `type = "http"`.
     pub fn from_spec(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
-        let settings: HttpSettings = serde_json::from_value(spec.settings.clone())
-            .map_err(|e| SourceError::Config { source_name: spec.name.clone(), reason: e.to_string() })?;
+        let settings: HttpSettings =
+            serde_json::from_value(spec.settings.clone()).map_err(|e| SourceError::Config {
+                source_name: spec.name.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(Box::new(HttpSource::new(spec.name.clone(), settings)?))
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
-        SourceError::Unavailable { source_name: self.name.clone(), reason: reason.to_string() }
+        SourceError::Unavailable {
+            source_name: self.name.clone(),
+            reason: reason.to_string(),
+        }
     }
 
     /// One GET, retried as the policy says; `None` for `304 Not Modified`.
@@ -223,7 +248,10 @@ impl HttpSource {
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let mut response = request.send().await.map_err(|e| Failure::transient(format!("GET {url}: {}", describe(&e))))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| Failure::transient(format!("GET {url}: {}", describe(&e))))?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
             return Ok(None);
@@ -237,7 +265,11 @@ impl HttpSource {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                Failure { message, retry: true, retry_after }
+                Failure {
+                    message,
+                    retry: true,
+                    retry_after,
+                }
             } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 Failure::fatal(format!("{message}: check the source's `auth`"))
             } else {
@@ -246,7 +278,9 @@ impl HttpSource {
         }
         let cap = self.settings.max_response_bytes;
         if response.content_length().is_some_and(|n| n > cap) {
-            return Err(Failure::fatal(format!("GET {url}: the response is larger than the {cap}-byte cap")));
+            return Err(Failure::fatal(format!(
+                "GET {url}: the response is larger than the {cap}-byte cap"
+            )));
         }
         let headers = response.headers().clone();
         let mut body = Vec::new();
@@ -257,7 +291,9 @@ impl HttpSource {
         {
             body.extend_from_slice(&chunk);
             if body.len() as u64 > cap {
-                return Err(Failure::fatal(format!("GET {url}: the response is larger than the {cap}-byte cap")));
+                return Err(Failure::fatal(format!(
+                    "GET {url}: the response is larger than the {cap}-byte cap"
+                )));
             }
         }
         Ok(Some((headers, body)))
@@ -265,26 +301,39 @@ impl HttpSource {
 
     async fn fetch_listing(&self) -> Result<(), SourceError> {
         let etag = self.listing.lock().ok().and_then(|l| l.etag.clone());
-        let first = self.get(&self.index, etag.as_deref()).await.map_err(|f| self.unavailable(f.message))?;
+        let first = self
+            .get(&self.index, etag.as_deref())
+            .await
+            .map_err(|f| self.unavailable(f.message))?;
         let Some((headers, body)) = first else {
             return Ok(()); // 304: the listing we have is current
         };
         let new_etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let mut listing = Listing { etag: new_etag, ..Listing::default() };
+        let mut listing = Listing {
+            etag: new_etag,
+            ..Listing::default()
+        };
         let mut page = (self.index.clone(), headers, body);
         for _ in 0..100_000 {
             let (url, headers, body) = page;
             let document: IndexPage = serde_json::from_slice(&body)
                 .map_err(|e| self.unavailable(format!("{url} is not a registry index: {e}")))?;
             for item in document.items.into_iter().filter(|i| i.available) {
-                let href = url.join(&item.href).map_err(|e| self.unavailable(format!("href {}: {e}", item.href)))?;
+                let href = url
+                    .join(&item.href)
+                    .map_err(|e| self.unavailable(format!("href {}: {e}", item.href)))?;
                 let locator = format!("{}@{}", item.name, item.version);
-                listing.entries.push(Entry { locator: locator.clone(), fingerprint: item.digest.clone() });
+                listing.entries.push(Entry {
+                    locator: locator.clone(),
+                    fingerprint: item.digest.clone(),
+                });
                 listing.items.insert(locator, (href, item.digest));
             }
             let next = document.next.or_else(|| next_link(&headers));
             let Some(next) = next else { break };
-            let next = url.join(&next).map_err(|e| self.unavailable(format!("next page {next}: {e}")))?;
+            let next = url
+                .join(&next)
+                .map_err(|e| self.unavailable(format!("next page {next}: {e}")))?;
             let (headers, body) = self
                 .get(&next, None)
                 .await
@@ -305,7 +354,9 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = headers.get(LINK)?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        params
+            .contains("rel=\"next\"")
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
     })
 }
 
@@ -336,11 +387,18 @@ impl Source for HttpSource {
     async fn scan(&self) -> Result<Scan, SourceError> {
         self.fetch_listing().await?;
         let entries = self.listing.lock().map(|l| l.entries.clone()).unwrap_or_default();
-        Ok(Scan { entries, complete: true, issues: Vec::new() })
+        Ok(Scan {
+            entries,
+            complete: true,
+            issues: Vec::new(),
+        })
     }
 
     async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
-        let file_error = |reason: String| SourceError::File { file: entry.locator.clone(), reason };
+        let file_error = |reason: String| SourceError::File {
+            file: entry.locator.clone(),
+            reason,
+        };
         let (url, digest) = self
             .listing
             .lock()
@@ -356,10 +414,16 @@ impl Source for HttpSource {
             serde_json::from_slice(&body).map_err(|e| file_error(format!("{url} is not a task bundle: {e}")))?;
         let actual = Digest::of_files(document.files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
         if actual.to_string() != digest || document.digest != digest {
-            return Err(file_error(format!("{url}: the files hash to {actual}, the index announced {digest}")));
+            return Err(file_error(format!(
+                "{url}: the files hash to {actual}, the index announced {digest}"
+            )));
         }
         let folder_name = entry.locator.split('@').next().map(str::to_owned);
         let files = document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();
-        Ok(Bundle { files, folder_name, modified: None })
+        Ok(Bundle {
+            files,
+            folder_name,
+            modified: None,
+        })
     }
 }

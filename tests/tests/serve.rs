@@ -1,0 +1,268 @@
+//! `taskreg serve` and registries chaining over HTTP: real binaries, real sockets.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use taskreg_tests::{Taskreg, TestDatabase, write_named_task, write_tree, zip_folder};
+
+/// A `taskreg serve` child on a free loopback port, stopped on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(taskreg: &Taskreg, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = taskreg.command(&args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line.trim().rsplit(" on ").next().unwrap().to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner: {line}");
+        Server { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+fn list(taskreg: &Taskreg) -> Vec<(String, String, String)> {
+    let list = taskreg.run(&["--json", "list"]).json();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().into(),
+                v["version"].as_str().unwrap().into(),
+                v["digest"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_registry_syncs_from_the_first_and_keeps_everything_when_it_stops() {
+    let work = tempfile::tempdir().unwrap();
+    let a_dir = work.path().join("a");
+    write_tree(&a_dir.join("tasks"), 30).unwrap();
+    write_named_task(&a_dir.join("more/odd name"), "odd.name_v2", "3.0.0-beta.1", 99).unwrap();
+    write_named_task(&work.path().join("packed"), "packed", "1.2.3", 77).unwrap();
+    zip_folder(&work.path().join("packed"), "packed/", &a_dir.join("packed.zip"));
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), &a_dir);
+    a.run(&["sync", "tasks", "more", "packed.zip"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+
+    let b_dir = work.path().join("b");
+    fs::create_dir(&b_dir).unwrap();
+    fs::write(
+        b_dir.join("taskreg.toml"),
+        format!(
+            "[[sources]]\nname = \"upstream\"\ntype = \"http\"\nurl = \"{}/v1/tasks\"\nbackoff_ms = 10\nretries = 1\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
+    let b_run = tokio::task::spawn_blocking({
+        let b = Taskreg::new(b.database_url.clone(), b.dir.clone());
+        move || b.run(&["--json", "sync"])
+    })
+    .await
+    .unwrap();
+    b_run.assert_code(0);
+    assert_eq!(b_run.json()["added"], 32);
+    assert_eq!(list(&b), list(&a), "identical names, versions and digests");
+
+    drop(server);
+    let after = b.run(&["--json", "sync"]);
+    after.assert_code(0);
+    let report = after.json();
+    assert_eq!(report["sources"][0]["status"], "failed");
+    assert_eq!(report["missing"], 0);
+    assert_eq!(list(&b).len(), 32, "B keeps everything while A is away");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_re_poll_of_a_served_registry_is_one_request_answered_304() {
+    use registry_core::{Source, SourcePriority};
+    use registry_host::sync::{SyncOptions, sync};
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 20).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+
+    // B as a long-lived process would hold it: one source object across polls.
+    let db = TestDatabase::sqlite();
+    let mut store = registry_host::store::Store::open(&db.database_url()).await.unwrap();
+    let settings = http_source::HttpSettings::new(format!("{}/v1/tasks", server.base));
+    let sources: Vec<Box<dyn Source>> = vec![Box::new(http_source::HttpSource::new("a", settings).unwrap())];
+    let first = sync(&mut store, &sources, &SourcePriority, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((first.counts.added, first.loaded), (20, 20));
+    let second = sync(&mut store, &sources, &SourcePriority, &SyncOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((second.counts.unchanged, second.loaded, second.written), (20, 0, false));
+
+    let metrics = client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let index_requests: Vec<&str> = metrics.lines().filter(|l| l.contains("route=\"/v1/tasks\"")).collect();
+    assert_eq!(
+        index_requests,
+        [
+            "taskreg_http_requests_total{route=\"/v1/tasks\",status=\"200\"} 1",
+            "taskreg_http_requests_total{route=\"/v1/tasks\",status=\"304\"} 1",
+        ],
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_speaks_the_protocol() {
+    let work = tempfile::tempdir().unwrap();
+    let folders = write_tree(&work.path().join("tasks"), 5).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    fs::remove_dir_all(&folders[4]).unwrap(); // task-00004 becomes unavailable
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &["--token", "t0ken"]);
+    let http = client();
+    let get = |path: &str| http.get(format!("{}{path}", server.base)).bearer_auth("t0ken");
+
+    // Auth on /v1, not on health.
+    let anonymous = http.get(format!("{}/v1/tasks", server.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        http.get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Pagination with a cursor and a Link header; the pages add up to the catalogue.
+    let first = get("/v1/tasks?limit=2").send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let link = first.headers()["link"].to_str().unwrap().to_owned();
+    assert!(link.contains("rel=\"next\"") && link.contains("cursor="), "{link}");
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let mut names = Vec::new();
+    let mut page: serde_json::Value = first.json().await.unwrap();
+    loop {
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_owned()),
+        );
+        let Some(next) = page["next"].as_str() else { break };
+        page = get(next).send().await.unwrap().json().await.unwrap();
+    }
+    assert_eq!(
+        names,
+        ["task-00000", "task-00001", "task-00002", "task-00003", "task-00004"]
+    );
+
+    // Conditional requests.
+    let again = get("/v1/tasks?limit=2")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let bundle = get("/v1/tasks/task-00001/1.0.0").send().await.unwrap();
+    assert_eq!(bundle.status(), 200);
+    let bundle_etag = bundle.headers()["etag"].to_str().unwrap().to_owned();
+    let document: serde_json::Value = bundle.json().await.unwrap();
+    assert_eq!(
+        bundle_etag,
+        format!("\"{}\"", document["digest"].as_str().unwrap()),
+        "the digest is the ETag"
+    );
+    let not_modified = get("/v1/tasks/task-00001/1.0.0")
+        .header("if-none-match", &bundle_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), 304);
+
+    // Never seen, and no longer available.
+    assert_eq!(get("/v1/tasks/nope").send().await.unwrap().status(), 404);
+    assert_eq!(get("/v1/tasks/task-00001/9.9.9").send().await.unwrap().status(), 404);
+    assert_eq!(get("/v1/tasks/task-00004/1.0.0").send().await.unwrap().status(), 410);
+    let versions: serde_json::Value = get("/v1/tasks/task-00004").send().await.unwrap().json().await.unwrap();
+    assert_eq!(versions["versions"][0]["available"], false);
+
+    // gzip when asked (with a client that leaves the encoding alone).
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let zipped = raw
+        .get(format!("{}/v1/tasks", server.base))
+        .bearer_auth("t0ken")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        zipped.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+
+    // Metrics count what happened.
+    let metrics = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("taskreg_task_versions{available=\"true\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("taskreg_http_requests_total{route=\"/v1/tasks/{name}/{version}\",status=\"410\"} 1"),
+        "{metrics}"
+    );
+
+    // The OpenAPI document describes exactly the served routes.
+    let openapi: serde_json::Value = get("/v1/openapi.json").send().await.unwrap().json().await.unwrap();
+    let mut documented: Vec<&str> = openapi["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut served: Vec<&str> = registry_host::serve::ROUTES.iter().map(|(p, _)| *p).collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+    for path in served {
+        let concrete = path.replace("{name}", "task-00000").replace("{version}", "1.0.0");
+        let status = get(&concrete).send().await.unwrap().status();
+        assert_eq!(status, 200, "{concrete} is served");
+    }
+}
