@@ -2,7 +2,8 @@
 //!
 //! Built-in kinds of source:
 //! - `filesystem` — task folders below a root directory (`plugins/fs`, `FsSource`);
-//! - `zip` — tasks inside ZIP archives, read in memory (`plugins/zip`, `ZipSource`).
+//! - `zip` — tasks inside ZIP archives, read in memory (`plugins/zip`, `ZipSource`);
+//! - `http` — another registry over HTTP, served or static (`plugins/http`, `HttpSource`).
 //!
 //! Every kind implements [`Source`] and registers a [`SourceKind`] with
 //! `inventory::submit!`, so the host finds it without a central list. A source only reports

@@ -78,9 +78,9 @@ enum Command {
     History { name: String },
     /// Serve the catalogue over HTTP (see docs/http-protocol.md).
     Serve {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
+        /// Address to listen on (default: `[serve] listen`, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
         /// Require `Authorization: Bearer TOKEN` on /v1.
         #[arg(long, env = "TASKREG_SERVE_TOKEN")]
         token: Option<String>,
@@ -243,6 +243,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen, token } => {
+            let listen = listen.or(config.serve.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
+            let token = token.or_else(|| config.serve.token.clone());
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;

@@ -49,6 +49,8 @@ pub struct Config {
     pub lifecycle: LifecycleConfig,
     #[serde(default)]
     pub validation: ValidationConfig,
+    #[serde(default)]
+    pub serve: ServeConfig,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -72,6 +74,15 @@ impl Default for ConflictsConfig {
 
 fn default_strategy() -> String {
     "source-priority".into()
+}
+
+/// `[serve]`: defaults for `taskreg serve` (the command line takes precedence).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    pub listen: Option<std::net::SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/v1`.
+    pub token: Option<String>,
 }
 
 /// `[validation]`: `strict`, the limits, and a level per rule (`schemas = "warn"`).
