@@ -457,8 +457,11 @@ pub fn plan(
         }
         for entry in &result.entries {
             let k = (source, entry.locator.as_str());
-            let from_store = run.stored_offer(k);
-            let stored_fingerprint = run.stored_origins.get(&k).map(|o| o.fingerprint.as_str());
+            // What the store says this entry offers: its last good version.
+            let last_good = run.stored_offer(k).map(|offer| {
+                let fingerprint = &run.stored_origins[&k].fingerprint;
+                candidate(rank, source, &entry.locator, fingerprint, &offer, None)
+            });
             match run.loaded.get(&k) {
                 Some(LoadOutcome::Parsed {
                     task,
@@ -470,16 +473,7 @@ pub fn plan(
                         problems.push(problem.clone());
                         problem_sets.insert(key(k.0, k.1), problems);
                         counts.invalid += 1;
-                        if let Some(offer) = &from_store {
-                            candidates.push(candidate(
-                                rank,
-                                source,
-                                &entry.locator,
-                                stored_fingerprint.unwrap_or_default(),
-                                offer,
-                                None,
-                            ));
-                        }
+                        candidates.extend(last_good);
                         continue;
                     }
                     problem_sets.insert(key(k.0, k.1), warnings.clone());
@@ -497,23 +491,10 @@ pub fn plan(
                 Some(LoadOutcome::Broken(problems)) => {
                     problem_sets.insert(key(k.0, k.1), problems.clone());
                     counts.invalid += 1;
-                    // The last good version of this task stays offered by its old origin.
-                    if let Some(offer) = &from_store {
-                        candidates.push(candidate(
-                            rank,
-                            source,
-                            &entry.locator,
-                            stored_fingerprint.unwrap_or_default(),
-                            offer,
-                            None,
-                        ));
-                    }
+                    // A broken task keeps offering its last good version.
+                    candidates.extend(last_good);
                 }
-                None => {
-                    if let Some(offer) = &from_store {
-                        candidates.push(candidate(rank, source, &entry.locator, &entry.fingerprint, offer, None));
-                    }
-                }
+                None => candidates.extend(last_good),
             }
         }
         if result.complete {

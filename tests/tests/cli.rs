@@ -3,6 +3,16 @@
 use std::fs;
 use taskreg_tests::{Taskreg, TestDatabase, repository_root, write_named_task, write_tree, zip_folder};
 
+/// The `code` of every problem in a JSON array of problems.
+fn codes_of(problems: &serde_json::Value) -> Vec<&str> {
+    problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect()
+}
+
 fn examples_config() -> String {
     repository_root().join("examples/taskreg.toml").display().to_string()
 }
@@ -66,14 +76,8 @@ fn sync_the_examples(taskreg: &Taskreg) {
         assert!(!task[field].is_null(), "`{field}` in {task}");
     }
 
-    let problems = taskreg.run(&["--json", "problems"]);
-    let problems = problems.json();
-    let codes: Vec<&str> = problems
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap())
-        .collect();
+    let problems = taskreg.run(&["--json", "problems"]).json();
+    let codes = codes_of(&problems);
     assert_eq!(
         codes,
         [
@@ -195,12 +199,7 @@ fn validate_needs_no_database_and_fails_on_errors() {
     let json = taskreg.run(&["--json", "validate", examples.to_str().unwrap()]);
     json.assert_code(1);
     let found = json.json();
-    let codes: Vec<&str> = found
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap())
-        .collect();
+    let codes = codes_of(&found);
     assert_eq!(
         codes,
         [
