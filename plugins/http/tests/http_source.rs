@@ -282,3 +282,37 @@ async fn a_bundle_that_does_not_hash_to_its_digest_is_refused() {
         other => panic!("expected a refused bundle, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn basic_auth_and_a_named_header_are_sent_as_configured() {
+    let app = Router::new().route(
+        "/v1/tasks",
+        get(|headers: HeaderMap| async move {
+            // "reader:pa55" in base64
+            let basic = headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| v == "Basic cmVhZGVyOnBhNTU=");
+            let key = headers.get("x-api-key").is_some_and(|v| v == "k3y");
+            if basic || key {
+                axum::Json(json!({ "items": [] })).into_response()
+            } else {
+                StatusCode::FORBIDDEN.into_response()
+            }
+        }),
+    );
+    let url = format!("{}/v1/tasks", start(app).await);
+    let mut basic = settings(url.clone());
+    basic.auth = Some(Auth::Basic {
+        username: "reader".into(),
+        password: "pa55".into(),
+    });
+    assert!(http(basic).scan().await.is_ok());
+    let mut keyed = settings(url.clone());
+    keyed.auth = Some(Auth::Header {
+        name: "X-Api-Key".into(),
+        value: "k3y".into(),
+    });
+    assert!(http(keyed).scan().await.is_ok());
+    let reason = unavailable_reason(http(settings(url)).scan().await);
+    assert!(reason.contains("403") && reason.contains("auth"), "{reason}");
+}

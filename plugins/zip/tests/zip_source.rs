@@ -253,3 +253,22 @@ async fn a_truncated_archive_is_refused_as_corrupt() {
     fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     assert_refused(dir.path(), "zip.corrupt", None, ArchiveLimits::default()).await;
 }
+
+#[tokio::test]
+async fn an_archive_expanding_past_the_total_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let part: Vec<u8> = (0..30_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    write_zip(
+        &dir.path().join("hostile.zip"),
+        &[
+            ("t/main.js", &part),
+            ("t/tests/a.json", &part),
+            ("t/tests/b.json", &part),
+        ],
+    );
+    let limits = ArchiveLimits {
+        max_total_bytes: 250_000,
+        ..ArchiveLimits::default()
+    };
+    assert_refused(dir.path(), "zip.total_too_large", None, limits).await;
+}
