@@ -113,6 +113,12 @@ pub trait Source: Send + Sync {
     fn location(&self) -> String;
     async fn scan(&self) -> Result<Scan, SourceError>;
     async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError>;
+
+    /// The local path whose changes `taskreg watch` should follow (a folder or an archive),
+    /// for sources that live on this machine. Others are polled.
+    fn watch_path(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// A configured source before it is built: the `[[sources]]` entry of the config.

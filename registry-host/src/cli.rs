@@ -42,6 +42,19 @@ pub struct Cli {
     command: Command,
 }
 
+#[derive(Debug, clap::Args)]
+struct WatchTiming {
+    /// Quiet time before file changes are acted on.
+    #[arg(long, default_value_t = 100)]
+    debounce_ms: u64,
+    /// How often remote sources are polled.
+    #[arg(long, default_value_t = 30)]
+    poll_secs: u64,
+    /// How often every source is rescanned as a backstop.
+    #[arg(long, default_value_t = 600)]
+    full_rescan_secs: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Scan the sources and bring the catalogue up to date.
@@ -76,8 +89,20 @@ enum Command {
     Conflicts,
     /// Every version of a task ever seen, with availability and digests.
     History { name: String },
+    /// Sync, then keep the catalogue current as files change and remote sources move.
+    Watch {
+        /// Folders or archives to watch instead of the configured sources.
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        timing: WatchTiming,
+    },
     /// Serve the catalogue over HTTP (see docs/http-protocol.md).
     Serve {
+        /// Keep the catalogue current while serving, as `taskreg watch` does.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        timing: WatchTiming,
         /// Address to listen on (default: `[serve] listen`, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
@@ -152,15 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency,
             allow_mass_removal,
         } => {
-            let specs: Vec<SourceSpec> = if paths.is_empty() {
-                config.source_specs()
-            } else {
-                paths.iter().map(|p| path_source_spec(p)).collect()
-            };
-            if specs.is_empty() {
-                bail!("nothing to sync: give folders (`taskreg sync PATH…`) or a config with [[sources]]");
-            }
-            let sources = crate::build_sources(&specs)?;
+            let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
             let mut options = SyncOptions {
                 progress: !cli.json && std::io::stderr().is_terminal(),
                 max_removal_share: config.lifecycle.max_removal_share,
@@ -242,15 +259,71 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, token } => {
+        Command::Watch { paths, timing } => {
+            let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
+            let options = watch_options(&timing, &config, &validation, cli.json);
+            let json = cli.json;
+            crate::watch::watch(
+                &mut store,
+                &sources,
+                config.strategy(),
+                &options,
+                shutdown_signal(),
+                |trigger, result| report_run(trigger, result, json),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            listen,
+            token,
+            watch,
+            timing,
+        } => {
             let listen = listen.or(config.serve.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
             let token = token.or_else(|| config.serve.token.clone());
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            // Watching needs its own connection: the server's is shared by its requests.
+            let watcher_store = if watch { Some(Store::open(&url).await?) } else { None };
             eprintln!("serving {} on http://{}", store.url(), listener.local_addr()?);
             let state = crate::serve::ServeState::new(store, token);
-            crate::serve::serve(listener, state, shutdown_signal()).await?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let server = crate::serve::serve(listener, state, {
+                let mut stopped = stopped.clone();
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            });
+            let watching = async {
+                let Some(mut watcher_store) = watcher_store else {
+                    return Ok(());
+                };
+                let sources = crate::build_sources(&config.source_specs())?;
+                let options = watch_options(&timing, &config, &validation, cli.json);
+                let json = cli.json;
+                let mut stopped = stopped.clone();
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                crate::watch::watch(
+                    &mut watcher_store,
+                    &sources,
+                    config.strategy(),
+                    &options,
+                    shutdown,
+                    |t, r| report_run(t, r, json),
+                )
+                .await
+            };
+            let signal = async {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            };
+            let (served, watched, ()) = tokio::join!(server, watching, signal);
+            served?;
+            watched?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Conflicts => {
@@ -317,6 +390,65 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { .. } | Command::Bench(_) => unreachable!("handled before opening the store"),
     }
+}
+
+/// The PATHs as ad-hoc sources, else the configured ones.
+fn source_specs(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Vec<SourceSpec>> {
+    let specs: Vec<SourceSpec> = if paths.is_empty() {
+        config.source_specs()
+    } else {
+        paths.iter().map(|p| path_source_spec(p)).collect()
+    };
+    if specs.is_empty() {
+        bail!("nothing to sync: give folders or archives (`taskreg sync PATH…`) or a config with [[sources]]");
+    }
+    Ok(specs)
+}
+
+fn watch_options(
+    timing: &WatchTiming,
+    config: &Config,
+    validation: &registry_core::Validation,
+    json: bool,
+) -> crate::watch::WatchOptions {
+    crate::watch::WatchOptions {
+        debounce: std::time::Duration::from_millis(timing.debounce_ms),
+        poll_interval: std::time::Duration::from_secs(timing.poll_secs.max(1)),
+        full_rescan_interval: std::time::Duration::from_secs(timing.full_rescan_secs.max(1)),
+        sync: SyncOptions {
+            progress: !json && std::io::stderr().is_terminal(),
+            max_removal_share: config.lifecycle.max_removal_share,
+            validation: validation.clone(),
+            ..SyncOptions::default()
+        },
+    }
+}
+
+/// One line per run of `watch`: a JSON object with `--json`, a summary otherwise.
+fn report_run(trigger: crate::watch::Trigger, result: &Result<SyncReport, crate::sync::SyncError>, json: bool) {
+    match result {
+        Ok(report) if json => {
+            let mut line = serde_json::to_value(report).unwrap_or_default();
+            line["trigger"] = json!(format!("{trigger:?}").to_lowercase());
+            println!("{line}");
+        }
+        Ok(report) => {
+            let c = &report.counts;
+            println!(
+                "{:?}: {} added, {} updated, {} missing, {} revived, {} invalid in {} ms{}",
+                trigger,
+                c.added,
+                c.updated,
+                c.missing,
+                c.revived,
+                c.invalid,
+                report.duration_ms,
+                if report.written { "" } else { " (nothing to write)" }
+            );
+        }
+        Err(e) => eprintln!("error: {trigger:?} run failed: {e}"),
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -33,6 +33,7 @@ pub mod store;
 pub mod sync;
 #[doc(hidden)]
 pub mod testing;
+pub mod watch;
 
 use registry_core::{CoreError, Source, SourceError, SourceSpec};
 

@@ -120,6 +120,10 @@ impl Source for FsSource {
         self.root.display().to_string()
     }
 
+    fn watch_path(&self) -> Option<PathBuf> {
+        Some(self.root.to_path_buf())
+    }
+
     async fn scan(&self) -> Result<Scan, SourceError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.scan_blocking())

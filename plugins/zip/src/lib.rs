@@ -268,6 +268,10 @@ impl Source for ZipSource {
         self.path.display().to_string()
     }
 
+    fn watch_path(&self) -> Option<PathBuf> {
+        Some(self.path.to_path_buf())
+    }
+
     async fn scan(&self) -> Result<Scan, SourceError> {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.scan_blocking())

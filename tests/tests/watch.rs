@@ -1,0 +1,191 @@
+//! `taskreg watch`: the real binary following real file changes.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use taskreg_tests::{Taskreg, write_named_task, write_tree};
+
+/// A running `taskreg --json watch …`, its run reports arriving on a channel.
+struct Watcher {
+    child: Child,
+    runs: mpsc::Receiver<serde_json::Value>,
+}
+
+impl Watcher {
+    fn start(taskreg: &Taskreg, args: &[&str]) -> Watcher {
+        let mut all = vec!["--json", "watch", "--debounce-ms", "50"];
+        all.extend_from_slice(args);
+        let mut child = taskreg.command(&all).stdout(Stdio::piped()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (send, runs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(run) = serde_json::from_str(&line) {
+                    let _ = send.send(run);
+                }
+            }
+        });
+        let watcher = Watcher { child, runs };
+        let first = watcher
+            .runs
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the initial sync");
+        assert_eq!(first["trigger"], "start");
+        watcher
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds, for at most ten seconds.
+#[track_caller]
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+fn show(taskreg: &Taskreg, task: &str) -> Option<serde_json::Value> {
+    let run = taskreg.run(&["--json", "show", task]);
+    (run.code == 0).then(|| run.json())
+}
+
+#[test]
+fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    let folders = write_tree(&tasks, 6).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let _watcher = Watcher::start(&taskreg, &["tasks"]);
+    let digest = |task: &str| show(&taskreg, task).map(|t| t["digest"].as_str().unwrap().to_owned());
+
+    // An edit in place.
+    let before = digest("task-00000").unwrap();
+    fs::write(
+        folders[0].join("main.js"),
+        "(function (input) { return { sum: 0 }; })\n",
+    )
+    .unwrap();
+    eventually("the edit", || digest("task-00000").is_some_and(|d| d != before));
+
+    // An editor's save: write a temporary file, rename it over the original.
+    let before = digest("task-00001").unwrap();
+    fs::write(folders[1].join(".main.js.swp"), "swap").unwrap();
+    fs::write(
+        folders[1].join("main.js.tmp"),
+        "(function (input) { return { sum: 1 }; })\n",
+    )
+    .unwrap();
+    fs::rename(folders[1].join("main.js.tmp"), folders[1].join("main.js")).unwrap();
+    eventually("the atomic save", || digest("task-00001").is_some_and(|d| d != before));
+
+    // A new task, copied in.
+    write_named_task(&tasks.join("fresh"), "fresh", "1.0.0", 42).unwrap();
+    eventually("the addition", || digest("fresh").is_some());
+
+    // A deleted task becomes unavailable, kept as history.
+    fs::remove_dir_all(&folders[2]).unwrap();
+    eventually("the deletion", || show(&taskreg, "task-00002").is_none());
+    assert_eq!(
+        taskreg.run(&["--json", "history", "task-00002"]).json()[0]["available"],
+        false
+    );
+
+    // A renamed folder: same version, new locator.
+    fs::rename(&folders[3], tasks.join("renamed")).unwrap();
+    eventually("the rename", || {
+        show(&taskreg, "task-00003").is_some_and(|t| t["sources"][0]["locator"] == "renamed")
+    });
+
+    // A bad edit: the last good version stays, the problem is listed.
+    let good = digest("task-00004").unwrap();
+    fs::write(folders[4].join("metadata.json"), "{ broken").unwrap();
+    eventually("the problem", || {
+        taskreg
+            .run(&["--json", "problems"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "json.invalid")
+    });
+    assert_eq!(
+        digest("task-00004"),
+        Some(good),
+        "the last good version is still served"
+    );
+}
+
+#[test]
+fn sigterm_ends_watch_cleanly() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let mut watcher = Watcher::start(&taskreg, &["tasks"]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc_kill(watcher.child.id() as i32, 15) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = watcher.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "watch did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+#[test]
+fn an_http_source_changing_upstream_is_picked_up_by_polling() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("upstream"), 3).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "upstream"]).assert_code(0);
+    let mut server = a
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let base = banner.trim().rsplit(" on ").next().unwrap().to_owned();
+
+    let b_dir = work.path().join("b");
+    fs::create_dir(&b_dir).unwrap();
+    fs::write(
+        b_dir.join("taskreg.toml"),
+        format!("[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{base}/v1/tasks\"\nbackoff_ms = 10\n"),
+    )
+    .unwrap();
+    let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
+    let watcher = Watcher::start(&b, &["--poll-secs", "1"]);
+    assert_eq!(b.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
+
+    write_named_task(&work.path().join("upstream/late"), "late", "1.0.0", 9).unwrap();
+    a.run(&["sync", "upstream"]).assert_code(0);
+    eventually("the upstream addition", || show(&b, "late").is_some());
+    let polls: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
+    assert!(polls.iter().all(|r| r["trigger"] == "poll"), "{polls:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
