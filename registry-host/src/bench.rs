@@ -21,9 +21,13 @@ pub struct BenchArgs {
     /// Generate the tree here and keep it (default: a temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Also run `taskreg watch` on the tree and time this many edits until the database
+    /// has the new content (0: skip).
+    #[arg(long, default_value_t = 20)]
+    pub watch_edits: usize,
 }
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     let tree = dir.join("tasks");
@@ -65,7 +69,62 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "  peak memory (RSS)       {:>9.1} MB              (target < 150 MB)",
         peak_rss as f64 / 1e6
     );
+    if args.watch_edits > 0 {
+        let mut latencies = watch_edit_latencies(&exe, &database, &tree, args.watch_edits).await?;
+        latencies.sort();
+        let percentile =
+            |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+        println!(
+            "  watch: edit to database  {:>8.1} ms median, {:.1} ms p95 over {} edits (target p95 < 200 ms)",
+            ms(percentile(0.5)),
+            ms(percentile(0.95)),
+            latencies.len()
+        );
+    }
     Ok(())
+}
+
+/// Runs `taskreg watch` on the tree and times `edits` edits of one task's script until the
+/// catalogue serves the new content, reading the database as another process would.
+async fn watch_edit_latencies(exe: &Path, database: &Path, tree: &Path, edits: usize) -> anyhow::Result<Vec<Duration>> {
+    use std::io::BufRead;
+    let url = format!("sqlite://{}", database.display());
+    let mut child = Command::new(exe)
+        .args(["--json", "--database", &url, "watch"])
+        .arg(tree)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("watch stdout")?).lines();
+    lines.next().context("watch ended before its first sync")??;
+    // Keep reading the watcher's reports so that its stdout never blocks it.
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut store = crate::store::Store::open(&crate::store::DatabaseUrl::parse(&url, "".as_ref())?).await?;
+    let task = tree.join("group-000/task-00000");
+    let mut latencies = Vec::with_capacity(edits);
+    for edit in 0..edits {
+        let before = store.show("task-00000", Some("1.0.0")).await?.map(|(t, _)| t.digest);
+        let script = format!("(function (input) {{\n  return {{ sum: input.a + input.b + {edit} }};\n}})\n");
+        let start = Instant::now();
+        std::fs::write(task.join("main.js"), script)?;
+        loop {
+            let now = store.show("task-00000", Some("1.0.0")).await?.map(|(t, _)| t.digest);
+            if now != before {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                bail!("edit {edit} did not reach the database within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(start.elapsed());
+        // Let the watcher settle so that edits are timed one by one, not coalesced.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(latencies)
 }
 
 fn tar_command(tree: &Path) -> String {

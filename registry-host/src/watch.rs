@@ -12,7 +12,7 @@
 
 use crate::store::Store;
 use crate::sync::{SyncOptions, SyncReport, sync};
-use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use registry_core::{ConflictStrategy, Source};
 use std::path::{Component, Path};
@@ -124,11 +124,15 @@ fn matters(result: &DebounceEventResult, watched: &[std::path::PathBuf]) -> bool
             true
         }
         Ok(events) => events.iter().any(|event| {
+            // Opening and reading are not changes: our own scan opens every folder, and
+            // counting that would make each run trigger the next.
+            let changes = !matches!(event.kind, EventKind::Access(_) | EventKind::Other);
             event.need_rescan()
-                || event
-                    .paths
-                    .iter()
-                    .any(|path| watched.iter().any(|root| concerns(root, path)))
+                || (changes
+                    && event
+                        .paths
+                        .iter()
+                        .any(|path| watched.iter().any(|root| concerns(root, path))))
         }),
     }
 }
