@@ -289,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let watcher_store = if watch { Some(Store::open(&url).await?) } else { None };
             eprintln!("serving {} on http://{}", store.url(), listener.local_addr()?);
             let state = crate::serve::ServeState::new(store, token);
+            let events = state.events.clone();
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let server = crate::serve::serve(listener, state, {
                 let mut stopped = stopped.clone();
@@ -313,7 +314,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     config.strategy(),
                     &options,
                     shutdown,
-                    |t, r| report_run(t, r, json),
+                    |t, r| {
+                        report_run(t, r, json);
+                        if let Ok(report) = r {
+                            for event in crate::events::events_of(&report.changes) {
+                                // No subscriber is not an error.
+                                let _ = events.send(event);
+                            }
+                        }
+                    },
                 )
                 .await
             };

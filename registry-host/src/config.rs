@@ -164,7 +164,9 @@ impl Config {
                 "`lifecycle.max_removal_share` must be between 0 and 1, not {share}"
             )));
         }
-        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Absolute, so that sources say where they are and file events (absolute) match them.
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.base_dir = std::path::absolute(&folder).unwrap_or(folder);
         Ok(config)
     }
 
@@ -230,7 +232,7 @@ mod tests {
         let specs = config.source_specs();
         assert_eq!(specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
         assert_eq!(specs[0].settings["path"], "tasks");
-        assert_eq!(specs[0].base_dir, dir.path());
+        assert_eq!(specs[0].base_dir, std::path::absolute(dir.path()).unwrap());
     }
 
     #[test]

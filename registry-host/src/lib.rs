@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod events;
 pub mod fixtures;
 pub mod serve;
 pub mod store;

@@ -6,6 +6,7 @@
 //! - `GET /v1/tasks/{name}` — one task's versions;
 //! - `GET /v1/tasks/{name}/{version}` — the bundle: every file, canonical, so the digest
 //!   can be checked; `404` for a version never seen, `410` for one no longer available;
+//! - `GET /v1/events` — server-sent events of every change (with `serve --watch`);
 //! - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /v1/openapi.json`.
 //!
 //! Every `/v1` response carries a strong `ETag` and answers `If-None-Match` with `304`;
@@ -40,6 +41,10 @@ pub const ROUTES: &[(&str, &str)] = &[
         "A version's bundle: every file, canonical.",
     ),
     ("/v1/openapi.json", "This document."),
+    (
+        "/v1/events",
+        "Server-sent events: tasks added, changed, missing, revived; problems raised, cleared.",
+    ),
     ("/healthz", "Liveness: 200 when the catalogue answers."),
     ("/metrics", "Prometheus metrics: tasks, syncs, problems, requests."),
 ];
@@ -51,15 +56,19 @@ pub struct ServeState {
     /// One connection, serialised: requests are short reads.
     store: Mutex<Store>,
     token: Option<String>,
+    /// What `/v1/events` relays; fed by the watch loop of `serve --watch`.
+    pub events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
     /// Requests served, by route and status.
     requests: StdMutex<BTreeMap<(String, u16), u64>>,
 }
 
 impl ServeState {
     pub fn new(store: Store, token: Option<String>) -> Arc<Self> {
+        let (events, _) = tokio::sync::broadcast::channel(1024);
         Arc::new(ServeState {
             store: Mutex::new(store),
             token,
+            events,
             requests: StdMutex::new(BTreeMap::new()),
         })
     }
@@ -72,11 +81,12 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route(ROUTES[1].0, get(versions))
         .route(ROUTES[2].0, get(bundle))
         .route(ROUTES[3].0, get(openapi))
+        .route(ROUTES[4].0, get(events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
-        .route(ROUTES[4].0, get(healthz))
-        .route(ROUTES[5].0, get(metrics))
+        .route(ROUTES[5].0, get(healthz))
+        .route(ROUTES[6].0, get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
@@ -296,6 +306,30 @@ pub fn openapi_document() -> Value {
         "components": { "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } } },
         "paths": paths,
     })
+}
+
+async fn events(State(state): State<Arc<ServeState>>) -> impl IntoResponse {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let receiver = state.events.subscribe();
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let sse = Event::default()
+                        .event(event.kind())
+                        .json_data(&event)
+                        .unwrap_or_default();
+                    return Some((Ok::<_, std::convert::Infallible>(sse), receiver));
+                }
+                // A slow client misses events rather than holding the others back.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("an event client fell {n} events behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 async fn healthz(State(state): State<Arc<ServeState>>) -> Result<&'static str, ApiError> {

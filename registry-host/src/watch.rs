@@ -63,7 +63,12 @@ pub async fn watch(
         let _ = events.send(result);
     })?;
     let mut watched = Vec::new();
-    for path in sources.iter().filter_map(|s| s.watch_path()) {
+    // Events carry absolute paths: compare them with absolute roots.
+    for path in sources
+        .iter()
+        .filter_map(|s| s.watch_path())
+        .map(|p| std::path::absolute(&p).unwrap_or(p))
+    {
         // An archive is watched through its folder: editors and copies replace the file.
         let target = if path.is_file() {
             path.parent().map(Path::to_path_buf).unwrap_or(path.clone())

@@ -189,3 +189,66 @@ fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_watch_streams_changes_as_server_sent_events() {
+    use futures_lite_stream::next_chunk;
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\n",
+    )
+    .unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    let mut server = taskreg
+        .command(&["serve", "--watch", "--listen", "127.0.0.1:0", "--debounce-ms", "50"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(server.stderr.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let base = banner.trim().rsplit(" on ").next().unwrap().to_owned();
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut response = reqwest::get(format!("{base}/v1/events")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    // Let the initial sync finish before changing anything.
+    eventually("the initial sync", || {
+        taskreg
+            .run(&["--json", "list"])
+            .json()
+            .as_array()
+            .is_some_and(|l| l.len() == 3)
+    });
+
+    write_named_task(&work.path().join("tasks/fresh"), "fresh", "1.0.0", 5).unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(seen.contains("event: task_added") && seen.contains("\"name\":\"fresh\"")) {
+        assert!(Instant::now() < deadline, "no task_added event: {seen}");
+        seen.push_str(&next_chunk(&mut response).await);
+    }
+    fs::write(work.path().join("tasks/fresh/main.js"), "(function (input) { return ; ").unwrap();
+    while !seen.contains("event: problem_raised") {
+        assert!(Instant::now() < deadline, "no problem_raised event: {seen}");
+        seen.push_str(&next_chunk(&mut response).await);
+    }
+    assert!(seen.contains("\"code\":\"script.syntax\""), "{seen}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+mod futures_lite_stream {
+    /// The next chunk of a streaming body as text, waiting at most two seconds.
+    pub async fn next_chunk(response: &mut reqwest::Response) -> String {
+        match tokio::time::timeout(std::time::Duration::from_secs(2), response.chunk()).await {
+            Ok(Ok(Some(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        }
+    }
+}
