@@ -143,3 +143,40 @@ pub fn zip_folder(folder: &Path, prefix: &str, archive: &Path) {
     }
     writer.finish().expect("finish the archive");
 }
+
+/// A `taskreg serve …` child on a free loopback port, stopped on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `taskreg serve --listen 127.0.0.1:0 EXTRA…` and reads the bound address from
+    /// its first line on stderr.
+    pub fn start(taskreg: &Taskreg, extra: &[&str]) -> Server {
+        use std::io::BufRead;
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = taskreg
+            .command(&args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start taskreg serve");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stderr.take().expect("stderr"))
+            .read_line(&mut line)
+            .expect("the banner");
+        let base = line.trim().rsplit(" on ").next().unwrap_or_default().to_owned();
+        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner: {line}");
+        Server { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

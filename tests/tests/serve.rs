@@ -1,37 +1,7 @@
 //! `taskreg serve` and registries chaining over HTTP: real binaries, real sockets.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use taskreg_tests::{Taskreg, TestDatabase, write_named_task, write_tree, zip_folder};
-
-/// A `taskreg serve` child on a free loopback port, stopped on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(taskreg: &Taskreg, extra: &[&str]) -> Server {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut child = taskreg.command(&args).stderr(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line.trim().rsplit(" on ").next().unwrap().to_owned();
-        assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner: {line}");
-        Server { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use taskreg_tests::{Server, Taskreg, TestDatabase, write_named_task, write_tree, zip_folder};
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

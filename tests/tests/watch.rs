@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use taskreg_tests::{Taskreg, write_named_task, write_tree};
+use taskreg_tests::{Server, Taskreg, write_named_task, write_tree};
 
 /// A running `taskreg --json watch …`, its run reports arriving on a channel.
 struct Watcher {
@@ -159,16 +159,8 @@ fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     write_tree(&work.path().join("upstream"), 3).unwrap();
     let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
     a.run(&["sync", "upstream"]).assert_code(0);
-    let mut server = a
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let base = banner.trim().rsplit(" on ").next().unwrap().to_owned();
+    let server = Server::start(&a, &[]);
+    let base = server.base.clone();
 
     let b_dir = work.path().join("b");
     fs::create_dir(&b_dir).unwrap();
@@ -186,8 +178,7 @@ fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     eventually("the upstream addition", || show(&b, "late").is_some());
     let polls: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
     assert!(polls.iter().all(|r| r["trigger"] == "poll"), "{polls:?}");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -201,17 +192,8 @@ async fn serve_watch_streams_changes_as_server_sent_events() {
     )
     .unwrap();
     let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
-    let mut server = taskreg
-        .command(&["serve", "--watch", "--listen", "127.0.0.1:0", "--debounce-ms", "50"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(server.stderr.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let base = banner.trim().rsplit(" on ").next().unwrap().to_owned();
+    let server = Server::start(&taskreg, &["--watch", "--debounce-ms", "50"]);
+    let base = server.base.clone();
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut response = reqwest::get(format!("{base}/v1/events")).await.unwrap();
@@ -239,8 +221,7 @@ async fn serve_watch_streams_changes_as_server_sent_events() {
         seen.push_str(&next_chunk(&mut response).await);
     }
     assert!(seen.contains("\"code\":\"script.syntax\""), "{seen}");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 mod futures_lite_stream {
