@@ -262,14 +262,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch { paths, timing } => {
             let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
             let options = watch_options(&timing, &config, &validation, cli.json);
-            let json = cli.json;
+            let (json, cache) = (cli.json, options.sync.cache.clone());
             crate::watch::watch(
                 &mut store,
                 &sources,
                 config.strategy(),
                 &options,
                 shutdown_signal(),
-                |trigger, result| report_run(trigger, result, json),
+                |trigger, result| report_run(trigger, result, cache.as_deref(), json),
             )
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -290,6 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("serving {} on http://{}", store.url(), listener.local_addr()?);
             let state = crate::serve::ServeState::new(store, token);
             let events = state.events.clone();
+            let for_metrics = state.clone();
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let server = crate::serve::serve(listener, state, {
                 let mut stopped = stopped.clone();
@@ -303,7 +304,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let sources = crate::build_sources(&config.source_specs())?;
                 let options = watch_options(&timing, &config, &validation, cli.json);
-                let json = cli.json;
+                let (json, cache) = (cli.json, options.sync.cache.clone());
+                if let Some(cache) = &cache {
+                    let _ = for_metrics.check_cache.set(cache.clone());
+                }
                 let mut stopped = stopped.clone();
                 let shutdown = async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -315,7 +319,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &options,
                     shutdown,
                     |t, r| {
-                        report_run(t, r, json);
+                        report_run(t, r, cache.as_deref(), json);
                         if let Ok(report) = r {
                             for event in crate::events::events_of(&report.changes) {
                                 // No subscriber is not an error.
@@ -428,17 +432,29 @@ fn watch_options(
             progress: !json && std::io::stderr().is_terminal(),
             max_removal_share: config.lifecycle.max_removal_share,
             validation: validation.clone(),
+            cache: Some(std::sync::Arc::new(crate::cache::CheckCache::new(
+                crate::cache::DEFAULT_CAPACITY_BYTES,
+            ))),
             ..SyncOptions::default()
         },
     }
 }
 
 /// One line per run of `watch`: a JSON object with `--json`, a summary otherwise.
-fn report_run(trigger: crate::watch::Trigger, result: &Result<SyncReport, crate::sync::SyncError>, json: bool) {
+fn report_run(
+    trigger: crate::watch::Trigger,
+    result: &Result<SyncReport, crate::sync::SyncError>,
+    cache: Option<&crate::cache::CheckCache>,
+    json: bool,
+) {
     match result {
         Ok(report) if json => {
             let mut line = serde_json::to_value(report).unwrap_or_default();
             line["trigger"] = json!(format!("{trigger:?}").to_lowercase());
+            if let Some(cache) = cache {
+                line["cache_hits"] = json!(cache.hits());
+                line["cache_misses"] = json!(cache.misses());
+            }
             println!("{line}");
         }
         Ok(report) => {
@@ -664,7 +680,12 @@ async fn validate(
         };
         let source: &dyn Source = source.as_ref();
         let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
-            .map(|entry| async move { (entry.locator.clone(), load_and_check(source, entry, validation).await) })
+            .map(|entry| async move {
+                (
+                    entry.locator.clone(),
+                    load_and_check(source, entry, validation, None).await,
+                )
+            })
             .buffered(SyncOptions::default().concurrency)
             .collect()
             .await;

@@ -24,6 +24,7 @@ use http_source as _;
 use zip_source as _;
 
 pub mod bench;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;

@@ -58,6 +58,8 @@ pub struct ServeState {
     token: Option<String>,
     /// What `/v1/events` relays; fed by the watch loop of `serve --watch`.
     pub events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
+    /// The watch loop's cache of checked tasks, for `/metrics` (set by `serve --watch`).
+    pub check_cache: std::sync::OnceLock<Arc<crate::cache::CheckCache>>,
     /// Requests served, by route and status.
     requests: StdMutex<BTreeMap<(String, u16), u64>>,
 }
@@ -69,6 +71,7 @@ impl ServeState {
             store: Mutex::new(store),
             token,
             events,
+            check_cache: std::sync::OnceLock::new(),
             requests: StdMutex::new(BTreeMap::new()),
         })
     }
@@ -363,6 +366,14 @@ async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiEr
     ));
     out.push_str("# HELP taskreg_sync_runs_total Sync runs that changed the catalogue.\n# TYPE taskreg_sync_runs_total counter\n");
     out.push_str(&format!("taskreg_sync_runs_total {}\n", counts["sync_runs"]));
+    if let Some(cache) = state.check_cache.get() {
+        out.push_str("# HELP taskreg_check_cache_hits_total Loaded tasks whose check came from the cache.\n");
+        out.push_str("# TYPE taskreg_check_cache_hits_total counter\n");
+        out.push_str(&format!("taskreg_check_cache_hits_total {}\n", cache.hits()));
+        out.push_str("# HELP taskreg_check_cache_misses_total Loaded tasks checked afresh.\n");
+        out.push_str("# TYPE taskreg_check_cache_misses_total counter\n");
+        out.push_str(&format!("taskreg_check_cache_misses_total {}\n", cache.misses()));
+    }
     out.push_str("# HELP taskreg_http_requests_total Requests served.\n# TYPE taskreg_http_requests_total counter\n");
     for ((route, status), n) in state.requests.lock().map(|r| r.clone()).unwrap_or_default() {
         out.push_str(&format!(

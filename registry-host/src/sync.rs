@@ -27,6 +27,8 @@ pub struct SyncOptions {
     pub allow_mass_removal: bool,
     /// The rules every loaded task is checked against.
     pub validation: Validation,
+    /// Checked tasks kept between runs of a long-lived process.
+    pub cache: Option<std::sync::Arc<crate::cache::CheckCache>>,
 }
 
 impl SyncOptions {
@@ -48,6 +50,7 @@ impl Default for SyncOptions {
             max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
             allow_mass_removal: false,
             validation: Validation::default(),
+            cache: None,
         }
     }
 }
@@ -184,9 +187,9 @@ pub async fn plan_run(
         let outcomes: Vec<(ProblemKey, LoadOutcome)> = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
-                let validation = &options.validation;
+                let (validation, cache) = (&options.validation, options.cache.clone());
                 async move {
-                    let outcome = load_and_check(source, &entry, validation).await;
+                    let outcome = load_and_check(source, &entry, validation, cache).await;
                     ((source.name().to_owned(), entry.locator), outcome)
                 }
             })
@@ -274,12 +277,20 @@ fn source_report(
 }
 
 /// Loads one entry and parses and checks it off the async workers.
-pub async fn load_and_check(source: &dyn Source, entry: &Entry, validation: &Validation) -> LoadOutcome {
+pub async fn load_and_check(
+    source: &dyn Source,
+    entry: &Entry,
+    validation: &Validation,
+    cache: Option<std::sync::Arc<crate::cache::CheckCache>>,
+) -> LoadOutcome {
     let validation = validation.clone();
     match source.load(entry).await {
-        Ok(bundle) => tokio::task::spawn_blocking(move || check_bundle(&bundle, &validation))
-            .await
-            .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),
+        Ok(bundle) => tokio::task::spawn_blocking(move || match cache {
+            Some(cache) => cache.check(&bundle, &validation),
+            None => check_bundle(&bundle, &validation),
+        })
+        .await
+        .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),
         Err(SourceError::File { file, reason }) => LoadOutcome::Broken(vec![
             Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file),
         ]),

@@ -68,7 +68,7 @@ fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
     let tasks = work.path().join("tasks");
     let folders = write_tree(&tasks, 6).unwrap();
     let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
-    let _watcher = Watcher::start(&taskreg, &["tasks"]);
+    let watcher = Watcher::start(&taskreg, &["tasks"]);
     let digest = |task: &str| show(&taskreg, task).map(|t| t["digest"].as_str().unwrap().to_owned());
 
     // An edit in place.
@@ -126,6 +126,25 @@ fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
         Some(good),
         "the last good version is still served"
     );
+
+    // Every run retries the broken task; the cache answers instead of checking it again.
+    let hits_so_far = watcher
+        .runs
+        .try_iter()
+        .filter_map(|r| r["cache_hits"].as_u64())
+        .max()
+        .unwrap_or(0);
+    fs::write(
+        folders[5].join("main.js"),
+        "(function (input) { return { sum: 5 }; })\n",
+    )
+    .unwrap();
+    eventually("a cache hit", || {
+        watcher
+            .runs
+            .try_iter()
+            .any(|r| r["cache_hits"].as_u64() > Some(hits_so_far))
+    });
 }
 
 #[test]
