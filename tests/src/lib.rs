@@ -86,6 +86,14 @@ impl From<Output> for Run {
     }
 }
 
+/// A temporary working folder with a `taskreg` bound to the SQLite catalogue `c.db` in it
+/// and run from it.
+pub fn workspace() -> (tempfile::TempDir, Taskreg) {
+    let work = tempfile::tempdir().expect("temporary folder");
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    (work, taskreg)
+}
+
 /// A `taskreg` command bound to one database, run in `dir`.
 pub struct Taskreg {
     pub database_url: String,

@@ -1,7 +1,7 @@
 //! The `taskreg` command-line contract, through the real binary.
 
 use std::fs;
-use taskreg_tests::{Taskreg, TestDatabase, repository_root, write_named_task, write_tree, zip_folder};
+use taskreg_tests::{Taskreg, TestDatabase, repository_root, workspace, write_named_task, write_tree, zip_folder};
 
 /// The `code` of every problem in a JSON array of problems.
 fn codes_of(problems: &serde_json::Value) -> Vec<&str> {
@@ -124,11 +124,10 @@ fn strict_fails_on_errors_and_a_resync_reports_them_again_without_writing() {
 
 #[test]
 fn show_picks_a_version_and_reports_unknown_tasks() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     let tasks = work.path().join("tasks");
     write_named_task(&tasks.join("old"), "calc", "1.9.0", 1).unwrap();
     write_named_task(&tasks.join("new"), "calc", "1.10.0", 2).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     taskreg.run(&["sync", "tasks"]).assert_code(0);
     assert_eq!(taskreg.run(&["--json", "show", "calc"]).json()["version"], "1.10.0");
     assert_eq!(
@@ -267,9 +266,8 @@ fn config_file_in_the_working_folder_is_used_and_its_database_is_relative_to_it(
 
 #[test]
 fn list_reads_while_another_process_writes() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 3000).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     taskreg.run(&["list"]).assert_code(0); // create the catalogue
     let mut writer = taskreg
         .command(&["sync", "tasks"])
@@ -288,9 +286,8 @@ fn list_reads_while_another_process_writes() {
 
 #[test]
 fn a_sync_killed_mid_run_leaves_the_catalogue_whole() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 4000).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     taskreg.run(&["list"]).assert_code(0);
     // Kill at increasing delays: whatever the moment, the catalogue is empty or complete.
     for delay_ms in [50, 150, 300, 600] {
@@ -315,9 +312,8 @@ fn a_sync_killed_mid_run_leaves_the_catalogue_whole() {
 
 #[test]
 fn json_output_keeps_stdout_clean_and_shows_no_progress_without_a_terminal() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 50).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     let run = taskreg.run(&["--json", "sync", "tasks"]);
     run.assert_code(0);
     assert_eq!(run.json()["added"], 50);
@@ -331,9 +327,8 @@ fn json_output_keeps_stdout_clean_and_shows_no_progress_without_a_terminal() {
 
 #[test]
 fn output_cut_short_by_a_closed_pipe_ends_quietly() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 800).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     taskreg.run(&["sync", "tasks"]).assert_code(0);
     // The reader goes away after the first bytes, as `taskreg list | head -1` does; the
     // listing (~150 KB) is larger than a pipe's buffer, so the writer meets the closed pipe.
@@ -400,10 +395,9 @@ fn conflicts_history_and_the_mass_removal_guard_through_the_cli() {
 
 #[test]
 fn a_zip_synced_ad_hoc_gives_the_folder_task_s_digest_and_a_hostile_one_is_a_listed_problem() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_named_task(&work.path().join("tasks/calc"), "calc", "2.0.0", 4).unwrap();
     zip_folder(&work.path().join("tasks/calc"), "calc/", &work.path().join("calc.zip"));
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     let report = taskreg.run(&["--json", "sync", "tasks", "calc.zip"]);
     report.assert_code(0);
     assert_eq!(

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use taskreg_tests::{Server, Taskreg, write_named_task, write_tree};
+use taskreg_tests::{Server, Taskreg, workspace, write_named_task, write_tree};
 
 /// A running `taskreg --json watch …`, its run reports arriving on a channel.
 struct Watcher {
@@ -64,10 +64,9 @@ fn show(taskreg: &Taskreg, task: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     let tasks = work.path().join("tasks");
     let folders = write_tree(&tasks, 6).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     let watcher = Watcher::start(&taskreg, &["tasks"]);
     let digest = |task: &str| show(&taskreg, task).map(|t| t["digest"].as_str().unwrap().to_owned());
 
@@ -149,9 +148,8 @@ fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
 
 #[test]
 fn sigterm_ends_watch_cleanly() {
-    let work = tempfile::tempdir().unwrap();
+    let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 3).unwrap();
-    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     let mut watcher = Watcher::start(&taskreg, &["tasks"]);
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc_kill(watcher.child.id() as i32, 15) };
