@@ -174,7 +174,7 @@ async fn index(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut all = state.store.lock().await.list_versions(true).await?;
+    let mut all = state.store.lock().await.version_rows().await?;
     // The cursor orders by (name, version text): stable whatever semver says.
     all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
@@ -344,7 +344,7 @@ async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiEr
     let (versions, problems, counts) = {
         let mut store = state.store.lock().await;
         (
-            store.list_versions(true).await?,
+            store.version_rows().await?,
             store.problems().await?,
             store.table_counts().await?,
         )

@@ -3,6 +3,14 @@
 use std::fs;
 use taskreg_tests::{Taskreg, TestDatabase, repository_root, workspace, write_named_task, write_tree, zip_folder};
 
+/// What the shipped examples report: the broken task's error, the legacy task's warnings.
+const EXAMPLE_PROBLEMS: [&str; 4] = [
+    "metadata.version_not_semver",
+    "metadata.legacy_format",
+    "schema.missing",
+    "schema.missing",
+];
+
 /// The `code` of every problem in a JSON array of problems.
 fn codes_of(problems: &serde_json::Value) -> Vec<&str> {
     problems
@@ -78,15 +86,7 @@ fn sync_the_examples(taskreg: &Taskreg) {
 
     let problems = taskreg.run(&["--json", "problems"]).json();
     let codes = codes_of(&problems);
-    assert_eq!(
-        codes,
-        [
-            "metadata.version_not_semver",
-            "metadata.legacy_format",
-            "schema.missing",
-            "schema.missing"
-        ]
-    );
+    assert_eq!(codes, EXAMPLE_PROBLEMS);
     assert_eq!(problems[0]["locator"], "broken-version");
     assert_eq!(problems[0]["severity"], "error");
 }
@@ -199,15 +199,7 @@ fn validate_needs_no_database_and_fails_on_errors() {
     json.assert_code(1);
     let found = json.json();
     let codes = codes_of(&found);
-    assert_eq!(
-        codes,
-        [
-            "metadata.version_not_semver",
-            "metadata.legacy_format",
-            "schema.missing",
-            "schema.missing"
-        ]
-    );
+    assert_eq!(codes, EXAMPLE_PROBLEMS);
     assert_eq!(found[0]["pointer"], "/version");
 
     let good = repository_root().join("examples/tasks/addition");

@@ -8,6 +8,10 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().build().unwrap()
 }
 
+async fn text_of(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn list(taskreg: &Taskreg) -> Vec<(String, String, String)> {
     let list = taskreg.run(&["--json", "list"]).json();
     list.as_array()
@@ -89,14 +93,7 @@ async fn an_unchanged_re_poll_of_a_served_registry_is_one_request_answered_304()
         .unwrap();
     assert_eq!((second.counts.unchanged, second.loaded, second.written), (20, 0, false));
 
-    let metrics = client()
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&client(), &format!("{}/metrics", server.base)).await;
     let index_requests: Vec<&str> = metrics.lines().filter(|l| l.contains("route=\"/v1/tasks\"")).collect();
     assert_eq!(
         index_requests,
@@ -201,14 +198,7 @@ async fn serve_speaks_the_protocol() {
     );
 
     // Metrics count what happened.
-    let metrics = http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = text_of(&http, &format!("{}/metrics", server.base)).await;
     assert!(
         metrics.contains("taskreg_task_versions{available=\"true\"} 4"),
         "{metrics}"

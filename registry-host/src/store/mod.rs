@@ -51,7 +51,7 @@ mod read;
 pub mod schema;
 mod write;
 
-pub use read::{ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionSummary};
+pub use read::{ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow, VersionSummary};
 pub use write::{RunRecord, SourceRow};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -17,6 +17,16 @@ pub struct StoreSnapshot {
     pub sources: HashMap<String, (String, String)>,
 }
 
+/// A version's identity and state, without content.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = task_versions)]
+pub struct VersionRow {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub available: bool,
+}
+
 /// One version in `list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VersionSummary {
@@ -132,15 +142,8 @@ impl Store {
     /// Everything a plan needs, and no task content, except the task UUIDs: a plan needs
     /// those only when something was loaded, so they come separately from [`Store::task_uuids`].
     pub async fn snapshot(&mut self) -> Result<StoreSnapshot, StoreError> {
-        let (versions, origin_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
-            let versions: Vec<(String, String, String, bool)> = c
-                .load_all(task_versions::table.select((
-                    task_versions::name,
-                    task_versions::version,
-                    task_versions::digest,
-                    task_versions::available,
-                )))
-                .await?;
+        let versions = self.version_rows().await?;
+        let (origin_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
             let origin_rows: Vec<(String, String, String, String, String, String)> = c
                 .load_all(origins::table.select((
                     origins::source,
@@ -159,20 +162,18 @@ impl Store {
                 .select((sources::name, sources::kind, sources::location))
                 .load(c)
                 .await?;
-            Ok::<_, diesel::result::Error>((versions, origin_rows, conflict_rows, source_rows))
+            Ok::<_, diesel::result::Error>((origin_rows, conflict_rows, source_rows))
         })?;
 
         let mut snapshot = StoreSnapshot::default();
         let core = &mut snapshot.core;
         core.versions.reserve(versions.len());
-        for (name, version, digest_text, available) in versions {
-            core.versions.insert(
-                (name, version),
-                StoredVersion {
-                    digest: digest(&digest_text)?,
-                    available,
-                },
-            );
+        for row in versions {
+            let version = StoredVersion {
+                digest: digest(&row.digest)?,
+                available: row.available,
+            };
+            core.versions.insert((row.name, row.version), version);
         }
         core.origins.reserve(origin_rows.len());
         for (source, locator, fingerprint, name, version, digest_text) in origin_rows {
@@ -213,26 +214,26 @@ impl Store {
             .collect()
     }
 
+    /// Every version's identity and state, without content: what a plan, the served index
+    /// and the metrics need. Unordered.
+    pub async fn version_rows(&mut self) -> Result<Vec<VersionRow>, StoreError> {
+        let rows = with_conn!(&mut self.conn, |c| c
+            .load_all(task_versions::table.select(VersionRow::as_select()))
+            .await)?;
+        Ok(rows)
+    }
+
     /// Versions sorted by name, newest version first; unavailable ones only with `all`.
     pub async fn list_versions(&mut self, all: bool) -> Result<Vec<VersionSummary>, StoreError> {
-        let (rows, origin_rows) = with_conn!(&mut self.conn, |c| {
-            let mut query = task_versions::table
-                .select((
-                    task_versions::name,
-                    task_versions::version,
-                    task_versions::digest,
-                    task_versions::available,
-                ))
-                .into_boxed();
-            if !all {
-                query = query.filter(task_versions::available.eq(true));
-            }
-            let rows: Vec<(String, String, String, bool)> = query.load(c).await?;
-            let origin_rows: Vec<(String, String, String)> = origins::table
+        let mut rows = self.version_rows().await?;
+        if !all {
+            rows.retain(|r| r.available);
+        }
+        let origin_rows: Vec<(String, String, String)> = with_conn!(&mut self.conn, |c| {
+            origins::table
                 .select((origins::name, origins::version, origins::source))
                 .load(c)
-                .await?;
-            Ok::<_, diesel::result::Error>((rows, origin_rows))
+                .await
         })?;
         let mut offered: HashMap<(String, String), Vec<String>> = HashMap::new();
         for (name, version, source) in origin_rows {
@@ -243,17 +244,24 @@ impl Store {
         }
         let mut list: Vec<VersionSummary> = rows
             .into_iter()
-            .map(|(name, version, digest, available)| {
-                let mut sources = offered.remove(&(name.clone(), version.clone())).unwrap_or_default();
-                sources.sort();
-                VersionSummary {
-                    name,
-                    version,
-                    digest,
-                    available,
-                    sources,
-                }
-            })
+            .map(
+                |VersionRow {
+                     name,
+                     version,
+                     digest,
+                     available,
+                 }| {
+                    let mut sources = offered.remove(&(name.clone(), version.clone())).unwrap_or_default();
+                    sources.sort();
+                    VersionSummary {
+                        name,
+                        version,
+                        digest,
+                        available,
+                        sources,
+                    }
+                },
+            )
             .collect();
         list.sort_by(|a, b| {
             a.name
