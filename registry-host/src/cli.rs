@@ -260,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch { paths, timing } => {
+            let shutdown = shutdown_signal();
             let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
             let options = watch_options(&timing, &config, &validation, cli.json);
             let (json, cache) = (cli.json, options.sync.cache.clone());
@@ -268,7 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &sources,
                 config.strategy(),
                 &options,
-                shutdown_signal(),
+                shutdown,
                 |trigger, result| report_run(trigger, result, cache.as_deref(), json),
             )
             .await?;
@@ -280,6 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             watch,
             timing,
         } => {
+            let shutdown = shutdown_signal();
             let listen = listen.or(config.serve.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
             let token = token.or_else(|| config.serve.token.clone());
             let listener = tokio::net::TcpListener::bind(listen)
@@ -331,7 +333,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
             };
             let signal = async {
-                shutdown_signal().await;
+                shutdown.await;
                 let _ = stop.send(true);
             };
             let (served, watched, ()) = tokio::join!(server, watching, signal);
@@ -476,22 +478,31 @@ fn report_run(
     let _ = std::io::Write::flush(&mut std::io::stdout());
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: a signal that arrives during the initial sync must end the
+/// loop after that run, not kill the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+        async move {
+            match handlers {
+                Ok((mut interrupt, mut terminate)) => tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                },
+                Err(e) => {
+                    tracing::warn!("cannot install signal handlers: {e}");
+                    std::future::pending::<()>().await
+                }
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Unix milliseconds as an RFC 3339 time, for people.

@@ -96,6 +96,8 @@ pub async fn watch(
     tokio::pin!(shutdown);
     loop {
         let trigger = tokio::select! {
+            // A signal that came during the last run ends the loop before anything else.
+            biased;
             _ = &mut shutdown => break,
             Some(result) = changes.recv() => {
                 let mut relevant = matters(&result, &watched);

@@ -165,6 +165,46 @@ fn sigterm_ends_watch_cleanly() {
     assert_eq!(taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
 }
 
+#[test]
+fn sigterm_while_a_change_is_applied_finishes_that_run_and_exits_cleanly() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    write_tree(&tasks, 3).unwrap();
+    // Staged outside the watched tree and moved in at once: one event, one big run.
+    let staged = work.path().join("staged");
+    let added = 1500;
+    for i in 0..added {
+        let name = format!("batch-{i:04}");
+        write_named_task(&staged.join(&name), &name, "1.0.0", i).unwrap();
+    }
+    let mut watcher = Watcher::start(&taskreg, &["tasks"]);
+    fs::rename(&staged, tasks.join("batch")).unwrap();
+    // Past the 50 ms debounce: the run that loads 1,500 tasks is under way.
+    std::thread::sleep(Duration::from_millis(150));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc_kill(watcher.child.id() as i32, 15) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = watcher.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "watch did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "killed instead of stopping: {status:?}");
+    let reported: Vec<_> = watcher.runs.try_iter().collect();
+    let listed = taskreg.run(&["--json", "list"]).json().as_array().unwrap().len();
+    if reported.iter().any(|r| r["trigger"] == "changes") {
+        assert_eq!(
+            listed,
+            3 + added,
+            "the run in flight was reported, so it was applied whole"
+        );
+    } else {
+        assert_eq!(listed, 3, "no run was reported, so nothing of it may be stored");
+    }
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
