@@ -41,8 +41,8 @@ pub use merge::{
     SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
-    ChangeSet, LoadOutcome, OriginRow, PlanOptions, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin,
-    StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
+    ChangeSet, LoadOutcome, OriginRow, PlanOptions, ProblemKey, RunCounts, ScanScope, Snapshot, SourceScan,
+    StoredOrigin, StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
 };
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};

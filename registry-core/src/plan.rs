@@ -86,6 +86,51 @@ pub struct SourceScan {
     pub name: String,
     /// `Err` carries the message of a failed scan.
     pub result: Result<Scan, String>,
+    /// The part of the source the scan covers.
+    pub scope: ScanScope,
+}
+
+impl SourceScan {
+    /// A source not scanned in this run: its stored origins are offered as they were, so
+    /// conflicts with the scanned sources are still decided at its priority.
+    pub fn unscanned(name: impl Into<String>) -> Self {
+        SourceScan {
+            name: name.into(),
+            result: Ok(Scan {
+                entries: Vec::new(),
+                complete: true,
+                issues: Vec::new(),
+            }),
+            scope: ScanScope::Within(Vec::new()),
+        }
+    }
+}
+
+/// Which part of a source a scan looked at. `taskreg watch` rescans only the folders that
+/// changed; everything the store holds outside them is taken as unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ScanScope {
+    /// Everything the source has.
+    #[default]
+    Whole,
+    /// The locators equal to or below these prefixes (`""` covers the whole source). The
+    /// scan's `complete` speaks for this part only; the source's own problems (a failed or
+    /// guarded scan) are left as they were.
+    Within(Vec<String>),
+}
+
+impl ScanScope {
+    pub fn covers(&self, locator: &str) -> bool {
+        match self {
+            ScanScope::Whole => true,
+            ScanScope::Within(prefixes) => prefixes.iter().any(|p| {
+                p.is_empty()
+                    || locator
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+            }),
+        }
+    }
 }
 
 /// What loading, parsing and checking one entry gave.
@@ -292,6 +337,20 @@ impl<'a> RunIndex<'a> {
         }
     }
 
+    /// `(locator, fingerprint)` of the stored origins of `source` that `scope` does not
+    /// cover: offered as they were, as if scanned unchanged.
+    fn unscanned_origins<'s>(
+        &'s self,
+        source: &'s str,
+        scope: &'s ScanScope,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 's {
+        let scoped = *scope != ScanScope::Whole;
+        self.stored_origins
+            .iter()
+            .filter(move |((s, l), _)| scoped && *s == source && !scope.covers(l))
+            .map(|((_, l), o)| (*l, o.fingerprint.as_str()))
+    }
+
     fn stored_offer(&self, k: Ref<'_>) -> Option<Offer<'a>> {
         self.stored_origins.get(&k).map(|o| Offer {
             name: &o.name,
@@ -374,10 +433,14 @@ pub fn entries_to_load(
     if contested.is_empty() {
         return Vec::new();
     }
-    let mut unloaded_members: Vec<(Ref<'_>, usize, &Entry)> = Vec::new();
+    let mut unloaded_members: Vec<(Ref<'_>, usize, Entry)> = Vec::new();
     for (i, source, scan) in ok_scans() {
-        for entry in &scan.entries {
-            let k = (source, entry.locator.as_str());
+        let scanned = scan
+            .entries
+            .iter()
+            .map(|e| (e.locator.as_str(), e.fingerprint.as_str()));
+        for (locator, fingerprint) in scanned.chain(run.unscanned_origins(source, &scans[i].scope)) {
+            let k = (source, locator);
             if run.loaded.contains_key(&k) {
                 continue;
             }
@@ -385,6 +448,10 @@ pub fn entries_to_load(
                 && let Some(digests) = contested.get_mut(&(offer.name, offer.version))
             {
                 digests.insert(offer.digest);
+                let entry = Entry {
+                    locator: locator.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                };
                 unloaded_members.push(((offer.name, offer.version), i, entry));
             }
         }
@@ -397,7 +464,7 @@ pub fn entries_to_load(
     unloaded_members
         .into_iter()
         .filter(|(version, _, _)| contested[version].len() > 1)
-        .map(|(_, i, entry)| (i, entry.clone()))
+        .map(|(_, i, entry)| (i, entry))
         .collect()
 }
 
@@ -445,7 +512,10 @@ pub fn plan(
             }
             Ok(result) => result,
         };
-        problem_sets.insert(key(source, ""), Vec::new());
+        let whole = scan.scope == ScanScope::Whole;
+        if whole {
+            problem_sets.insert(key(source, ""), Vec::new());
+        }
         for issue in &result.issues {
             problem_sets
                 .entry(key(source, &issue.locator))
@@ -455,12 +525,16 @@ pub fn plan(
                     ..Problem::error(issue.code, issue.message.clone())
                 });
         }
-        for entry in &result.entries {
-            let k = (source, entry.locator.as_str());
+        let scanned = result
+            .entries
+            .iter()
+            .map(|e| (e.locator.as_str(), e.fingerprint.as_str()));
+        for (locator, fingerprint) in scanned.chain(run.unscanned_origins(source, &scan.scope)) {
+            let k = (source, locator);
             // What the store says this entry offers: its last good version.
             let last_good = run.stored_offer(k).map(|offer| {
                 let fingerprint = &run.stored_origins[&k].fingerprint;
-                candidate(rank, source, &entry.locator, fingerprint, &offer, None)
+                candidate(rank, source, locator, fingerprint, &offer, None)
             });
             match run.loaded.get(&k) {
                 Some(LoadOutcome::Parsed {
@@ -478,15 +552,8 @@ pub fn plan(
                     }
                     problem_sets.insert(key(k.0, k.1), warnings.clone());
                     let offer = run.loaded_offer(k, task);
-                    candidates.push(candidate(
-                        rank,
-                        source,
-                        &entry.locator,
-                        &entry.fingerprint,
-                        &offer,
-                        *modified,
-                    ));
-                    offered_now.insert(k, (&entry.fingerprint, offer));
+                    candidates.push(candidate(rank, source, locator, fingerprint, &offer, *modified));
+                    offered_now.insert(k, (fingerprint, offer));
                 }
                 Some(LoadOutcome::Broken(problems)) => {
                     problem_sets.insert(key(k.0, k.1), problems.clone());
@@ -503,7 +570,7 @@ pub fn plan(
             let vanished: Vec<Ref<'_>> = run
                 .stored_origins
                 .keys()
-                .filter(|(s, l)| *s == source && !seen.contains(l))
+                .filter(|(s, l)| *s == source && scan.scope.covers(l) && !seen.contains(l))
                 .copied()
                 .collect();
             if !options.allow_mass_removal
@@ -526,7 +593,7 @@ pub fn plan(
             }
             removed.extend(vanished);
             for (s, l) in snapshot.problems.keys() {
-                if s == source && !l.is_empty() && !seen.contains(l.as_str()) {
+                if s == source && !l.is_empty() && scan.scope.covers(l) && !seen.contains(l.as_str()) {
                     problem_sets.entry(key(s, l)).or_default();
                 }
             }

@@ -165,6 +165,7 @@ pub async fn plan_run(
         scans.push(SourceScan {
             name: source.name().to_owned(),
             result: result.map_err(|e| e.to_string()),
+            scope: registry_core::ScanScope::Whole,
         });
     }
 

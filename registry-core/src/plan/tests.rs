@@ -27,6 +27,7 @@ fn scan_of(name: &str, tree: &Tree) -> SourceScan {
             complete: true,
             issues: Vec::new(),
         }),
+        scope: ScanScope::Whole,
     }
 }
 
@@ -91,6 +92,7 @@ fn failed(name: &str) -> SourceScan {
     SourceScan {
         name: name.to_owned(),
         result: Err("root does not exist".into()),
+        scope: ScanScope::Whole,
     }
 }
 
@@ -391,4 +393,115 @@ fn a_scan_that_would_remove_most_of_a_source_removes_nothing_unless_allowed() {
         !world.snapshot.problems.contains_key(&key("s", "")),
         "the guard's problem clears"
     );
+}
+
+/// The scan of `tree` limited to `prefixes`, as `taskreg watch` makes it after a change.
+fn scoped_scan_of(name: &str, tree: &Tree, prefixes: &[&str]) -> SourceScan {
+    let scope = ScanScope::Within(prefixes.iter().map(|p| p.to_string()).collect());
+    let mut scan = scan_of(name, tree);
+    if let Ok(result) = &mut scan.result {
+        result.entries.retain(|e| scope.covers(&e.locator));
+    }
+    SourceScan { scope, ..scan }
+}
+
+#[test]
+fn a_scope_covers_its_folders_and_nothing_that_merely_starts_alike() {
+    let scope = ScanScope::Within(vec!["g1".into(), "x/y".into()]);
+    assert!(scope.covers("g1") && scope.covers("g1/a") && scope.covers("x/y/z"));
+    assert!(!scope.covers("g10/e") && !scope.covers("x") && !scope.covers("x/yz"));
+    assert!(ScanScope::Within(vec![String::new()]).covers("anything"));
+    assert!(!ScanScope::Within(Vec::new()).covers("anything"));
+}
+
+#[test]
+fn a_scoped_rescan_ends_where_a_full_rescan_ends_but_loads_less() {
+    let broken = ("g2/x", "{ not json".to_owned(), "0".to_owned());
+    let before: Tree = vec![
+        task("g1/a", "alpha", "1.0.0", "1"),
+        task("g1/b", "beta", "1.0.0", "2"),
+        task("g2/c", "gamma", "1.0.0", "3"),
+        broken.clone(),
+        task("g10/e", "epsilon", "1.0.0", "5"),
+    ];
+    let other: Tree = vec![task("o/a", "alpha", "1.0.0", "B1"), task("o/z", "zeta", "1.0.0", "z")];
+    // In `g1`: alpha edited in place (a conflict with the stored content and with `b`'s
+    // offer), beta deleted, nu added.
+    let after: Tree = vec![
+        task("g1/a", "alpha", "1.0.0", "1-edited"),
+        task("g1/n", "nu", "1.0.0", "6"),
+        task("g2/c", "gamma", "1.0.0", "3"),
+        broken,
+        task("g10/e", "epsilon", "1.0.0", "5"),
+    ];
+    let sources_before = [("a", &before), ("b", &other)];
+    let sources_after = [("a", &after), ("b", &other)];
+    let mut full = World::new();
+    full.sync(vec![scan_of("a", &before), scan_of("b", &other)], &sources_before);
+    let mut scoped = World {
+        snapshot: full.snapshot.clone(),
+        loads: 0,
+    };
+    full.loads = 0;
+    assert!(full.snapshot.problems.contains_key(&key("a", "g2/x")));
+
+    let by_full = full.sync(vec![scan_of("a", &after), scan_of("b", &other)], &sources_after);
+    let by_scope = scoped.sync(
+        vec![scoped_scan_of("a", &after, &["g1"]), SourceScan::unscanned("b")],
+        &sources_after,
+    );
+    assert_eq!(scoped.snapshot, full.snapshot);
+    assert_eq!(by_scope.counts.added, 1);
+    assert_eq!(by_scope.counts.missing, 1);
+    assert_eq!(by_scope.counts.conflicts, 1);
+    assert_eq!(by_full.counts.conflicts, 1);
+    assert!(scoped.available("alpha", "1.0.0") && !scoped.available("beta", "1.0.0"));
+    assert!(
+        scoped.snapshot.problems.contains_key(&key("a", "g2/x")),
+        "a problem outside the scope stays"
+    );
+    assert!(scoped.loads < full.loads, "{} vs {}", scoped.loads, full.loads);
+
+    // Fixing the broken task, seen by a rescan of its folder only.
+    let fixed: Tree = after
+        .iter()
+        .map(|t| if t.0 == "g2/x" { task("g2/x", "xi", "1.0.0", "7") } else { t.clone() })
+        .collect();
+    let sources_fixed = [("a", &fixed), ("b", &other)];
+    full.sync(vec![scan_of("a", &fixed), scan_of("b", &other)], &sources_fixed);
+    let changes = scoped.sync(
+        vec![scoped_scan_of("a", &fixed, &["g2/x"]), SourceScan::unscanned("b")],
+        &sources_fixed,
+    );
+    assert_eq!(changes.counts.added, 1);
+    assert_eq!(scoped.snapshot, full.snapshot);
+}
+
+#[test]
+fn a_scoped_rescan_keeps_the_source_level_problem_and_obeys_the_removal_guard() {
+    let tree: Tree = vec![
+        task("g/a", "alpha", "1.0.0", "1"),
+        task("g/b", "beta", "1.0.0", "2"),
+        task("h/c", "gamma", "1.0.0", "3"),
+    ];
+    let mut world = World::new();
+    world.sync(vec![scan_of("s", &tree)], &[("s", &tree)]);
+    world.sync(vec![failed("s")], &[]);
+    // Only a scan of the whole source can say the source as a whole is fine again.
+    world.sync(vec![scoped_scan_of("s", &tree, &["h"])], &[("s", &tree)]);
+    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.scan_failed");
+    // The folder `g` emptied: two of three tasks, more than the default half.
+    let emptied: Tree = vec![task("h/c", "gamma", "1.0.0", "3")];
+    let changes = world.sync(vec![scoped_scan_of("s", &emptied, &["g"])], &[("s", &emptied)]);
+    assert_eq!(changes.counts.missing, 0);
+    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.mass_removal_blocked");
+    assert!(world.available("alpha", "1.0.0"));
+
+    let options = PlanOptions {
+        allow_mass_removal: true,
+        ..PlanOptions::new(&SourcePriority)
+    };
+    let changes = world.sync_with(&options, vec![scoped_scan_of("s", &emptied, &["g"])], &[("s", &emptied)]);
+    assert_eq!(changes.counts.missing, 2);
+    assert!(world.available("gamma", "1.0.0"));
 }
