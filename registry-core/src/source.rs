@@ -119,6 +119,17 @@ pub trait Source: Send + Sync {
     fn watch_path(&self) -> Option<std::path::PathBuf> {
         None
     }
+
+    /// Rescans only what a change at `changed` (absolute paths below [`Source::watch_path`])
+    /// can have affected, returning the part scanned and what it holds. `None` (the
+    /// default) means the source can only be scanned whole, and `watch` calls `scan`.
+    async fn scan_changed(
+        &self,
+        changed: &[std::path::PathBuf],
+    ) -> Option<Result<(crate::ScanScope, Scan), SourceError>> {
+        let _ = changed;
+        None
+    }
 }
 
 /// A configured source before it is built: the `[[sources]]` entry of the config.

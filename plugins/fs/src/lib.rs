@@ -41,7 +41,7 @@ mod folder;
 use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
 use registry_core::{
-    Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files,
+    Bundle, Entry, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files,
 };
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -131,6 +131,15 @@ impl Source for FsSource {
             .map_err(|e| self.unavailable(format!("scan task failed: {e}")))?
     }
 
+    async fn scan_changed(&self, changed: &[PathBuf]) -> Option<Result<(ScanScope, Scan), SourceError>> {
+        let this = self.clone();
+        let changed = changed.to_vec();
+        let scanned = tokio::task::spawn_blocking(move || this.scan_changed_blocking(&changed))
+            .await
+            .map_err(|e| self.unavailable(format!("scan task failed: {e}")));
+        Some(scanned.and_then(|r| r))
+    }
+
     async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
         let root = self.root.clone();
         let locator = entry.locator.clone();
@@ -152,18 +161,102 @@ impl FsSource {
         }
         // The root's own listing must succeed: an unreadable root fails the scan.
         let folder = Folder::open(root).map_err(|e| self.unavailable(e))?;
-        let found = visit(root, &folder);
-        let mut scan = Scan {
-            complete: !found
-                .issues
-                .iter()
-                .any(|i| i.severity == registry_core::Severity::Error),
-            entries: found.entries,
-            issues: found.issues,
-        };
-        scan.entries.sort_unstable_by(|a, b| a.locator.cmp(&b.locator));
-        Ok(scan)
+        Ok(scan_of(visit(root, &folder)))
     }
+}
+
+impl FsSource {
+    /// Walks only the folders `changed` can have affected (see [`scope_of`]). A change at
+    /// the root itself, or above it, rescans everything.
+    fn scan_changed_blocking(&self, changed: &[PathBuf]) -> Result<(ScanScope, Scan), SourceError> {
+        let root = std::path::absolute(self.root.as_path()).map_err(|e| self.unavailable(e))?;
+        let mut prefixes: Vec<String> = changed.iter().filter_map(|path| scope_of(&root, path)).collect();
+        if prefixes.iter().any(String::is_empty) {
+            return self.scan_blocking().map(|scan| (ScanScope::Whole, scan));
+        }
+        prefixes.sort();
+        prefixes.dedup();
+        // `a` covers `a/b`: walk each folder once. Sorted, a covering prefix comes first.
+        let mut outer: Vec<String> = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            if !ScanScope::Within(outer.clone()).covers(&prefix) {
+                outer.push(prefix);
+            }
+        }
+        if !root.is_dir() {
+            return Err(self.unavailable("not a directory"));
+        }
+        let found = outer
+            .par_iter()
+            .map(|prefix| match Folder::open(&root.join(prefix)) {
+                Ok(folder) => visit(&root, &folder),
+                // Gone since the event (a deleted task folder): nothing is there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Found::default(),
+                Err(e) => Found {
+                    entries: Vec::new(),
+                    issues: vec![ScanIssue::error(
+                        prefix.clone(),
+                        "source.unreadable",
+                        format!("cannot read folder: {e}"),
+                    )],
+                },
+            })
+            .reduce(Found::default, Found::merge);
+        Ok((ScanScope::Within(outer), scan_of(found)))
+    }
+}
+
+/// The folder to rescan after a change at `path`, relative to `root` (`""` for all of it),
+/// or `None` when a full scan would not look there (a hidden folder, `node_modules`).
+///
+/// Walking down from the root: the outermost task folder on the way (its files changed),
+/// else the deepest folder that still exists (a task folder below it was deleted or
+/// renamed), else the changed folder itself (something was added into it).
+fn scope_of(root: &Path, path: &Path) -> Option<String> {
+    let Ok(relative) = path.strip_prefix(root) else {
+        // Above the root (the root or a parent was moved): everything.
+        return Some(String::new());
+    };
+    let mut names = Vec::new();
+    let mut folder = root.to_path_buf();
+    if is_task_dir(&folder) {
+        return Some(String::new());
+    }
+    for component in relative.components() {
+        let name = component.as_os_str().to_string_lossy().into_owned();
+        if is_skipped_dir(&name) {
+            return None;
+        }
+        folder.push(&name);
+        match fs::symlink_metadata(&folder) {
+            Ok(meta) if meta.is_dir() => {
+                names.push(name);
+                if is_task_dir(&folder) {
+                    break;
+                }
+            }
+            // A file, a symlink (never followed) or nothing: its folder is what changed.
+            _ => break,
+        }
+    }
+    Some(names.join("/"))
+}
+
+fn is_task_dir(folder: &Path) -> bool {
+    fs::symlink_metadata(folder.join(task_files::METADATA)).is_ok_and(|m| !m.is_dir())
+}
+
+fn scan_of(found: Found) -> Scan {
+    let mut scan = Scan {
+        complete: !found
+            .issues
+            .iter()
+            .any(|i| i.severity == registry_core::Severity::Error),
+        entries: found.entries,
+        issues: found.issues,
+    };
+    scan.entries.sort_unstable_by(|a, b| a.locator.cmp(&b.locator));
+    scan
 }
 
 /// What a walk below one folder found.

@@ -1,7 +1,7 @@
 //! FsSource against real folders made in each test.
 
 use fs_source::FsSource;
-use registry_core::{Source, SourceError, parse_bundle};
+use registry_core::{ScanScope, Source, SourceError, parse_bundle};
 use std::fs;
 use std::path::Path;
 
@@ -114,4 +114,61 @@ async fn an_unreadable_task_file_is_listed_and_its_load_names_the_file() {
         Err(SourceError::File { file, .. }) => assert_eq!(file, "main.js"),
         other => panic!("expected an unreadable file, got {other:?}"),
     }
+}
+
+/// What a rescan after changes at `changed` (relative to the root) covers and finds.
+async fn rescan(root: &Path, changed: &[&str]) -> (ScanScope, Vec<String>) {
+    let paths: Vec<_> = changed.iter().map(|c| root.join(c)).collect();
+    let (scope, scan) = FsSource::new("s", root).scan_changed(&paths).await.unwrap().unwrap();
+    assert!(scan.complete);
+    (scope, scan.entries.into_iter().map(|e| e.locator).collect())
+}
+
+fn within(prefixes: &[&str]) -> ScanScope {
+    ScanScope::Within(prefixes.iter().map(|p| p.to_string()).collect())
+}
+
+#[tokio::test]
+async fn a_rescan_after_changes_walks_only_the_folders_they_concern() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = &std::path::absolute(dir.path()).unwrap();
+    for locator in ["g1/a", "g1/b", "g10/c", "deep/er/d"] {
+        write_task(&root.join(locator), "t");
+    }
+    // An edit deep inside a task: that task.
+    assert_eq!(
+        rescan(root, &["g1/a/tests/one.json"]).await,
+        (within(&["g1/a"]), vec!["g1/a".into()])
+    );
+    // A deleted task folder: the deepest folder still there, where its absence shows.
+    fs::remove_dir_all(root.join("g1/b")).unwrap();
+    assert_eq!(rescan(root, &["g1/b"]).await, (within(&["g1"]), vec!["g1/a".into()]));
+    // A rename: both ends, the covered one walked once; `g10` is not inside `g1`.
+    fs::rename(root.join("g1/a"), root.join("g1/z")).unwrap();
+    assert_eq!(
+        rescan(root, &["g1/a", "g1/z", "g10/c/main.js"]).await,
+        (within(&["g1", "g10/c"]), vec!["g1/z".into(), "g10/c".into()])
+    );
+    // A folder added with tasks inside: that folder.
+    write_task(&root.join("new/x"), "x");
+    assert_eq!(rescan(root, &["new"]).await, (within(&["new"]), vec!["new/x".into()]));
+    // A task folder that lost its metadata.json is no task: walked, nothing found.
+    fs::remove_file(root.join("deep/er/d/metadata.json")).unwrap();
+    assert_eq!(
+        rescan(root, &["deep/er/d/metadata.json"]).await,
+        (within(&["deep/er/d"]), vec![])
+    );
+    // A change at the root itself rescans everything.
+    let (scope, found) = rescan(root, &[""]).await;
+    assert_eq!(scope, ScanScope::Whole);
+    assert_eq!(found, ["g1/z", "g10/c", "new/x"]);
+}
+
+#[tokio::test]
+async fn a_rescan_ignores_changes_a_full_scan_would_not_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = &std::path::absolute(dir.path()).unwrap();
+    write_task(&root.join("a"), "a");
+    write_task(&root.join(".git/hidden"), "hidden");
+    assert_eq!(rescan(root, &[".git/hidden/main.js"]).await, (within(&[]), vec![]));
 }

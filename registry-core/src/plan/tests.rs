@@ -465,7 +465,13 @@ fn a_scoped_rescan_ends_where_a_full_rescan_ends_but_loads_less() {
     // Fixing the broken task, seen by a rescan of its folder only.
     let fixed: Tree = after
         .iter()
-        .map(|t| if t.0 == "g2/x" { task("g2/x", "xi", "1.0.0", "7") } else { t.clone() })
+        .map(|t| {
+            if t.0 == "g2/x" {
+                task("g2/x", "xi", "1.0.0", "7")
+            } else {
+                t.clone()
+            }
+        })
         .collect();
     let sources_fixed = [("a", &fixed), ("b", &other)];
     full.sync(vec![scan_of("a", &fixed), scan_of("b", &other)], &sources_fixed);
@@ -494,14 +500,21 @@ fn a_scoped_rescan_keeps_the_source_level_problem_and_obeys_the_removal_guard() 
     let emptied: Tree = vec![task("h/c", "gamma", "1.0.0", "3")];
     let changes = world.sync(vec![scoped_scan_of("s", &emptied, &["g"])], &[("s", &emptied)]);
     assert_eq!(changes.counts.missing, 0);
-    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.mass_removal_blocked");
+    assert_eq!(
+        world.snapshot.problems[&key("s", "")][0].code,
+        "source.mass_removal_blocked"
+    );
     assert!(world.available("alpha", "1.0.0"));
 
     let options = PlanOptions {
         allow_mass_removal: true,
         ..PlanOptions::new(&SourcePriority)
     };
-    let changes = world.sync_with(&options, vec![scoped_scan_of("s", &emptied, &["g"])], &[("s", &emptied)]);
+    let changes = world.sync_with(
+        &options,
+        vec![scoped_scan_of("s", &emptied, &["g"])],
+        &[("s", &emptied)],
+    );
     assert_eq!(changes.counts.missing, 2);
     assert!(world.available("gamma", "1.0.0"));
 }
