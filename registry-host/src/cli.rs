@@ -429,6 +429,7 @@ fn watch_options(
     crate::watch::WatchOptions {
         debounce: std::time::Duration::from_millis(timing.debounce_ms),
         poll_interval: std::time::Duration::from_secs(timing.poll_secs.max(1)),
+        poll_intervals: config.poll_intervals(),
         full_rescan_interval: std::time::Duration::from_secs(timing.full_rescan_secs.max(1)),
         sync: SyncOptions {
             progress: !json && std::io::stderr().is_terminal(),

@@ -124,9 +124,35 @@ pub struct SourceConfig {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// How often `watch` polls this source when it is not local (`"30s"`, `"5m"`, or seconds).
+    #[serde(default, deserialize_with = "interval")]
+    pub poll_interval: Option<std::time::Duration>,
     /// Everything else in the entry, handed to the source kind.
     #[serde(flatten)]
     pub settings: toml::Table,
+}
+
+/// A duration as seconds (`90`) or as text (`"90s"`, `"5m"`, `"1h 30m"`); at least a second.
+fn interval<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<std::time::Duration>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Seconds(u64),
+        Text(String),
+    }
+    let duration = match Form::deserialize(deserializer)? {
+        Form::Seconds(seconds) => std::time::Duration::from_secs(seconds),
+        Form::Text(text) => text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .ok_or_else(|| D::Error::custom(format!("`{text}` is not a duration such as \"30s\" or \"5m\"")))?,
+    };
+    if duration < std::time::Duration::from_secs(1) {
+        return Err(D::Error::custom("a poll interval must be at least one second"));
+    }
+    Ok(Some(duration))
 }
 
 impl Config {
@@ -181,6 +207,14 @@ impl Config {
             limits: self.validation.limits,
         };
         registry_core::Validation::configure(&self.validation.rules, context, self.validation.strict)
+    }
+
+    /// The `poll_interval` of each source that sets one, by name.
+    pub fn poll_intervals(&self) -> std::collections::HashMap<String, std::time::Duration> {
+        self.sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.poll_interval?)))
+            .collect()
     }
 
     /// The configured sources, in priority order.
@@ -244,6 +278,25 @@ mod tests {
         assert!(error.contains("named `a`") && error.contains("taskreg.toml"), "{error}");
         let (_dir, path) = write("databse = \"sqlite://x.db\"\n");
         assert!(Config::load(&path).unwrap_err().to_string().contains("databse"));
+    }
+
+    #[test]
+    fn a_poll_interval_is_read_for_the_host_and_kept_out_of_the_source_settings() {
+        let (_dir, path) = write(
+            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://x\"\npoll_interval = \"5m\"\n\n[[sources]]\nname = \"b\"\ntype = \"http\"\nurl = \"http://y\"\npoll_interval = 90\n",
+        );
+        let config = Config::load(&path).unwrap();
+        let intervals = config.poll_intervals();
+        assert_eq!(intervals["a"], std::time::Duration::from_secs(300));
+        assert_eq!(intervals["b"], std::time::Duration::from_secs(90));
+        assert!(config.source_specs()[0].settings.get("poll_interval").is_none());
+        for bad in ["\"soon\"", "0"] {
+            let (_dir, path) = write(&format!(
+                "[[sources]]\nname = \"a\"\ntype = \"http\"\npoll_interval = {bad}\n"
+            ));
+            let error = Config::load(&path).unwrap_err().to_string();
+            assert!(error.contains("poll interval") || error.contains("duration"), "{error}");
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use crate::store::{RunRecord, SourceRow, Store, StoreError, now_millis};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::{
-    ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Source, SourceError,
-    SourceScan, Validation, check_bundle, entries_to_load, plan,
+    ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Scan, ScanScope,
+    Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -68,6 +68,20 @@ pub struct SourceReport {
     pub tasks: usize,
     pub error: Option<String>,
     pub scan_ms: u64,
+    /// The folders rescanned, when the scan covered only part of the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescanned: Option<Vec<String>>,
+}
+
+/// What a run scans of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescan {
+    /// Everything: a one-shot sync, a poll, the periodic full rescan.
+    Whole,
+    /// What changes at these paths concern, when the source can tell (else everything).
+    Changed(Vec<std::path::PathBuf>),
+    /// Nothing: the source's stored tasks are offered as they were.
+    Skip,
 }
 
 /// The outcome of one run, as `taskreg sync` prints it.
@@ -122,6 +136,10 @@ pub struct PlannedRun {
     pub changes: ChangeSet,
 }
 
+/// Above this many loads, a run reads every task's UUID in one query instead of asking for
+/// the loaded ones.
+const TARGETED_UUID_READ_MAX: usize = 500;
+
 /// Runs one sync of `sources` (in priority order) into `store`.
 pub async fn sync(
     store: &mut Store,
@@ -133,19 +151,64 @@ pub async fn sync(
     apply_run(store, planned).await
 }
 
-/// Scans, loads and plans, writing nothing.
+/// Runs one sync that scans each source as `rescans` (one per source) says.
+pub async fn sync_rescan(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    rescans: &[Rescan],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
+    apply_run(store, planned).await
+}
+
+/// Scans every source whole, loads and plans, writing nothing.
 pub async fn plan_run(
     store: &mut Store,
     sources: &[Box<dyn Source>],
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<PlannedRun, SyncError> {
+    let whole = vec![Rescan::Whole; sources.len()];
+    plan_rescan(store, sources, &whole, strategy, options).await
+}
+
+/// Scans one source as `rescan` says; `None` when it is skipped.
+async fn scan_source(source: &dyn Source, rescan: &Rescan) -> Option<Result<(ScanScope, Scan), SourceError>> {
+    let whole = |scan: Scan| (ScanScope::Whole, scan);
+    Some(match rescan {
+        Rescan::Skip => return None,
+        Rescan::Whole => source.scan().await.map(whole),
+        Rescan::Changed(paths) => match source.scan_changed(paths).await {
+            Some(Ok(scoped)) => Ok(scoped),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    source = source.name(),
+                    "rescan of the changed folders failed ({e}); scanning all of it"
+                );
+                source.scan().await.map(whole)
+            }
+            None => source.scan().await.map(whole),
+        },
+    })
+}
+
+/// Scans each source as `rescans` says, loads and plans, writing nothing.
+pub async fn plan_rescan(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    rescans: &[Rescan],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<PlannedRun, SyncError> {
+    assert_eq!(sources.len(), rescans.len(), "one rescan per source");
     let started = Instant::now();
     let started_at = now_millis();
     // The snapshot is read while the sources are scanned: neither needs the other.
-    let scanning = futures::future::join_all(sources.iter().map(|source| async move {
+    let scanning = futures::future::join_all(sources.iter().zip(rescans).map(|(source, rescan)| async move {
         let clock = Instant::now();
-        let result = source.scan().await;
+        let result = scan_source(source.as_ref(), rescan).await;
         (result, clock.elapsed())
     }));
     let (snapshot, scanned) = futures::future::join(store.snapshot(), scanning).await;
@@ -158,14 +221,22 @@ pub async fn plan_run(
     let mut reports = Vec::with_capacity(sources.len());
     let mut scans = Vec::with_capacity(sources.len());
     for (source, (result, elapsed)) in sources.iter().zip(scanned) {
+        let Some(result) = result else {
+            scans.push(SourceScan::unscanned(source.name()));
+            continue;
+        };
         reports.push(source_report(source.as_ref(), &result, elapsed));
-        if let Err(e) = &result {
-            tracing::warn!(source = source.name(), "scan failed, keeping its tasks: {e}");
-        }
+        let (scope, result) = match result {
+            Ok((scope, scan)) => (scope, Ok(scan)),
+            Err(e) => {
+                tracing::warn!(source = source.name(), "scan failed, keeping its tasks: {e}");
+                (ScanScope::Whole, Err(e.to_string()))
+            }
+        };
         scans.push(SourceScan {
             name: source.name().to_owned(),
-            result: result.map_err(|e| e.to_string()),
-            scope: registry_core::ScanScope::Whole,
+            result,
+            scope,
         });
     }
 
@@ -207,8 +278,19 @@ pub async fn plan_run(
         loaded.len()
     );
 
-    if !loaded.is_empty() {
+    // A plan needs the stored UUID of each loaded name and the owner of each claimed UUID.
+    // A few loads (a watch run) ask for just those; many read the whole table at once.
+    if loaded.len() > TARGETED_UUID_READ_MAX {
         snapshot.core.task_uuids = store.task_uuids().await?;
+    } else if !loaded.is_empty() {
+        let (names, uuids) = loaded
+            .values()
+            .filter_map(|outcome| match outcome {
+                LoadOutcome::Parsed { task, .. } => Some((task.name.clone(), task.uuid.to_string())),
+                LoadOutcome::Broken(_) => None,
+            })
+            .unzip();
+        snapshot.core.task_uuids = store.task_uuids_of(names, uuids).await?;
     }
     let changes = plan(&snapshot.core, &scans, &loaded, &options.plan(strategy));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
@@ -262,18 +344,23 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
 
 fn source_report(
     source: &dyn Source,
-    result: &Result<registry_core::Scan, SourceError>,
+    result: &Result<(ScanScope, Scan), SourceError>,
     elapsed: Duration,
 ) -> SourceReport {
+    let scan = result.as_ref().ok().map(|(_, scan)| scan);
     SourceReport {
         name: source.name().to_owned(),
         kind: source.kind().to_owned(),
         location: source.location(),
         status: if result.is_ok() { "ok" } else { "failed" },
-        complete: result.as_ref().is_ok_and(|s| s.complete),
-        tasks: result.as_ref().map_or(0, |s| s.entries.len()),
+        complete: scan.is_some_and(|s| s.complete),
+        tasks: scan.map_or(0, |s| s.entries.len()),
         error: result.as_ref().err().map(ToString::to_string),
         scan_ms: elapsed.as_millis() as u64,
+        rescanned: match result {
+            Ok((ScanScope::Within(prefixes), _)) => Some(prefixes.clone()),
+            _ => None,
+        },
     }
 }
 

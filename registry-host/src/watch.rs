@@ -2,28 +2,35 @@
 //!
 //! Local sources (folders, archives) are followed with `notify`, debounced by
 //! `notify-debouncer-full`: an editor's write-then-rename, a bulk copy or a storm of
-//! changes becomes one run. Remote sources are polled every `poll_interval`, and every
-//! source is rescanned every `full_rescan_interval` as a backstop for lost events.
+//! changes becomes one run. That run rescans only the folders the changes concern
+//! ([`Source::scan_changed`]); every other source is offered as stored, so conflicts are
+//! still decided with every source at its priority. Remote sources are polled, each at its
+//! own `poll_interval`; every source is rescanned whole every `full_rescan_interval` as a
+//! backstop for lost events, and whenever the watcher reports an overflow.
 //!
-//! Every trigger runs a sync of all sources. That keeps the conflict rules exact (a
-//! partial run would not see the other sources' offers at their priority) and costs
-//! little: unchanged tasks are not loaded, an unchanged HTTP registry answers `304`.
+//! A source whose scan fails keeps its tasks and is retried with exponential backoff
+//! (1 s doubling up to its poll interval) until it answers again.
 //! SIGINT or SIGTERM ends the loop after the run in flight has been applied.
 
 use crate::store::Store;
-use crate::sync::{SyncOptions, SyncReport, sync};
+use crate::sync::{Rescan, SyncOptions, SyncReport, sync_rescan};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use registry_core::{ConflictStrategy, Source};
-use std::path::{Component, Path};
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Quiet time before changes are acted on.
     pub debounce: Duration,
-    /// How often sources without a local path are polled.
+    /// How often sources without a local path are polled, unless `poll_intervals` names them.
     pub poll_interval: Duration,
+    /// A source's own `poll_interval`, by source name.
+    pub poll_intervals: HashMap<String, Duration>,
     /// How often every source is rescanned whatever the events said.
     pub full_rescan_interval: Duration,
     pub sync: SyncOptions,
@@ -34,9 +41,16 @@ impl Default for WatchOptions {
         WatchOptions {
             debounce: Duration::from_millis(100),
             poll_interval: Duration::from_secs(30),
+            poll_intervals: HashMap::new(),
             full_rescan_interval: Duration::from_secs(600),
             sync: SyncOptions::default(),
         }
+    }
+}
+
+impl WatchOptions {
+    fn poll_interval_of(&self, source: &str) -> Duration {
+        self.poll_intervals.get(source).copied().unwrap_or(self.poll_interval)
     }
 }
 
@@ -46,7 +60,83 @@ pub enum Trigger {
     Start,
     Changes,
     Poll,
+    /// A source that failed is tried again.
+    Retry,
     FullRescan,
+}
+
+/// When each source is next scanned on a timer: remote sources at their poll interval,
+/// failed ones sooner, with backoff.
+struct Timers {
+    due: Vec<Option<Instant>>,
+    retrying: Vec<Option<backon::ExponentialBackoff>>,
+    intervals: Vec<Option<Duration>>,
+}
+
+impl Timers {
+    fn new(sources: &[Box<dyn Source>], options: &WatchOptions) -> Self {
+        let intervals: Vec<Option<Duration>> = sources
+            .iter()
+            .map(|s| s.watch_path().is_none().then(|| options.poll_interval_of(s.name())))
+            .collect();
+        let now = Instant::now();
+        Timers {
+            due: intervals.iter().map(|i| i.map(|i| now + i)).collect(),
+            retrying: sources.iter().map(|_| None).collect(),
+            intervals,
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.due.iter().flatten().min().copied()
+    }
+
+    /// The sources due now, as a run's rescans, and whether any is a retry.
+    fn take_due(&mut self) -> (Vec<Rescan>, bool) {
+        let now = Instant::now();
+        let mut retry = false;
+        let rescans = self
+            .due
+            .iter_mut()
+            .zip(&self.retrying)
+            .map(|(due, retrying)| match due {
+                Some(at) if *at <= now => {
+                    retry |= retrying.is_some();
+                    *due = None;
+                    Rescan::Whole
+                }
+                _ => Rescan::Skip,
+            })
+            .collect();
+        (rescans, retry)
+    }
+
+    /// Schedules the next scan of each source that `report` scanned.
+    fn after(&mut self, sources: &[Box<dyn Source>], report: &SyncReport) {
+        let now = Instant::now();
+        for scanned in &report.sources {
+            let Some(i) = sources.iter().position(|s| s.name() == scanned.name) else {
+                continue;
+            };
+            let interval = self.intervals[i];
+            if scanned.status == "ok" {
+                self.retrying[i] = None;
+                self.due[i] = interval.map(|i| now + i);
+            } else {
+                let cap = interval.unwrap_or(Duration::from_secs(300));
+                let backoff = self.retrying[i].get_or_insert_with(|| {
+                    ExponentialBuilder::default()
+                        .with_min_delay(Duration::from_secs(1))
+                        .with_max_delay(cap)
+                        .without_max_times()
+                        .build()
+                });
+                let delay = backoff.next().unwrap_or(cap);
+                tracing::info!(source = scanned.name, "retrying in {delay:?}");
+                self.due[i] = Some(now + delay);
+            }
+        }
+    }
 }
 
 /// Watches until `shutdown` resolves; `on_run` hears about every run.
@@ -62,13 +152,16 @@ pub async fn watch(
     let mut debouncer = new_debouncer(options.debounce, None, move |result: DebounceEventResult| {
         let _ = events.send(result);
     })?;
-    let mut watched = Vec::new();
     // Events carry absolute paths: compare them with absolute roots.
+    let mut watched: Vec<Option<PathBuf>> = Vec::with_capacity(sources.len());
     for path in sources
         .iter()
-        .filter_map(|s| s.watch_path())
-        .map(|p| std::path::absolute(&p).unwrap_or(p))
+        .map(|s| s.watch_path().map(|p| std::path::absolute(&p).unwrap_or(p)))
     {
+        let Some(path) = path else {
+            watched.push(None);
+            continue;
+        };
         // An archive is watched through its folder: editors and copies replace the file.
         let target = if path.is_file() {
             path.parent().map(Path::to_path_buf).unwrap_or(path.clone())
@@ -76,71 +169,132 @@ pub async fn watch(
             path.clone()
         };
         match debouncer.watch(&target, RecursiveMode::Recursive) {
-            Ok(()) => watched.push(path),
-            Err(e) => tracing::warn!(
-                "cannot watch {}: {e}; it is covered by the periodic rescan",
-                target.display()
-            ),
+            Ok(()) => watched.push(Some(path)),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; it is covered by the periodic rescan",
+                    target.display()
+                );
+                watched.push(None);
+            }
         }
     }
-    let has_remote = sources.iter().any(|s| s.watch_path().is_none());
+    let all = vec![Rescan::Whole; sources.len()];
+    let mut timers = Timers::new(sources, options);
 
-    let first = sync(store, sources, strategy, &options.sync).await;
-    on_run(Trigger::Start, &first);
-    first?;
-
-    let mut poll = tokio::time::interval(options.poll_interval);
-    let mut full = tokio::time::interval(options.full_rescan_interval);
-    poll.reset();
-    full.reset();
     tokio::pin!(shutdown);
+    let first = sync_rescan(store, sources, &all, strategy, &options.sync).await;
+    on_run(Trigger::Start, &first);
+    timers.after(sources, &first?);
+
+    let mut full = tokio::time::interval(options.full_rescan_interval);
+    full.reset();
     loop {
-        let trigger = tokio::select! {
+        let next_timer = timers.next();
+        let (trigger, rescans) = tokio::select! {
             // A signal that came during the last run ends the loop before anything else.
             biased;
             _ = &mut shutdown => break,
             Some(result) = changes.recv() => {
-                let mut relevant = matters(&result, &watched);
+                let mut changed = ChangedPaths::new(sources.len());
+                changed.add(&result, &watched);
                 // Coalesce whatever else arrived meanwhile into the same run.
                 while let Ok(more) = changes.try_recv() {
-                    relevant |= matters(&more, &watched);
+                    changed.add(&more, &watched);
                 }
-                if !relevant {
-                    continue;
+                match changed.rescans() {
+                    Some(rescans) => (Trigger::Changes, rescans),
+                    None => continue,
                 }
-                Trigger::Changes
             }
-            _ = poll.tick(), if has_remote => Trigger::Poll,
-            _ = full.tick() => Trigger::FullRescan,
+            _ = sleep_until(next_timer), if next_timer.is_some() => {
+                let (rescans, retry) = timers.take_due();
+                (if retry { Trigger::Retry } else { Trigger::Poll }, rescans)
+            }
+            _ = full.tick() => (Trigger::FullRescan, all.clone()),
         };
-        let result = sync(store, sources, strategy, &options.sync).await;
+        let result = sync_rescan(store, sources, &rescans, strategy, &options.sync).await;
         on_run(trigger, &result);
+        if let Ok(report) = &result {
+            timers.after(sources, report);
+        }
     }
     drop(debouncer);
     Ok(())
 }
 
-/// Whether debounced events touch a watched path outside the ignored ones. Watcher errors
-/// (an overflowed queue, the platform's watch limit) count: the run rescans everything.
-fn matters(result: &DebounceEventResult, watched: &[std::path::PathBuf]) -> bool {
-    match result {
-        Err(errors) => {
-            for error in errors {
-                tracing::warn!("file watcher: {error}; rescanning everything");
-            }
-            true
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The paths that debounced events changed, per watched source.
+struct ChangedPaths {
+    per_source: Vec<Vec<PathBuf>>,
+    /// The watcher lost events: every watched source is rescanned whole.
+    everything: bool,
+}
+
+impl ChangedPaths {
+    fn new(sources: usize) -> Self {
+        ChangedPaths {
+            per_source: vec![Vec::new(); sources],
+            everything: false,
         }
-        Ok(events) => events.iter().any(|event| {
+    }
+
+    /// Takes in one debounced batch. Watcher errors (an overflowed queue, the platform's
+    /// watch limit) make the run rescan everything.
+    fn add(&mut self, result: &DebounceEventResult, watched: &[Option<PathBuf>]) {
+        let events = match result {
+            Err(errors) => {
+                for error in errors {
+                    tracing::warn!("file watcher: {error}; rescanning every watched source");
+                }
+                self.everything = true;
+                return;
+            }
+            Ok(events) => events,
+        };
+        for event in events {
+            if event.need_rescan() {
+                tracing::warn!("file watcher lost events; rescanning every watched source");
+                self.everything = true;
+            }
             // Opening and reading are not changes: our own scan opens every folder, and
             // counting that would make each run trigger the next.
-            let changes = !matches!(event.kind, EventKind::Access(_) | EventKind::Other);
-            event.need_rescan()
-                || (changes
-                    && event
-                        .paths
-                        .iter()
-                        .any(|path| watched.iter().any(|root| concerns(root, path))))
-        }),
+            if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+                continue;
+            }
+            for path in &event.paths {
+                for (i, root) in watched.iter().enumerate() {
+                    if let Some(root) = root
+                        && concerns(root, path)
+                        && !self.per_source[i].contains(path)
+                    {
+                        self.per_source[i].push(path.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The run these changes call for, or `None` when they concern no source.
+    fn rescans(self) -> Option<Vec<Rescan>> {
+        let everything = self.everything;
+        let rescans: Vec<Rescan> = self
+            .per_source
+            .into_iter()
+            .map(|paths| match paths.is_empty() {
+                true if everything => Rescan::Whole,
+                true => Rescan::Skip,
+                false if everything => Rescan::Whole,
+                false => Rescan::Changed(paths),
+            })
+            .collect();
+        rescans.iter().any(|r| *r != Rescan::Skip).then_some(rescans)
     }
 }
 

@@ -4,7 +4,7 @@ use fs_source::FsSource;
 use registry_core::{Snapshot, Source, SourcePriority};
 use registry_host::fixtures::{write_named_task, write_tree};
 use registry_host::store::Store;
-use registry_host::sync::{SyncOptions, SyncReport, apply_run, plan_run, sync};
+use registry_host::sync::{Rescan, SyncOptions, SyncReport, apply_run, plan_run, sync, sync_rescan};
 use registry_host::testing::TestDatabase;
 use std::fs;
 use std::path::Path;
@@ -35,6 +35,7 @@ on_both_backends!(
     each_conflict_strategy_decides_between_two_sources,
     the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks,
     validation_problems_are_stored_with_their_place_and_a_bad_edit_keeps_the_good_version,
+    a_rescan_of_the_changed_folders_lands_where_a_full_sync_lands,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -491,4 +492,68 @@ async fn validation_problems_are_stored_with_their_place_and_a_bad_edit_keeps_th
     write_named_task(&r.join("good"), "good", "1.0.0", 1).unwrap();
     run(&mut store, &sources).await;
     assert!(!store.problems().await.unwrap().iter().any(|p| p.locator == "good"));
+}
+
+async fn a_rescan_of_the_changed_folders_lands_where_a_full_sync_lands(backend: &str) {
+    let (full_db, scoped_db) = (
+        TestDatabase::for_backend(backend).await,
+        TestDatabase::for_backend(backend).await,
+    );
+    let (mut by_full, mut by_scope) = (open(&full_db).await, open(&scoped_db).await);
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (one_root, two_root) = (
+        std::path::absolute(one.path()).unwrap(),
+        std::path::absolute(two.path()).unwrap(),
+    );
+    for i in 0..4 {
+        write_named_task(&one_root.join(format!("g/t{i}")), &format!("t{i}"), "1.0.0", i).unwrap();
+    }
+    write_named_task(&two_root.join("t1"), "t1", "1.0.0", 1).unwrap();
+    let sources = [source("one", &one_root), source("two", &two_root)];
+    run(&mut by_full, &sources).await;
+    run(&mut by_scope, &sources).await;
+    let t0_uuid = full_snapshot(&mut by_full).await.task_uuids["t0"];
+
+    // An edit in place (now a conflict with `two`), a deletion, and a new task that claims
+    // t0's UUID (refused, a problem).
+    write_named_task(&one_root.join("g/t1"), "t1", "1.0.0", 100).unwrap();
+    fs::remove_dir_all(one_root.join("g/t2")).unwrap();
+    fs::create_dir_all(one_root.join("g/thief")).unwrap();
+    fs::write(
+        one_root.join("g/thief/metadata.json"),
+        format!(r#"{{"name":"thief","version":"1.0.0","uuid":"{t0_uuid}","label":"l","description":"d"}}"#),
+    )
+    .unwrap();
+    fs::write(one_root.join("g/thief/main.js"), "(function (input) { return input; })").unwrap();
+
+    let full = run(&mut by_full, &sources).await;
+    let changed = vec![
+        one_root.join("g/t1/main.js"),
+        one_root.join("g/t2"),
+        one_root.join("g/thief/metadata.json"),
+    ];
+    let scoped = sync_rescan(
+        &mut by_scope,
+        &sources,
+        &[Rescan::Changed(changed), Rescan::Skip],
+        &SourcePriority,
+        &SyncOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(scoped.counts, full.counts);
+    assert_eq!(scoped.sources.len(), 1, "the skipped source was not scanned");
+    // The deletion shows only in the folder above the deleted one, which covers the rest.
+    assert_eq!(scoped.sources[0].rescanned, Some(vec!["g".to_owned()]));
+    assert_eq!(full_snapshot(&mut by_scope).await, full_snapshot(&mut by_full).await);
+    assert!(
+        by_scope
+            .problems()
+            .await
+            .unwrap()
+            .iter()
+            .any(|p| p.locator == "g/thief" && p.problem.code == "metadata.uuid_duplicate"),
+        "{:?}",
+        by_scope.problems().await.unwrap()
+    );
 }

@@ -214,6 +214,26 @@ impl Store {
             .collect()
     }
 
+    /// The UUIDs stored for these names or claimed by these UUIDs: all a plan needs to know
+    /// of task identity when it loaded only a few tasks.
+    pub async fn task_uuids_of(
+        &mut self,
+        names: Vec<String>,
+        uuids: Vec<String>,
+    ) -> Result<HashMap<String, Uuid>, StoreError> {
+        let rows: Vec<(String, String)> = with_conn!(&mut self.conn, |c| tasks::table
+            .select((tasks::name, tasks::uuid))
+            .filter(tasks::name.eq_any(&names).or(tasks::uuid.eq_any(&uuids)))
+            .load(c)
+            .await)?;
+        rows.into_iter()
+            .map(|(name, uuid)| match Uuid::parse_str(&uuid) {
+                Ok(uuid) => Ok((name, uuid)),
+                Err(e) => Err(StoreError::Corrupt(format!("uuid of task `{name}`: {e}"))),
+            })
+            .collect()
+    }
+
     /// Every version's identity and state, without content: what a plan, the served index
     /// and the metrics need. Unordered.
     pub async fn version_rows(&mut self) -> Result<Vec<VersionRow>, StoreError> {
