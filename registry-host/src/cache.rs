@@ -64,6 +64,12 @@ impl CheckCache {
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
     }
+
+    /// Checked tasks held now.
+    pub fn entries(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
 }
 
 fn key_of(bundle: &Bundle) -> [u8; 32] {

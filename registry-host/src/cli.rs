@@ -89,6 +89,9 @@ enum Command {
     Conflicts,
     /// Every version of a task ever seen, with availability and digests.
     History { name: String },
+    /// How each source's latest scan went, and the watchers' caches. Exit 1 when a
+    /// source's latest scan failed.
+    Status,
     /// Sync, then keep the catalogue current as files change and remote sources move.
     Watch {
         /// Folders or archives to watch instead of the configured sources.
@@ -341,6 +344,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             watched?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status => {
+            let status = store.status().await?;
+            let failing = status.sources.iter().any(|s| s.status != "ok");
+            if cli.json {
+                let mut value = serde_json::to_value(&status)?;
+                for source in value["sources"].as_array_mut().into_iter().flatten() {
+                    let rescanned = source["rescanned"]
+                        .as_str()
+                        .and_then(|r| serde_json::from_str::<Value>(r).ok());
+                    source["rescanned"] = rescanned.unwrap_or(Value::Null);
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                print_status(&status);
+            }
+            Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Command::Conflicts => {
             let conflicts = store.conflicts().await?;
             if cli.json {
@@ -438,6 +458,7 @@ fn watch_options(
             cache: Some(std::sync::Arc::new(crate::cache::CheckCache::new(
                 crate::cache::DEFAULT_CAPACITY_BYTES,
             ))),
+            snapshot_cache: Some(Default::default()),
             ..SyncOptions::default()
         },
     }
@@ -503,6 +524,49 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_status(status: &crate::store::Status) {
+    if status.sources.is_empty() {
+        println!("no source scanned yet");
+    }
+    for s in &status.sources {
+        let part = s
+            .rescanned
+            .as_deref()
+            .and_then(|r| serde_json::from_str::<Vec<String>>(r).ok())
+            .map(|r| format!(" (rescanned {})", r.join(", ")))
+            .unwrap_or_default();
+        println!(
+            "{} [{}] {}: {} at {}, {} ms, {} task(s){}{}",
+            s.name,
+            s.kind,
+            s.location,
+            s.status,
+            format_millis(s.scanned_at),
+            s.duration_ms,
+            s.tasks,
+            if s.complete { "" } else { ", incomplete" },
+            part
+        );
+        if let Some(error) = &s.error {
+            println!("  failing {} time(s) in a row: {error}", s.failures);
+        } else if let (Some(error), Some(at)) = (&s.last_error, s.last_error_at) {
+            println!("  last failure {}: {error}", format_millis(at));
+        }
+    }
+    for w in &status.watchers {
+        println!(
+            "watcher {} (pid {}) since {}, last run {}: cache {} hit(s), {} miss(es), {} task(s) held",
+            w.host,
+            w.pid,
+            format_millis(w.started_at),
+            format_millis(w.updated_at),
+            w.cache_hits,
+            w.cache_misses,
+            w.cache_entries
+        );
     }
 }
 

@@ -5,12 +5,12 @@
 //! the store's snapshot → apply in one transaction. Nothing is written when nothing
 //! changed.
 
-use crate::store::{RunRecord, SourceRow, Store, StoreError, now_millis};
+use crate::store::{RunRecord, ScanOutcome, SourceRow, Store, StoreError, now_millis};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Scan, ScanScope,
-    Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
+    Snapshot, Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -29,6 +29,33 @@ pub struct SyncOptions {
     pub validation: Validation,
     /// Checked tasks kept between runs of a long-lived process.
     pub cache: Option<std::sync::Arc<crate::cache::CheckCache>>,
+    /// The catalogue's snapshot kept between runs of a long-lived process.
+    pub snapshot_cache: Option<std::sync::Arc<SnapshotCache>>,
+}
+
+/// The snapshot a long-lived process planned its last run against, brought up to date
+/// with what that run wrote. It is used only while the catalogue's generation is the one
+/// this process wrote last: a write by anyone else (another host on the same PostgreSQL, a
+/// `taskreg sync` beside `watch`) makes the next run read the store again.
+#[derive(Debug, Default)]
+pub struct SnapshotCache {
+    kept: std::sync::Mutex<Option<(i64, Snapshot)>>,
+}
+
+impl SnapshotCache {
+    fn take(&self, generation: i64) -> Option<Snapshot> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.take() {
+            Some((g, snapshot)) if g == generation => Some(snapshot),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, generation: i64, mut snapshot: Snapshot) {
+        // A run reads the UUIDs it needs afresh.
+        snapshot.task_uuids.clear();
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((generation, snapshot));
+    }
 }
 
 impl SyncOptions {
@@ -51,6 +78,7 @@ impl Default for SyncOptions {
             allow_mass_removal: false,
             validation: Validation::default(),
             cache: None,
+            snapshot_cache: None,
         }
     }
 }
@@ -134,6 +162,8 @@ pub struct PlannedRun {
     pub loaded: usize,
     pub problems: Vec<ReportedProblem>,
     pub changes: ChangeSet,
+    /// The snapshot planned against and its generation, when the caller keeps it.
+    kept: Option<(std::sync::Arc<SnapshotCache>, i64, Snapshot)>,
 }
 
 /// Above this many loads, a run reads every task's UUID in one query instead of asking for
@@ -211,8 +241,20 @@ pub async fn plan_rescan(
         let result = scan_source(source.as_ref(), rescan).await;
         (result, clock.elapsed())
     }));
-    let (snapshot, scanned) = futures::future::join(store.snapshot(), scanning).await;
-    let mut snapshot = snapshot?;
+    let reading = async {
+        let Some(cache) = &options.snapshot_cache else {
+            return Ok::<_, StoreError>((None, store.snapshot().await?.core));
+        };
+        // Read before the snapshot: a write in between makes the next run read again.
+        let generation = store.generation().await?;
+        let snapshot = match cache.take(generation) {
+            Some(snapshot) => snapshot,
+            None => store.snapshot().await?.core,
+        };
+        Ok((Some(generation), snapshot))
+    };
+    let (snapshot, scanned) = futures::future::join(reading, scanning).await;
+    let (generation, mut snapshot) = snapshot?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "read the catalogue and scanned {} source(s)",
@@ -251,7 +293,7 @@ pub async fn plan_rescan(
     );
     let mut loaded: HashMap<ProblemKey, LoadOutcome> = HashMap::new();
     loop {
-        let wanted = entries_to_load(&snapshot.core, &scans, &loaded);
+        let wanted = entries_to_load(&snapshot, &scans, &loaded);
         if wanted.is_empty() {
             break;
         }
@@ -281,7 +323,7 @@ pub async fn plan_rescan(
     // A plan needs the stored UUID of each loaded name and the owner of each claimed UUID.
     // A few loads (a watch run) ask for just those; many read the whole table at once.
     if loaded.len() > TARGETED_UUID_READ_MAX {
-        snapshot.core.task_uuids = store.task_uuids().await?;
+        snapshot.task_uuids = store.task_uuids().await?;
     } else if !loaded.is_empty() {
         let (names, uuids) = loaded
             .values()
@@ -290,18 +332,23 @@ pub async fn plan_rescan(
                 LoadOutcome::Broken(_) => None,
             })
             .unzip();
-        snapshot.core.task_uuids = store.task_uuids_of(names, uuids).await?;
+        snapshot.task_uuids = store.task_uuids_of(names, uuids).await?;
     }
-    let changes = plan(&snapshot.core, &scans, &loaded, &options.plan(strategy));
+    let changes = plan(&snapshot, &scans, &loaded, &options.plan(strategy));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     Ok(PlannedRun {
         run_id: uuid::Uuid::now_v7().to_string(),
         started,
         started_at,
-        problems: current_problems(&snapshot.core.problems, &scans, &changes),
+        problems: current_problems(&snapshot.problems, &scans, &changes),
         sources: reports,
         loaded: loaded.len(),
         changes,
+        kept: options
+            .snapshot_cache
+            .clone()
+            .zip(generation)
+            .map(|(cache, generation)| (cache, generation, snapshot)),
     })
 }
 
@@ -327,8 +374,35 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
                 status: r.status.into(),
             })
             .collect();
-        store.apply(&run, &rows, &planned.changes).await?;
+        let generation = store.apply(&run, &rows, &planned.changes).await?;
         tracing::info!(ms = planned.started.elapsed().as_millis() as u64, "applied");
+        if let Some((cache, before, mut snapshot)) = planned.kept
+            && generation == before + 1
+        {
+            snapshot.apply(&planned.changes);
+            cache.keep(generation, snapshot);
+        }
+    } else if let Some((cache, generation, snapshot)) = planned.kept {
+        cache.keep(generation, snapshot);
+    }
+    let outcomes: Vec<ScanOutcome> = planned
+        .sources
+        .iter()
+        .map(|r| ScanOutcome {
+            name: r.name.clone(),
+            kind: r.kind.clone(),
+            location: r.location.clone(),
+            ok: r.status == "ok",
+            complete: r.complete,
+            rescanned: r.rescanned.clone(),
+            duration_ms: r.scan_ms,
+            tasks: r.tasks,
+            error: r.error.clone(),
+        })
+        .collect();
+    // The run itself succeeded: a status that cannot be written is worth a warning only.
+    if let Err(e) = store.record_scans(&outcomes).await {
+        tracing::warn!("cannot record the sources' status: {e}");
     }
     Ok(SyncReport {
         run_id: planned.run_id,

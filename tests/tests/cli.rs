@@ -429,3 +429,60 @@ fn a_zip_synced_ad_hoc_gives_the_folder_task_s_digest_and_a_hostile_one_is_a_lis
     assert_eq!(problem["locator"], "calc.zip");
     assert!(problem["message"].as_str().unwrap().contains("calc.zip"));
 }
+
+#[test]
+fn status_shows_each_source_s_latest_scan_and_a_failing_one_exits_1() {
+    let (work, taskreg) = workspace();
+    write_tree(&work.path().join("good"), 3).unwrap();
+    for name in ["f1", "f2"] {
+        write_named_task(&work.path().join("flaky").join(name), name, "1.0.0", 7).unwrap();
+    }
+    taskreg.run(&["sync", "good", "flaky"]).assert_code(0);
+    taskreg.run(&["status"]).assert_code(0);
+
+    std::fs::rename(work.path().join("flaky"), work.path().join("gone")).unwrap();
+    for _ in 0..2 {
+        taskreg.run(&["sync", "good", "flaky"]);
+    }
+    let run = taskreg.run(&["--json", "status"]);
+    run.assert_code(1);
+    let status = run.json();
+    let source = |suffix: &str| {
+        status["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"].as_str().unwrap().ends_with(suffix))
+            .unwrap()
+            .clone()
+    };
+    let (good, flaky) = (source("/good"), source("/flaky"));
+    assert_eq!((good["status"].as_str(), good["tasks"].as_u64()), (Some("ok"), Some(3)));
+    assert_eq!(flaky["status"], "failed");
+    assert_eq!(flaky["failures"], 2);
+    assert!(flaky["error"].as_str().unwrap().contains("flaky"), "{flaky}");
+    assert!(flaky["last_ok_at"].as_i64() < flaky["scanned_at"].as_i64());
+    assert_eq!(
+        taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(),
+        5,
+        "the failing source keeps its tasks"
+    );
+    let text = taskreg.run(&["status"]).stdout;
+    assert!(text.contains("failing 2 time(s) in a row"), "{text}");
+
+    // Back again: ok, and the last failure is still told.
+    std::fs::rename(work.path().join("gone"), work.path().join("flaky")).unwrap();
+    taskreg.run(&["sync", "good", "flaky"]).assert_code(0);
+    let flaky = taskreg.run(&["--json", "status"]).assert_code(0).json()["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().ends_with("/flaky"))
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (flaky["status"].as_str(), flaky["failures"].as_u64()),
+        (Some("ok"), Some(0))
+    );
+    assert!(flaky["last_error"].is_string());
+}

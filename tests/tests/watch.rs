@@ -149,6 +149,43 @@ fn edits_saves_additions_deletions_renames_and_bad_edits_reach_the_catalogue() {
 }
 
 #[test]
+fn a_write_by_another_process_is_seen_by_the_next_watch_run() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    write_tree(&tasks, 3).unwrap();
+    let watcher = Watcher::start(&taskreg, &["tasks"]);
+    // Another process stores `shared@1.0.0` from elsewhere while `watch` keeps its snapshot.
+    write_named_task(&work.path().join("elsewhere/shared"), "shared", "1.0.0", 1).unwrap();
+    taskreg.run(&["sync", "elsewhere"]).assert_code(0);
+    // The watched tree now offers different content for that version: a conflict to
+    // record, which a run planned against a stale snapshot would take for a new version
+    // and fail to insert.
+    write_named_task(&tasks.join("shared"), "shared", "1.0.0", 2).unwrap();
+    eventually("a run with the new folder", || {
+        watcher
+            .runs
+            .try_iter()
+            .any(|r| r["trigger"] == "changes" && r["written"] == true)
+    });
+    let conflicts = taskreg.run(&["--json", "conflicts"]).json();
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts}");
+    assert!(show(&taskreg, "shared").is_some());
+
+    // The watcher left its cache figures for `status`.
+    let status = taskreg.run(&["--json", "status"]).json();
+    let watchers = status["watchers"].as_array().unwrap();
+    assert_eq!(watchers.len(), 1, "{status}");
+    assert!(watchers[0]["cache_misses"].as_u64() >= Some(4), "{status}");
+    let watched = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().ends_with("/tasks"))
+        .unwrap();
+    assert_eq!(watched["rescanned"], serde_json::json!(["shared"]), "{status}");
+}
+
+#[test]
 fn sigterm_ends_watch_cleanly() {
     let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 3).unwrap();

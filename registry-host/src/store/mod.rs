@@ -49,9 +49,11 @@ macro_rules! in_transaction {
 
 mod read;
 pub mod schema;
+mod status;
 mod write;
 
 pub use read::{ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow, VersionSummary};
+pub use status::{ScanOutcome, SourceStatus, Status, WatcherStatus};
 pub use write::{RunRecord, SourceRow};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

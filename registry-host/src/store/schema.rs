@@ -98,4 +98,53 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(sources, tasks, task_versions, origins, sync_runs, problems, conflicts);
+diesel::table! {
+    catalogue_state (id) {
+        id -> Integer,
+        generation -> BigInt,
+    }
+}
+
+diesel::table! {
+    source_status (name) {
+        name -> Text,
+        kind -> Text,
+        location -> Text,
+        scanned_at -> BigInt,
+        status -> Text,
+        complete -> Bool,
+        rescanned -> Nullable<Text>,
+        duration_ms -> BigInt,
+        tasks -> BigInt,
+        error -> Nullable<Text>,
+        last_ok_at -> Nullable<BigInt>,
+        failures -> BigInt,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    watchers (host) {
+        host -> Text,
+        pid -> BigInt,
+        started_at -> BigInt,
+        updated_at -> BigInt,
+        cache_hits -> BigInt,
+        cache_misses -> BigInt,
+        cache_entries -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    sources,
+    tasks,
+    task_versions,
+    origins,
+    sync_runs,
+    problems,
+    conflicts,
+    catalogue_state,
+    source_status,
+    watchers
+);

@@ -1,6 +1,6 @@
 //! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
 
-use super::schema::{conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
+use super::schema::{catalogue_state, conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
 use super::{InsertMany, Store, StoreError, now_millis};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -111,7 +111,7 @@ impl Store {
         run: &RunRecord,
         scanned: &[SourceRow],
         changes: &ChangeSet,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let now = now_millis();
         let new_versions: Vec<NewVersion> = changes
             .versions
@@ -181,7 +181,7 @@ impl Store {
         let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
         let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
 
-        in_transaction!(&mut self.conn, |c| {
+        let generation = in_transaction!(&mut self.conn, |c| {
             for source in scanned {
                 diesel::insert_into(sources::table)
                     .values((
@@ -344,8 +344,15 @@ impl Store {
                 ))
                 .execute(c)
                 .await?;
-            Ok::<(), diesel::result::Error>(())
+            diesel::update(catalogue_state::table)
+                .set(catalogue_state::generation.eq(catalogue_state::generation + 1))
+                .execute(c)
+                .await?;
+            catalogue_state::table
+                .select(catalogue_state::generation)
+                .first::<i64>(c)
+                .await
         })?;
-        Ok(())
+        Ok(generation)
     }
 }

@@ -1,0 +1,218 @@
+//! What `taskreg status` reads: the latest scan of each source, the processes that keep the
+//! catalogue current, and the catalogue's generation. Written by every run, also one that
+//! changes nothing in the catalogue, outside the catalogue's transaction.
+
+use super::schema::{catalogue_state, source_status, watchers};
+use super::{Store, StoreError, now_millis};
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// How one scan of a source went, as a run reports it.
+#[derive(Debug, Clone)]
+pub struct ScanOutcome {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    pub ok: bool,
+    pub complete: bool,
+    /// The folders rescanned, when only part of the source was.
+    pub rescanned: Option<Vec<String>>,
+    pub duration_ms: u64,
+    pub tasks: usize,
+    pub error: Option<String>,
+}
+
+/// The latest scan of one source and its record of failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = source_status)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    /// Unix milliseconds.
+    pub scanned_at: i64,
+    /// `ok` or `failed`.
+    pub status: String,
+    pub complete: bool,
+    /// JSON array of the folders rescanned; `None` for a scan of the whole source.
+    pub rescanned: Option<String>,
+    pub duration_ms: i64,
+    /// Entries found by the latest scan (in the part it covered).
+    pub tasks: i64,
+    /// Why the latest scan failed.
+    pub error: Option<String>,
+    pub last_ok_at: Option<i64>,
+    /// Failed scans in a row.
+    pub failures: i64,
+    /// The most recent failure, also after the source recovered.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+}
+
+/// A long-lived process and its cache of checked tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable, Insertable)]
+#[diesel(table_name = watchers)]
+pub struct WatcherStatus {
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub updated_at: i64,
+    pub cache_hits: i64,
+    pub cache_misses: i64,
+    pub cache_entries: i64,
+}
+
+/// Everything `taskreg status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub generation: i64,
+    pub sources: Vec<SourceStatus>,
+    pub watchers: Vec<WatcherStatus>,
+}
+
+impl Store {
+    /// Bumped by every run that writes the catalogue.
+    pub async fn generation(&mut self) -> Result<i64, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| catalogue_state::table
+            .select(catalogue_state::generation)
+            .first::<i64>(c)
+            .await)?)
+    }
+
+    /// Records the scans of one run, keeping each source's failure record.
+    pub async fn record_scans(&mut self, scans: &[ScanOutcome]) -> Result<(), StoreError> {
+        if scans.is_empty() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let names: Vec<&str> = scans.iter().map(|s| s.name.as_str()).collect();
+        let previous: HashMap<String, SourceStatus> = with_conn!(&mut self.conn, |c| source_status::table
+            .filter(source_status::name.eq_any(&names))
+            .select(SourceStatus::as_select())
+            .load(c)
+            .await)?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+        let rows: Vec<SourceStatus> = scans
+            .iter()
+            .map(|scan| {
+                let before = previous.get(&scan.name);
+                SourceStatus {
+                    name: scan.name.clone(),
+                    kind: scan.kind.clone(),
+                    location: scan.location.clone(),
+                    scanned_at: now,
+                    status: if scan.ok { "ok" } else { "failed" }.to_owned(),
+                    complete: scan.complete,
+                    rescanned: scan
+                        .rescanned
+                        .as_ref()
+                        .map(|r| serde_json::to_string(r).unwrap_or_default()),
+                    duration_ms: scan.duration_ms as i64,
+                    tasks: scan.tasks as i64,
+                    error: scan.error.clone(),
+                    last_ok_at: if scan.ok {
+                        Some(now)
+                    } else {
+                        before.and_then(|b| b.last_ok_at)
+                    },
+                    failures: if scan.ok {
+                        0
+                    } else {
+                        before.map_or(0, |b| b.failures) + 1
+                    },
+                    last_error: scan.error.clone().or_else(|| before.and_then(|b| b.last_error.clone())),
+                    last_error_at: if scan.ok {
+                        before.and_then(|b| b.last_error_at)
+                    } else {
+                        Some(now)
+                    },
+                }
+            })
+            .collect();
+        in_transaction!(&mut self.conn, |c| {
+            for row in &rows {
+                diesel::insert_into(source_status::table)
+                    .values((
+                        source_status::name.eq(&row.name),
+                        source_status::kind.eq(&row.kind),
+                        source_status::location.eq(&row.location),
+                        source_status::scanned_at.eq(row.scanned_at),
+                        source_status::status.eq(&row.status),
+                        source_status::complete.eq(row.complete),
+                        source_status::rescanned.eq(&row.rescanned),
+                        source_status::duration_ms.eq(row.duration_ms),
+                        source_status::tasks.eq(row.tasks),
+                        source_status::error.eq(&row.error),
+                        source_status::last_ok_at.eq(row.last_ok_at),
+                        source_status::failures.eq(row.failures),
+                        source_status::last_error.eq(&row.last_error),
+                        source_status::last_error_at.eq(row.last_error_at),
+                    ))
+                    .on_conflict(source_status::name)
+                    .do_update()
+                    .set((
+                        source_status::kind.eq(excluded(source_status::kind)),
+                        source_status::location.eq(excluded(source_status::location)),
+                        source_status::scanned_at.eq(excluded(source_status::scanned_at)),
+                        source_status::status.eq(excluded(source_status::status)),
+                        source_status::complete.eq(excluded(source_status::complete)),
+                        source_status::rescanned.eq(excluded(source_status::rescanned)),
+                        source_status::duration_ms.eq(excluded(source_status::duration_ms)),
+                        source_status::tasks.eq(excluded(source_status::tasks)),
+                        source_status::error.eq(excluded(source_status::error)),
+                        source_status::last_ok_at.eq(excluded(source_status::last_ok_at)),
+                        source_status::failures.eq(excluded(source_status::failures)),
+                        source_status::last_error.eq(excluded(source_status::last_error)),
+                        source_status::last_error_at.eq(excluded(source_status::last_error_at)),
+                    ))
+                    .execute(c)
+                    .await?;
+            }
+            Ok::<(), diesel::result::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// Records a long-lived process's state (keyed by host name).
+    pub async fn record_watcher(&mut self, watcher: &WatcherStatus) -> Result<(), StoreError> {
+        with_conn!(&mut self.conn, |c| diesel::insert_into(watchers::table)
+            .values(watcher)
+            .on_conflict(watchers::host)
+            .do_update()
+            .set((
+                watchers::pid.eq(excluded(watchers::pid)),
+                watchers::started_at.eq(excluded(watchers::started_at)),
+                watchers::updated_at.eq(excluded(watchers::updated_at)),
+                watchers::cache_hits.eq(excluded(watchers::cache_hits)),
+                watchers::cache_misses.eq(excluded(watchers::cache_misses)),
+                watchers::cache_entries.eq(excluded(watchers::cache_entries)),
+            ))
+            .execute(c)
+            .await)?;
+        Ok(())
+    }
+
+    pub async fn status(&mut self) -> Result<Status, StoreError> {
+        let generation = self.generation().await?;
+        let sources = with_conn!(&mut self.conn, |c| source_status::table
+            .select(SourceStatus::as_select())
+            .order(source_status::name)
+            .load(c)
+            .await)?;
+        let watchers = with_conn!(&mut self.conn, |c| watchers::table
+            .select(WatcherStatus::as_select())
+            .order(watchers::host)
+            .load(c)
+            .await)?;
+        Ok(Status {
+            generation,
+            sources,
+            watchers,
+        })
+    }
+}
