@@ -468,6 +468,36 @@ pub fn entries_to_load(
         .collect()
 }
 
+/// The versions a run with scoped scans can change: those offered by what it loaded or
+/// scanned, and those in conflict. `None` when every scan is whole (nothing is skipped).
+fn touched_versions<'a>(
+    run: &'a RunIndex<'a>,
+    scans: &'a [SourceScan],
+    snapshot: &'a Snapshot,
+) -> Option<HashSet<Ref<'a>>> {
+    if scans.iter().all(|s| s.scope == ScanScope::Whole) {
+        return None;
+    }
+    let mut touched: HashSet<Ref<'a>> = snapshot
+        .conflicts
+        .keys()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    for (k, outcome) in &run.loaded {
+        if let LoadOutcome::Parsed { task, .. } = outcome {
+            touched.insert((task.name.as_str(), run.loaded_versions[k].as_str()));
+        }
+    }
+    for scan in scans {
+        for entry in scan.result.iter().flat_map(|r| &r.entries) {
+            if let Some(origin) = run.stored_origins.get(&(scan.name.as_str(), entry.locator.as_str())) {
+                touched.insert((origin.name.as_str(), origin.version.as_str()));
+            }
+        }
+    }
+    Some(touched)
+}
+
 /// Plans one run: what to write so that the catalogue reflects `scans` and `loaded`.
 pub fn plan(
     snapshot: &Snapshot,
@@ -499,6 +529,10 @@ pub fn plan(
     let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
     let mut problem_sets: BTreeMap<ProblemKey, Vec<Problem>> = BTreeMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let touched = touched_versions(&run, scans, snapshot);
+    // Versions offered only from outside every scope and touched by nothing in this run:
+    // unchanged by definition, counted without being grouped.
+    let mut untouched: HashSet<Ref<'_>> = HashSet::new();
 
     for (rank, scan) in scans.iter().enumerate() {
         let source = scan.name.as_str();
@@ -529,7 +563,21 @@ pub fn plan(
             .entries
             .iter()
             .map(|e| (e.locator.as_str(), e.fingerprint.as_str()));
-        for (locator, fingerprint) in scanned.chain(run.unscanned_origins(source, &scan.scope)) {
+        let outside = run.unscanned_origins(source, &scan.scope).filter(|(locator, _)| {
+            let k = (source, *locator);
+            if run.loaded.contains_key(&k) {
+                return true;
+            }
+            let origin = run.stored_origins[&k];
+            let version = (origin.name.as_str(), origin.version.as_str());
+            let skip = touched.as_ref().is_some_and(|t| !t.contains(&version))
+                && run.stored_versions.get(&version).is_some_and(|v| v.available);
+            if skip {
+                untouched.insert(version);
+            }
+            !skip
+        });
+        for (locator, fingerprint) in scanned.chain(outside) {
             let k = (source, locator);
             // What the store says this entry offers: its last good version.
             let last_good = run.stored_offer(k).map(|offer| {
@@ -608,6 +656,7 @@ pub fn plan(
             .push(candidate);
     }
     let mut changes = ChangeSet::default();
+    counts.unchanged += untouched.len();
     let mut new_names: HashSet<&str> = HashSet::new();
     let mut added: HashSet<Ref<'_>> = HashSet::new();
     for (version, mut group) in groups {

@@ -334,6 +334,10 @@ pub async fn plan_rescan(
             .unzip();
         snapshot.task_uuids = store.task_uuids_of(names, uuids).await?;
     }
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "read the UUIDs the plan needs"
+    );
     let changes = plan(&snapshot, &scans, &loaded, &options.plan(strategy));
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     Ok(PlannedRun {
