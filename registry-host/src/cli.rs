@@ -450,6 +450,7 @@ fn watch_options(
         debounce: std::time::Duration::from_millis(timing.debounce_ms),
         poll_interval: std::time::Duration::from_secs(timing.poll_secs.max(1)),
         poll_intervals: config.poll_intervals(),
+        ignore: crate::watch::IgnoreRules::new(&config.watch.ignore).unwrap_or_default(),
         full_rescan_interval: std::time::Duration::from_secs(timing.full_rescan_secs.max(1)),
         sync: SyncOptions {
             progress: !json && std::io::stderr().is_terminal(),

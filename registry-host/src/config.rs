@@ -51,6 +51,8 @@ pub struct Config {
     pub validation: ValidationConfig,
     #[serde(default)]
     pub serve: ServeConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -83,6 +85,15 @@ pub struct ServeConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// Require `Authorization: Bearer <token>` on `/v1`.
     pub token: Option<String>,
+}
+
+/// `[watch]`: what `taskreg watch` does not react to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Globs of changes that start no run, added to the defaults (hidden files, `*~`, …).
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 /// `[validation]`: `strict`, the limits, and a level per rule (`schemas = "warn"`).
@@ -184,6 +195,7 @@ impl Config {
             )));
         }
         config.validation().map_err(|e| invalid(e.to_string()))?;
+        crate::watch::IgnoreRules::new(&config.watch.ignore).map_err(|e| invalid(format!("`watch.ignore`: {e}")))?;
         let share = config.lifecycle.max_removal_share;
         if !(0.0..=1.0).contains(&share) {
             return Err(invalid(format!(

@@ -33,6 +33,8 @@ pub struct WatchOptions {
     pub poll_intervals: HashMap<String, Duration>,
     /// How often every source is rescanned whatever the events said.
     pub full_rescan_interval: Duration,
+    /// File changes that do not start a run.
+    pub ignore: IgnoreRules,
     pub sync: SyncOptions,
 }
 
@@ -43,6 +45,7 @@ impl Default for WatchOptions {
             poll_interval: Duration::from_secs(30),
             poll_intervals: HashMap::new(),
             full_rescan_interval: Duration::from_secs(600),
+            ignore: IgnoreRules::default(),
             sync: SyncOptions::default(),
         }
     }
@@ -199,10 +202,10 @@ pub async fn watch(
             _ = &mut shutdown => break,
             Some(result) = changes.recv() => {
                 let mut changed = ChangedPaths::new(sources.len());
-                changed.add(&result, &watched);
+                changed.add(&result, &watched, &options.ignore);
                 // Coalesce whatever else arrived meanwhile into the same run.
                 while let Ok(more) = changes.try_recv() {
-                    changed.add(&more, &watched);
+                    changed.add(&more, &watched, &options.ignore);
                 }
                 match changed.rescans() {
                     Some(rescans) => (Trigger::Changes, rescans),
@@ -279,7 +282,7 @@ impl ChangedPaths {
 
     /// Takes in one debounced batch. Watcher errors (an overflowed queue, the platform's
     /// watch limit) make the run rescan everything.
-    fn add(&mut self, result: &DebounceEventResult, watched: &[Option<PathBuf>]) {
+    fn add(&mut self, result: &DebounceEventResult, watched: &[Option<PathBuf>], ignore: &IgnoreRules) {
         let events = match result {
             Err(errors) => {
                 for error in errors {
@@ -303,7 +306,7 @@ impl ChangedPaths {
             for path in &event.paths {
                 for (i, root) in watched.iter().enumerate() {
                     if let Some(root) = root
-                        && concerns(root, path)
+                        && concerns(root, path, ignore)
                         && !self.per_source[i].contains(path)
                     {
                         self.per_source[i].push(path.clone());
@@ -333,32 +336,67 @@ impl ChangedPaths {
 /// Whether a change at `path` concerns the source at `root` (a folder, or an archive in a
 /// watched folder). Only the part below the root is judged, so a root that itself sits in
 /// a hidden folder is still followed.
-fn concerns(root: &Path, path: &Path) -> bool {
+fn concerns(root: &Path, path: &Path, ignore: &IgnoreRules) -> bool {
     if root.is_file() || root.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
         return path == root;
     }
     match path.strip_prefix(root) {
-        Ok(relative) => !is_ignored(relative),
+        Ok(relative) => !ignore.is_ignored(relative),
         // The root itself, or a folder above it, was moved or removed.
         Err(_) => root.starts_with(path),
     }
 }
 
-/// Editor droppings and hidden files: a change to them is not a change to a task.
-pub fn is_ignored(path: &Path) -> bool {
-    let hidden = path
-        .components()
-        .any(|c| matches!(c, Component::Normal(n) if n.to_string_lossy().starts_with('.') || n == "node_modules"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    hidden
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with(".tmp")
-        || name == "4913" // vim's write probe
+/// Changes that are not changes to a task: hidden files and folders (`.git/`, an editor's
+/// `.main.js.swp`), `node_modules`, editor droppings (`*~`, `*.swp`, `*.tmp`, vim's `4913`
+/// probe), and the `[watch] ignore` globs of the config.
+#[derive(Debug, Clone)]
+pub struct IgnoreRules {
+    globs: globset::GlobSet,
+}
+
+/// Always ignored; `[watch] ignore` adds to these.
+pub const DEFAULT_IGNORE: [&str; 7] = [".*", "node_modules", "*~", "*.swp", "*.swx", "*.tmp", "4913"];
+
+impl Default for IgnoreRules {
+    fn default() -> Self {
+        IgnoreRules::new(&[]).expect("the default globs are valid")
+    }
+}
+
+impl IgnoreRules {
+    /// The defaults and `extra`, gitignore-style: a glob without `/` matches a name at any
+    /// depth, one with `/` matches from the source's root; `*` stops at `/`, `**` does not;
+    /// a folder that matches ignores everything below it.
+    pub fn new(extra: &[String]) -> Result<Self, globset::Error> {
+        let mut builder = globset::GlobSetBuilder::new();
+        for pattern in DEFAULT_IGNORE.iter().copied().chain(extra.iter().map(String::as_str)) {
+            let pattern = pattern.trim_end_matches('/');
+            let anchored = match pattern.strip_prefix('/') {
+                Some(rooted) => rooted.to_owned(),
+                None if pattern.contains('/') => pattern.to_owned(),
+                None => format!("**/{pattern}"),
+            };
+            builder.add(globset::GlobBuilder::new(&anchored).literal_separator(true).build()?);
+        }
+        Ok(IgnoreRules {
+            globs: builder.build()?,
+        })
+    }
+
+    /// Whether a change at `relative` (below a source's root) is ignored: the path or one
+    /// of the folders it is in matches.
+    pub fn is_ignored(&self, relative: &Path) -> bool {
+        let mut prefix = PathBuf::new();
+        relative.components().any(|component| {
+            if let Component::Normal(name) = component {
+                prefix.push(name);
+                self.globs.is_match(&prefix)
+            } else {
+                false
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -368,25 +406,48 @@ mod tests {
     #[test]
     fn only_the_part_below_the_root_is_judged() {
         let root = Path::new("/home/me/.config/tasks");
-        assert!(concerns(root, Path::new("/home/me/.config/tasks/a/main.js")));
-        assert!(!concerns(root, Path::new("/home/me/.config/tasks/.git/index")));
-        assert!(concerns(root, Path::new("/home/me/.config")), "the root's parent moved");
-        assert!(!concerns(root, Path::new("/home/me/other/main.js")));
+        let ignore = IgnoreRules::default();
+        assert!(concerns(root, Path::new("/home/me/.config/tasks/a/main.js"), &ignore));
+        assert!(!concerns(root, Path::new("/home/me/.config/tasks/.git/index"), &ignore));
+        assert!(
+            concerns(root, Path::new("/home/me/.config"), &ignore),
+            "the root's parent moved"
+        );
+        assert!(!concerns(root, Path::new("/home/me/other/main.js"), &ignore));
     }
 
     #[test]
     fn editor_droppings_and_hidden_paths_are_ignored() {
+        let ignore = IgnoreRules::default();
         for ignored in [
-            "/t/.git/index",
-            "/t/a/.main.js.swp",
-            "/t/a/main.js~",
-            "/t/a/4913",
-            "/t/node_modules/x/metadata.json",
+            ".git/index",
+            "a/.main.js.swp",
+            "a/main.js~",
+            "a/4913",
+            "a/main.js.tmp",
+            "node_modules/x/metadata.json",
         ] {
-            assert!(is_ignored(Path::new(ignored)), "{ignored}");
+            assert!(ignore.is_ignored(Path::new(ignored)), "{ignored}");
         }
-        for kept in ["/t/a/main.js", "/t/a/tests/one.json", "/t/archive.zip"] {
-            assert!(!is_ignored(Path::new(kept)), "{kept}");
+        for kept in ["a/main.js", "a/tests/one.json", "archive.zip", "a/4913b"] {
+            assert!(!ignore.is_ignored(Path::new(kept)), "{kept}");
         }
+    }
+
+    #[test]
+    fn configured_globs_match_names_anywhere_or_paths_from_the_root() {
+        let ignore = IgnoreRules::new(&["*.bak".into(), "drafts/".into(), "team/*/scratch".into()]).unwrap();
+        for ignored in [
+            "a/main.js.bak",
+            "drafts/t/main.js",
+            "x/drafts/t/main.js",
+            "team/a/scratch/t/main.js",
+        ] {
+            assert!(ignore.is_ignored(Path::new(ignored)), "{ignored}");
+        }
+        for kept in ["a/main.js", "team/a/b/scratch/main.js", "drafts-2/t/main.js"] {
+            assert!(!ignore.is_ignored(Path::new(kept)), "{kept}");
+        }
+        assert!(IgnoreRules::new(&["a[".into()]).is_err());
     }
 }

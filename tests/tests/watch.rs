@@ -186,6 +186,31 @@ fn a_write_by_another_process_is_seen_by_the_next_watch_run() {
 }
 
 #[test]
+fn changes_under_configured_ignore_globs_start_no_run() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    write_tree(&tasks, 2).unwrap();
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\n\n[watch]\nignore = [\"drafts/\"]\n",
+    )
+    .unwrap();
+    let watcher = Watcher::start(&taskreg, &[]);
+    write_named_task(&tasks.join("drafts/idea"), "idea", "1.0.0", 1).unwrap();
+    // Well past the 50 ms debounce: a run for the draft would have happened by now.
+    std::thread::sleep(Duration::from_millis(400));
+    write_named_task(&tasks.join("real"), "real", "1.0.0", 2).unwrap();
+    eventually("the real task", || show(&taskreg, "real").is_some());
+    assert!(show(&taskreg, "idea").is_none(), "the ignored change started a run");
+    assert!(
+        watcher
+            .runs
+            .try_iter()
+            .all(|r| r["sources"][0]["rescanned"] != serde_json::json!(["drafts/idea"]))
+    );
+}
+
+#[test]
 fn sigterm_ends_watch_cleanly() {
     let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 3).unwrap();
