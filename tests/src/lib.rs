@@ -163,8 +163,13 @@ impl Server {
     /// Starts `taskreg serve --listen 127.0.0.1:0 EXTRA…` and reads the bound address from
     /// its first line on stderr.
     pub fn start(taskreg: &Taskreg, extra: &[&str]) -> Server {
+        Server::start_on(taskreg, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `taskreg serve --listen LISTEN EXTRA…`.
+    pub fn start_on(taskreg: &Taskreg, listen: &str, extra: &[&str]) -> Server {
         use std::io::BufRead;
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        let mut args = vec!["serve", "--listen", listen];
         args.extend_from_slice(extra);
         let mut child = taskreg
             .command(&args)

@@ -287,11 +287,14 @@ fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     fs::create_dir(&b_dir).unwrap();
     fs::write(
         b_dir.join("taskreg.toml"),
-        format!("[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{base}/v1/tasks\"\nbackoff_ms = 10\n"),
+        format!(
+            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{base}/v1/tasks\"\nbackoff_ms = 10\npoll_interval = \"1s\"\n"
+        ),
     )
     .unwrap();
     let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
-    let watcher = Watcher::start(&b, &["--poll-secs", "1"]);
+    // The source's own poll_interval wins over the default of an hour.
+    let watcher = Watcher::start(&b, &["--poll-secs", "3600"]);
     assert_eq!(b.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
 
     write_named_task(&work.path().join("upstream/late"), "late", "1.0.0", 9).unwrap();
@@ -299,6 +302,44 @@ fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     eventually("the upstream addition", || show(&b, "late").is_some());
     let polls: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
     assert!(polls.iter().all(|r| r["trigger"] == "poll"), "{polls:?}");
+    drop(server);
+}
+
+#[test]
+fn a_failing_remote_source_is_retried_with_backoff_long_before_its_poll_interval() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("upstream"), 3).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "upstream"]).assert_code(0);
+    // A port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let b_dir = work.path().join("b");
+    fs::create_dir(&b_dir).unwrap();
+    fs::write(
+        b_dir.join("taskreg.toml"),
+        format!(
+            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/v1/tasks\"\nretries = 0\npoll_interval = \"1h\"\n"
+        ),
+    )
+    .unwrap();
+    let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
+    let watcher = Watcher::start(&b, &[]);
+    let status = b.run(&["--json", "status"]).json();
+    assert_eq!(status["sources"][0]["status"], "failed", "{status}");
+
+    let server = Server::start_on(&a, &format!("127.0.0.1:{port}"), &[]);
+    eventually("the retried source's tasks", || {
+        b.run(&["--json", "list"]).json().as_array().unwrap().len() == 3
+    });
+    let runs: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
+    assert!(runs.iter().any(|r| r["trigger"] == "retry"), "{runs:?}");
+    let status = b.run(&["--json", "status"]).json();
+    assert_eq!(status["sources"][0]["status"], "ok", "{status}");
+    assert!(status["sources"][0]["last_error"].is_string(), "{status}");
     drop(server);
 }
 
