@@ -2,8 +2,9 @@
 //!
 //! scan every source (concurrently) → load the entries whose fingerprint changed (bounded
 //! concurrency, parse and check on the blocking pool so both cores work) → plan against
-//! the store's snapshot → apply in one transaction. Nothing is written when nothing
-//! changed.
+//! the store's snapshot → apply in one transaction. Nothing is written to the catalogue
+//! when nothing changed; each scanned source's status row is, after the catalogue's
+//! transaction. A run may scan only part of the sources ([`Rescan`]); see `watch`.
 
 use crate::store::{RunRecord, ScanOutcome, SourceRow, Store, StoreError, now_millis};
 use futures::StreamExt;
@@ -356,7 +357,8 @@ pub async fn plan_rescan(
     })
 }
 
-/// Applies a planned run in one transaction; an unchanged run writes nothing at all.
+/// Applies a planned run in one transaction (an unchanged run writes nothing to the
+/// catalogue), then records how each scanned source fared.
 pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
     let written = !planned.changes.is_empty();
     if written {
