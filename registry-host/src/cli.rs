@@ -164,7 +164,7 @@ fn init_logging(verbose: u8) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Bench(args) = &cli.command {
-        return crate::bench::run(args).await.map(|()| ExitCode::SUCCESS);
+        return crate::bench::run(args, cli.json).await.map(|()| ExitCode::SUCCESS);
     }
     let config = load_config(cli.config.as_deref())?;
     let validation = config.validation()?;
