@@ -37,6 +37,22 @@ impl Watcher {
     }
 }
 
+impl Watcher {
+    /// Sends SIGTERM and waits for the process to end, for at most `within`.
+    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < within, "watch did not stop within {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Watcher {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -215,16 +231,7 @@ fn sigterm_ends_watch_cleanly() {
     let (work, taskreg) = workspace();
     write_tree(&work.path().join("tasks"), 3).unwrap();
     let mut watcher = Watcher::start(&taskreg, &["tasks"]);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc_kill(watcher.child.id() as i32, 15) };
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = watcher.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "watch did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = watcher.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
     assert_eq!(taskreg.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
 }
@@ -245,16 +252,7 @@ fn sigterm_while_a_change_is_applied_finishes_that_run_and_exits_cleanly() {
     fs::rename(&staged, tasks.join("batch")).unwrap();
     // Past the 50 ms debounce: the run that loads 1,500 tasks is under way.
     std::thread::sleep(Duration::from_millis(150));
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc_kill(watcher.child.id() as i32, 15) };
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = watcher.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "watch did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = watcher.terminate(Duration::from_secs(60));
     assert!(status.success(), "killed instead of stopping: {status:?}");
     let reported: Vec<_> = watcher.runs.try_iter().collect();
     let listed = taskreg.run(&["--json", "list"]).json().as_array().unwrap().len();

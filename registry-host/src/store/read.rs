@@ -206,12 +206,7 @@ impl Store {
             .select((tasks::name, tasks::uuid))
             .load(c)
             .await)?;
-        rows.into_iter()
-            .map(|(name, uuid)| match Uuid::parse_str(&uuid) {
-                Ok(uuid) => Ok((name, uuid)),
-                Err(e) => Err(StoreError::Corrupt(format!("uuid of task `{name}`: {e}"))),
-            })
-            .collect()
+        parse_uuids(rows)
     }
 
     /// The UUIDs stored for these names or claimed by these UUIDs: all a plan needs to know
@@ -226,12 +221,7 @@ impl Store {
             .filter(tasks::name.eq_any(&names).or(tasks::uuid.eq_any(&uuids)))
             .load(c)
             .await)?;
-        rows.into_iter()
-            .map(|(name, uuid)| match Uuid::parse_str(&uuid) {
-                Ok(uuid) => Ok((name, uuid)),
-                Err(e) => Err(StoreError::Corrupt(format!("uuid of task `{name}`: {e}"))),
-            })
-            .collect()
+        parse_uuids(rows)
     }
 
     /// Every version's identity and state, without content: what a plan, the served index
@@ -402,6 +392,17 @@ impl Store {
         })?;
         Ok(counts)
     }
+}
+
+/// `(name, uuid)` rows as a map; a UUID that does not parse means the database was edited
+/// by hand.
+fn parse_uuids(rows: Vec<(String, String)>) -> Result<HashMap<String, Uuid>, StoreError> {
+    rows.into_iter()
+        .map(|(name, uuid)| match Uuid::parse_str(&uuid) {
+            Ok(uuid) => Ok((name, uuid)),
+            Err(e) => Err(StoreError::Corrupt(format!("uuid of task `{name}`: {e}"))),
+        })
+        .collect()
 }
 
 /// A `problems` row as read.
