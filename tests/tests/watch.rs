@@ -254,7 +254,8 @@ fn sigterm_while_a_change_is_applied_finishes_that_run_and_exits_cleanly() {
     std::thread::sleep(Duration::from_millis(150));
     let status = watcher.terminate(Duration::from_secs(60));
     assert!(status.success(), "killed instead of stopping: {status:?}");
-    let reported: Vec<_> = watcher.runs.try_iter().collect();
+    // The process has ended: its reader thread hands over every line it printed, then stops.
+    let reported: Vec<_> = watcher.runs.iter().collect();
     let listed = taskreg.run(&["--json", "list"]).json().as_array().unwrap().len();
     if reported.iter().any(|r| r["trigger"] == "changes") {
         assert_eq!(
@@ -330,11 +331,14 @@ fn a_failing_remote_source_is_retried_with_backoff_long_before_its_poll_interval
     assert_eq!(status["sources"][0]["status"], "failed", "{status}");
 
     let server = Server::start_on(&a, &format!("127.0.0.1:{port}"), &[]);
-    eventually("the retried source's tasks", || {
-        b.run(&["--json", "list"]).json().as_array().unwrap().len() == 3
+    // A run's report is printed after it is applied: wait for the report, not the tasks.
+    eventually("a retry that succeeds", || {
+        watcher
+            .runs
+            .try_iter()
+            .any(|r| r["trigger"] == "retry" && r["sources"][0]["status"] == "ok")
     });
-    let runs: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
-    assert!(runs.iter().any(|r| r["trigger"] == "retry"), "{runs:?}");
+    assert_eq!(b.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
     let status = b.run(&["--json", "status"]).json();
     assert_eq!(status["sources"][0]["status"], "ok", "{status}");
     assert!(status["sources"][0]["last_error"].is_string(), "{status}");
