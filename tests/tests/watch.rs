@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -273,59 +274,69 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
 
+/// Registry `a`, synced from three tasks in `upstream/`.
+fn upstream(work: &Path) -> Taskreg {
+    write_tree(&work.join("upstream"), 3).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.join("a.db").display()), work);
+    a.run(&["sync", "upstream"]).assert_code(0);
+    a
+}
+
+/// Registry `b`, whose one source is the `http` registry at `url` with `settings` added.
+fn downstream(work: &Path, url: &str, settings: &str) -> Taskreg {
+    let dir = work.join("b");
+    fs::create_dir(&dir).unwrap();
+    fs::write(
+        dir.join("taskreg.toml"),
+        format!("[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{url}\"\n{settings}\n"),
+    )
+    .unwrap();
+    Taskreg::new(format!("sqlite://{}", work.join("b.db").display()), &dir)
+}
+
 #[test]
 fn an_http_source_changing_upstream_is_picked_up_by_polling() {
     let work = tempfile::tempdir().unwrap();
-    write_tree(&work.path().join("upstream"), 3).unwrap();
-    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
-    a.run(&["sync", "upstream"]).assert_code(0);
+    let a = upstream(work.path());
     let server = Server::start(&a, &[]);
-    let base = server.base.clone();
-
-    let b_dir = work.path().join("b");
-    fs::create_dir(&b_dir).unwrap();
-    fs::write(
-        b_dir.join("taskreg.toml"),
-        format!(
-            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{base}/v1/tasks\"\nbackoff_ms = 10\npoll_interval = \"1s\"\n"
-        ),
-    )
-    .unwrap();
-    let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
+    let b = downstream(
+        work.path(),
+        &format!("{}/v1/tasks", server.base),
+        "backoff_ms = 10\npoll_interval = \"1s\"",
+    );
     // The source's own poll_interval wins over the default of an hour.
     let watcher = Watcher::start(&b, &["--poll-secs", "3600"]);
     assert_eq!(b.run(&["--json", "list"]).json().as_array().unwrap().len(), 3);
 
     write_named_task(&work.path().join("upstream/late"), "late", "1.0.0", 9).unwrap();
     a.run(&["sync", "upstream"]).assert_code(0);
-    eventually("the upstream addition", || show(&b, "late").is_some());
-    let polls: Vec<serde_json::Value> = watcher.runs.try_iter().collect();
-    assert!(polls.iter().all(|r| r["trigger"] == "poll"), "{polls:?}");
+    // A run's report is printed after it is applied: wait for the report of the poll that
+    // brought the addition, and see that nothing but polls ran meanwhile.
+    let mut runs = Vec::new();
+    eventually("a poll that adds the upstream addition", || {
+        runs.extend(watcher.runs.try_iter());
+        runs.iter().any(|r| r["added"] == 1)
+    });
+    assert!(runs.iter().all(|r| r["trigger"] == "poll"), "{runs:?}");
+    assert!(show(&b, "late").is_some());
     drop(server);
 }
 
 #[test]
 fn a_failing_remote_source_is_retried_with_backoff_long_before_its_poll_interval() {
     let work = tempfile::tempdir().unwrap();
-    write_tree(&work.path().join("upstream"), 3).unwrap();
-    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
-    a.run(&["sync", "upstream"]).assert_code(0);
+    let a = upstream(work.path());
     // A port nobody listens on yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let b_dir = work.path().join("b");
-    fs::create_dir(&b_dir).unwrap();
-    fs::write(
-        b_dir.join("taskreg.toml"),
-        format!(
-            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/v1/tasks\"\nretries = 0\npoll_interval = \"1h\"\n"
-        ),
-    )
-    .unwrap();
-    let b = Taskreg::new(format!("sqlite://{}", work.path().join("b.db").display()), &b_dir);
+    let b = downstream(
+        work.path(),
+        &format!("http://127.0.0.1:{port}/v1/tasks"),
+        "retries = 0\npoll_interval = \"1h\"",
+    );
     let watcher = Watcher::start(&b, &[]);
     let status = b.run(&["--json", "status"]).json();
     assert_eq!(status["sources"][0]["status"], "failed", "{status}");
