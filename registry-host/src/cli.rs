@@ -348,14 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = store.status().await?;
             let failing = status.sources.iter().any(|s| s.status != "ok");
             if cli.json {
-                let mut value = serde_json::to_value(&status)?;
-                for source in value["sources"].as_array_mut().into_iter().flatten() {
-                    let rescanned = source["rescanned"]
-                        .as_str()
-                        .and_then(|r| serde_json::from_str::<Value>(r).ok());
-                    source["rescanned"] = rescanned.unwrap_or(Value::Null);
-                }
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print_status(&status);
             }
@@ -534,9 +527,7 @@ fn print_status(status: &crate::store::Status) {
     }
     for s in &status.sources {
         let part = s
-            .rescanned
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Vec<String>>(r).ok())
+            .rescanned_folders()
             .map(|r| format!(" (rescanned {})", r.join(", ")))
             .unwrap_or_default();
         println!(

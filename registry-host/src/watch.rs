@@ -207,7 +207,7 @@ pub async fn watch(
                 while let Ok(more) = changes.try_recv() {
                     changed.add(&more, &watched, &options.ignore);
                 }
-                match changed.rescans() {
+                match changed.rescans(&watched) {
                     Some(rescans) => (Trigger::Changes, rescans),
                     None => continue,
                 }
@@ -317,16 +317,22 @@ impl ChangedPaths {
     }
 
     /// The run these changes call for, or `None` when they concern no source.
-    fn rescans(self) -> Option<Vec<Rescan>> {
-        let everything = self.everything;
+    /// Remote sources are left to their polls, even when the watcher lost events.
+    fn rescans(self, watched: &[Option<PathBuf>]) -> Option<Vec<Rescan>> {
         let rescans: Vec<Rescan> = self
             .per_source
             .into_iter()
-            .map(|paths| match paths.is_empty() {
-                true if everything => Rescan::Whole,
-                true => Rescan::Skip,
-                false if everything => Rescan::Whole,
-                false => Rescan::Changed(paths),
+            .zip(watched)
+            .map(|(paths, root)| {
+                if root.is_none() {
+                    Rescan::Skip
+                } else if self.everything {
+                    Rescan::Whole
+                } else if paths.is_empty() {
+                    Rescan::Skip
+                } else {
+                    Rescan::Changed(paths)
+                }
             })
             .collect();
         rescans.iter().any(|r| *r != Rescan::Skip).then_some(rescans)

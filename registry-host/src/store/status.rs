@@ -37,7 +37,9 @@ pub struct SourceStatus {
     /// `ok` or `failed`.
     pub status: String,
     pub complete: bool,
-    /// JSON array of the folders rescanned; `None` for a scan of the whole source.
+    /// JSON array of the folders rescanned, as stored; `None` for a scan of the whole
+    /// source. Serialized as the array itself.
+    #[serde(serialize_with = "as_folders")]
     pub rescanned: Option<String>,
     pub duration_ms: i64,
     /// Entries found by the latest scan (in the part it covered).
@@ -50,6 +52,21 @@ pub struct SourceStatus {
     /// The most recent failure, also after the source recovered.
     pub last_error: Option<String>,
     pub last_error_at: Option<i64>,
+}
+
+impl SourceStatus {
+    /// The folders the latest scan covered, when it covered only part of the source.
+    pub fn rescanned_folders(&self) -> Option<Vec<String>> {
+        folders(&self.rescanned)
+    }
+}
+
+fn folders(stored: &Option<String>) -> Option<Vec<String>> {
+    stored.as_deref().and_then(|r| serde_json::from_str(r).ok())
+}
+
+fn as_folders<S: serde::Serializer>(stored: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&folders(stored), serializer)
 }
 
 /// A long-lived process and its cache of checked tasks.
