@@ -113,6 +113,9 @@ enum Command {
         #[arg(long, env = "TASKREG_SERVE_TOKEN")]
         token: Option<String>,
     },
+    /// List every source kind: built in, or from which plugin library, with versions.
+    /// Exit 1 when a configured plugin library was refused.
+    Plugins,
     /// Measure sync speed on a generated tree against `tar` reading the same tree.
     Bench(crate::bench::BenchArgs),
 }
@@ -129,13 +132,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-    }
+    };
+    // A plugin call that timed out may still be running on a blocking thread; the
+    // process does not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 /// `taskreg list | head` must end quietly when `head` stops reading, as other Unix tools
@@ -171,6 +178,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Validate { paths } = &cli.command {
         return validate(paths, &validation, cli.json).await;
     }
+    if let Command::Plugins = &cli.command {
+        return plugins(&config, cli.json);
+    }
     let url = database_url(cli.database.as_deref(), &config)?;
     let mut store = Store::open(&url).await?;
     match cli.command {
@@ -180,7 +190,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             concurrency,
             allow_mass_removal,
         } => {
-            let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
+            let builder = source_builder(&config, &paths);
+            let sources = builder.build(&source_specs(&config, &paths)?)?;
             let mut options = SyncOptions {
                 progress: !cli.json && std::io::stderr().is_terminal(),
                 max_removal_share: config.lifecycle.max_removal_share,
@@ -202,7 +213,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 report.error_count()
             };
-            Ok(if strict && failing > 0 {
+            Ok(if (strict && failing > 0) || !builder.plugins.refused.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -264,7 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Watch { paths, timing } => {
             let shutdown = shutdown_signal();
-            let sources = crate::build_sources(&source_specs(&config, &paths)?)?;
+            let sources = source_builder(&config, &paths).build(&source_specs(&config, &paths)?)?;
             let options = watch_options(&timing, &config, &validation, cli.json);
             let (json, cache) = (cli.json, options.sync.cache.clone());
             crate::watch::watch(
@@ -307,7 +318,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let Some(mut watcher_store) = watcher_store else {
                     return Ok(());
                 };
-                let sources = crate::build_sources(&config.source_specs())?;
+                let sources = source_builder(&config, &[]).build(&config.source_specs())?;
                 let options = watch_options(&timing, &config, &validation, cli.json);
                 let (json, cache) = (cli.json, options.sync.cache.clone());
                 if let Some(cache) = &cache {
@@ -416,11 +427,92 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Validate { .. } | Command::Bench(_) => unreachable!("handled before opening the store"),
+        Command::Validate { .. } | Command::Bench(_) | Command::Plugins => {
+            unreachable!("handled before opening the store")
+        }
     }
 }
 
 /// The PATHs as ad-hoc sources, else the configured ones.
+/// The builder for the configured sources, or for ad-hoc paths (built-in kinds only).
+/// Each refused plugin library is reported on stderr.
+fn source_builder(config: &Config, paths: &[PathBuf]) -> crate::SourceBuilder {
+    if !paths.is_empty() {
+        return crate::SourceBuilder::default();
+    }
+    let builder = crate::SourceBuilder::from_config(config);
+    for refused in &builder.plugins.refused {
+        eprintln!("error: plugin refused: {refused}");
+    }
+    builder
+}
+
+/// `taskreg plugins`: every kind this configuration can build, and where it comes from.
+fn plugins(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    #[derive(serde::Serialize)]
+    struct KindRow {
+        kind: String,
+        description: String,
+        origin: String,
+        plugin: String,
+        plugin_version: String,
+        interface_version: Option<String>,
+    }
+    let builder = crate::SourceBuilder::from_config(config);
+    let mut rows: Vec<KindRow> = registry_core::kinds()
+        .iter()
+        .map(|k| KindRow {
+            kind: k.name.to_string(),
+            description: k.description.to_string(),
+            origin: "built-in".into(),
+            plugin: "taskreg".into(),
+            plugin_version: env!("CARGO_PKG_VERSION").into(),
+            interface_version: None,
+        })
+        .collect();
+    for library in &builder.plugins.libraries {
+        rows.extend(library.info.kinds.iter().map(|k| KindRow {
+            kind: k.name.clone(),
+            description: k.description.clone(),
+            origin: library.path.display().to_string(),
+            plugin: library.info.name.clone(),
+            plugin_version: library.info.version.clone(),
+            interface_version: Some(library.interface_version.clone()),
+        }));
+    }
+    let refused: Vec<String> = builder.plugins.refused.iter().map(ToString::to_string).collect();
+    if json {
+        let out = serde_json::json!({
+            "host_interface_version": crate::plugins::HOST_INTERFACE_VERSION,
+            "kinds": rows,
+            "refused": refused,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("plugin interface {}", crate::plugins::HOST_INTERFACE_VERSION);
+        for row in &rows {
+            let interface = row
+                .interface_version
+                .as_deref()
+                .map(|v| format!(", interface {v}"))
+                .unwrap_or_default();
+            println!(
+                "{:<12} {} {} ({}{interface})",
+                row.kind, row.plugin, row.plugin_version, row.origin
+            );
+            println!("{:<12} {}", "", row.description);
+        }
+        for line in &refused {
+            eprintln!("error: plugin refused: {line}");
+        }
+    }
+    Ok(if refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn source_specs(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Vec<SourceSpec>> {
     let specs: Vec<SourceSpec> = if paths.is_empty() {
         config.source_specs()

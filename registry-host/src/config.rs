@@ -53,6 +53,12 @@ pub struct Config {
     pub serve: ServeConfig,
     #[serde(default)]
     pub watch: WatchConfig,
+    /// Plugin libraries to load (`[[plugins]]` with `path` or `dir`).
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// Where plugin sources keep files between runs (default `.taskreg-cache` next to
+    /// this file); each source gets a folder of its own inside.
+    pub cache_dir: Option<PathBuf>,
     /// The folder relative paths are resolved against (the config file's folder).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -130,6 +136,14 @@ fn default_max_removal_share() -> f64 {
     registry_core::PlanOptions::DEFAULT_MAX_REMOVAL_SHARE
 }
 
+/// One `[[plugins]]` entry: a library file, or a folder whose every library is loaded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub path: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourceConfig {
     pub name: String,
@@ -138,6 +152,9 @@ pub struct SourceConfig {
     /// How often `watch` polls this source when it is not local (`"30s"`, `"5m"`, or seconds).
     #[serde(default, deserialize_with = "interval")]
     pub poll_interval: Option<std::time::Duration>,
+    /// How long one call into a plugin source may take (plugin kinds only; default 120s).
+    #[serde(default, deserialize_with = "interval")]
+    pub timeout: Option<std::time::Duration>,
     /// Everything else in the entry, handed to the source kind.
     #[serde(flatten)]
     pub settings: toml::Table,
@@ -186,6 +203,13 @@ impl Config {
                 return Err(invalid(format!("two [[sources]] entries are named `{}`", source.name)));
             }
         }
+        for plugin in &config.plugins {
+            if plugin.path.is_some() == plugin.dir.is_some() {
+                return Err(invalid(
+                    "a [[plugins]] entry needs exactly one of `path` or `dir`".into(),
+                ));
+            }
+        }
         if registry_core::find_strategy(&config.conflicts.strategy).is_none() {
             let known: Vec<&str> = registry_core::strategies().iter().map(|s| s.name()).collect();
             return Err(invalid(format!(
@@ -227,6 +251,30 @@ impl Config {
             .iter()
             .filter_map(|s| Some((s.name.clone(), s.poll_interval?)))
             .collect()
+    }
+
+    /// The `timeout` of each source that sets one, by name.
+    pub fn timeouts(&self) -> std::collections::HashMap<String, std::time::Duration> {
+        self.sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.timeout?)))
+            .collect()
+    }
+
+    /// The plugin library files and plugin folders to load, resolved against this file's folder.
+    pub fn plugin_locations(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let files = self.plugins.iter().filter_map(|p| p.path.as_ref());
+        let folders = self.plugins.iter().filter_map(|p| p.dir.as_ref());
+        (
+            files.map(|p| self.base_dir.join(p)).collect(),
+            folders.map(|p| self.base_dir.join(p)).collect(),
+        )
+    }
+
+    /// The folder plugin sources keep their files in.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.base_dir
+            .join(self.cache_dir.as_deref().unwrap_or(Path::new(".taskreg-cache")))
     }
 
     /// The configured sources, in priority order.

@@ -1,0 +1,483 @@
+//! Source plugins loaded from `cdylib`s, and the adapter that makes each of their sources a
+//! core [`Source`].
+//!
+//! Every library is loaded with its own `lib_header_from_path(…).init_root_module()`, so
+//! several plugins load side by side, and is never unloaded (abi_stable's rule: a source
+//! object may outlive any handle to its library). A library that is not a taskreg plugin,
+//! or was built for an interface this host cannot use, is refused with one line naming
+//! the file and both versions; the host goes on without it.
+//!
+//! A plugin's calls run on the blocking pool, never on the async workers, each with the
+//! source's timeout. An error, a panic (caught inside the plugin by
+//! `export_source_plugin!`) or a timeout fails that call only: a failed scan removes
+//! nothing, a failed load reports the task and keeps what the catalogue had.
+
+use abi_stable::library::{LibraryError, lib_header_from_path};
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RArc, RResult, RStr};
+use async_trait::async_trait;
+use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceSpec};
+use registry_plugin_api::ffi::{self, SourcePluginModuleRef};
+use registry_plugin_api::{KindInfo, PluginError, PluginInfo, SourceRequest};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use thiserror::Error;
+
+/// How long a plugin call may take when the source sets no `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The interface version this host speaks (the `registry-plugin-api` it was built with).
+pub const HOST_INTERFACE_VERSION: &str = registry_plugin_api::PROTOCOL_VERSION;
+
+/// Why a library was refused. Each names the file.
+#[derive(Debug, Error)]
+pub enum PluginLoadError {
+    #[error("{path}: cannot open the library: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("{path}: not a taskreg plugin (it exports no abi_stable root module)")]
+    NotAPlugin { path: PathBuf },
+    #[error(
+        "{path}: built for plugin interface {plugin_interface}, which this taskreg (interface {HOST_INTERFACE_VERSION}) cannot load; rebuild the plugin against registry-plugin-api {HOST_INTERFACE_VERSION}"
+    )]
+    IncompatibleInterface { path: PathBuf, plugin_interface: String },
+    #[error(
+        "{path}: built for plugin interface {plugin_interface} but its types do not match this taskreg's (interface {HOST_INTERFACE_VERSION}): {summary}"
+    )]
+    LayoutMismatch {
+        path: PathBuf,
+        plugin_interface: String,
+        summary: String,
+    },
+    #[error("{path}: the plugin failed to start: {reason}")]
+    Failed { path: PathBuf, reason: String },
+    #[error("{path}: source kind `{kind}` is already provided by {other}")]
+    DuplicateKind { path: PathBuf, kind: String, other: String },
+    #[error("plugin folder {path}: {reason}")]
+    Folder { path: PathBuf, reason: String },
+}
+
+/// A loaded plugin library.
+pub struct PluginLibrary {
+    pub path: PathBuf,
+    pub info: PluginInfo,
+    /// The interface version the library was built against.
+    pub interface_version: String,
+    module: SourcePluginModuleRef,
+}
+
+impl std::fmt::Debug for PluginLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginLibrary")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .field("interface_version", &self.interface_version)
+            .finish()
+    }
+}
+
+impl PluginLibrary {
+    /// Loads the plugin at `path`.
+    pub fn load(path: &Path) -> Result<PluginLibrary, PluginLoadError> {
+        let path_buf = path.to_path_buf();
+        let header = lib_header_from_path(path).map_err(|e| match e {
+            LibraryError::GetSymbolError { .. } => PluginLoadError::NotAPlugin { path: path_buf.clone() },
+            LibraryError::OpenError { err, .. } => PluginLoadError::Open {
+                path: path_buf.clone(),
+                reason: err.to_string(),
+            },
+            other => PluginLoadError::Failed {
+                path: path_buf.clone(),
+                reason: summary(&other),
+            },
+        })?;
+        let plugin_interface = header.version_strings().version.to_string();
+        let module = header
+            .init_root_module::<SourcePluginModuleRef>()
+            .map_err(|e| match e {
+                LibraryError::IncompatibleVersionNumber { .. } | LibraryError::ParseVersionError(_) => {
+                    PluginLoadError::IncompatibleInterface {
+                        path: path_buf.clone(),
+                        plugin_interface: plugin_interface.clone(),
+                    }
+                }
+                LibraryError::AbiInstability(_) => PluginLoadError::LayoutMismatch {
+                    path: path_buf.clone(),
+                    plugin_interface: plugin_interface.clone(),
+                    summary: summary(&e),
+                },
+                other => PluginLoadError::Failed {
+                    path: path_buf.clone(),
+                    reason: summary(&other),
+                },
+            })?;
+        let info = match (module.info())() {
+            RResult::ROk(info) => PluginInfo::from(info),
+            RResult::RErr(e) => {
+                return Err(PluginLoadError::Failed {
+                    path: path_buf,
+                    reason: PluginError::from(e).to_string(),
+                });
+            }
+        };
+        Ok(PluginLibrary {
+            path: path_buf,
+            info,
+            interface_version: plugin_interface,
+            module,
+        })
+    }
+
+    fn kind(&self, name: &str) -> Option<&KindInfo> {
+        self.info.kinds.iter().find(|k| k.name == name)
+    }
+}
+
+/// abi_stable's layout errors run to hundreds of lines; one line of it is what a user can
+/// act on.
+fn summary(error: &LibraryError) -> String {
+    let text = error.to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let first = lines.first().copied().unwrap_or("unknown error");
+    if lines.len() > 1 {
+        format!("{first} (… {} more lines of detail)", lines.len() - 1)
+    } else {
+        first.to_string()
+    }
+}
+
+/// Every plugin library of a configuration, and the ones that were refused.
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    pub libraries: Vec<PluginLibrary>,
+    pub refused: Vec<PluginLoadError>,
+}
+
+impl PluginSet {
+    /// Loads every library named by `paths` (files) and found in `folders` (every
+    /// `.so`, `.dylib` or `.dll` in it, in name order). A refused library is recorded and
+    /// skipped.
+    pub fn load(paths: &[PathBuf], folders: &[PathBuf]) -> PluginSet {
+        let mut set = PluginSet::default();
+        let mut candidates = paths.to_vec();
+        for folder in folders {
+            match library_files(folder) {
+                Ok(found) => candidates.extend(found),
+                Err(e) => set.refused.push(PluginLoadError::Folder {
+                    path: folder.clone(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        for path in candidates {
+            match PluginLibrary::load(&path) {
+                Ok(library) => {
+                    let taken = library.info.kinds.iter().find_map(|k| {
+                        let other = if registry_core::find_kind(&k.name).is_some() {
+                            Some("a built-in kind".to_string())
+                        } else {
+                            set.libraries
+                                .iter()
+                                .find(|l| l.kind(&k.name).is_some())
+                                .map(|l| l.path.display().to_string())
+                        };
+                        other.map(|other| (k.name.clone(), other))
+                    });
+                    match taken {
+                        Some((kind, other)) => set.refused.push(PluginLoadError::DuplicateKind { path, kind, other }),
+                        None => set.libraries.push(library),
+                    }
+                }
+                Err(e) => set.refused.push(e),
+            }
+        }
+        set
+    }
+
+    fn provider(&self, kind: &str) -> Option<(&PluginLibrary, &KindInfo)> {
+        self.libraries.iter().find_map(|l| Some((l, l.kind(kind)?)))
+    }
+}
+
+fn library_files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "so" || x == "dylib" || x == "dll"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Where and how a plugin source runs, beyond its spec.
+#[derive(Debug, Clone)]
+pub struct PluginSourceOptions {
+    pub timeout: Duration,
+    pub cache_dir: PathBuf,
+}
+
+/// Builds the source `spec` describes with the plugin that provides its kind, after
+/// checking its settings against the kind's schema. `None` when no loaded plugin
+/// provides the kind.
+pub fn build_plugin_source(
+    plugins: &PluginSet,
+    spec: &SourceSpec,
+    options: &PluginSourceOptions,
+) -> Option<Result<Box<dyn Source>, SourceError>> {
+    let (library, kind) = plugins.provider(&spec.kind)?;
+    Some(open(library, kind, spec, options))
+}
+
+fn open(
+    library: &PluginLibrary,
+    kind: &KindInfo,
+    spec: &SourceSpec,
+    options: &PluginSourceOptions,
+) -> Result<Box<dyn Source>, SourceError> {
+    let misconfigured = |reason: String| SourceError::Config {
+        source_name: spec.name.clone(),
+        reason,
+    };
+    check_settings(&kind.config_schema, &spec.settings).map_err(&misconfigured)?;
+    let request = SourceRequest {
+        kind: spec.kind.clone(),
+        name: spec.name.clone(),
+        config: spec.settings.clone(),
+        base_dir: spec.base_dir.clone(),
+        cache_dir: options.cache_dir.clone(),
+    };
+    let request = serde_json::to_string(&request).map_err(|e| misconfigured(e.to_string()))?;
+    let host = host_callbacks(&spec.name, Arc::new(AtomicBool::new(false)));
+    let object = match (library.module.open())(RStr::from_str(&request), host) {
+        RResult::ROk(object) => object,
+        RResult::RErr(e) => {
+            return Err(misconfigured(format!(
+                "plugin `{}` ({}) refused it: {}",
+                library.info.name,
+                library.path.display(),
+                PluginError::from(e)
+            )));
+        }
+    };
+    Ok(Box::new(PluginSource {
+        name: spec.name.clone(),
+        kind: spec.kind.clone(),
+        location: object.location().into_string(),
+        object: Arc::new(object),
+        timeout: options.timeout,
+    }))
+}
+
+/// Checks a source's settings against its kind's JSON Schema, naming every failing field.
+fn check_settings(schema: &serde_json::Value, settings: &serde_json::Value) -> Result<(), String> {
+    let validator =
+        jsonschema::validator_for(schema).map_err(|e| format!("the plugin's settings schema is invalid: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(settings)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("`{}`: {e}", at.trim_start_matches('/').replace('/', "."))
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// A plugin's source as a core [`Source`].
+struct PluginSource {
+    name: String,
+    kind: String,
+    location: String,
+    object: Arc<ffi::SourceBox>,
+    timeout: Duration,
+}
+
+impl PluginSource {
+    /// Runs `call` on the blocking pool with this source's timeout. On a timeout the
+    /// call's cancellation flag is raised and the thread is left to finish on its own.
+    async fn call<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        call: impl FnOnce(&ffi::SourceBox, ffi::HostBox) -> RResult<T, ffi::PluginError> + Send + 'static,
+    ) -> Result<T, PluginError> {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let host = host_callbacks(&self.name, cancelled.clone());
+        let object = self.object.clone();
+        let running = tokio::task::spawn_blocking(move || call(&object, host).into_result());
+        match tokio::time::timeout(self.timeout, running).await {
+            Ok(Ok(result)) => result.map_err(PluginError::from),
+            Ok(Err(e)) => Err(PluginError::new("crashed", format!("`{what}` did not finish: {e}"))),
+            Err(_) => {
+                cancelled.store(true, Ordering::Relaxed);
+                Err(PluginError::new(
+                    "timeout",
+                    format!("`{what}` gave no answer within {}s", self.timeout.as_secs_f64()),
+                )
+                .retryable())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Source for PluginSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        let scan = self
+            .call("scan", |object, host| object.scan(host))
+            .await
+            .map_err(|e| SourceError::Unavailable {
+                source_name: self.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let scan = registry_plugin_api::Scan::from(scan);
+        Ok(Scan {
+            entries: scan
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    locator: e.locator,
+                    fingerprint: e.fingerprint,
+                })
+                .collect(),
+            complete: scan.complete && !scan.issues.iter().any(|i| i.is_error),
+            issues: scan
+                .issues
+                .into_iter()
+                .map(|i| {
+                    let message = format!("{} [{}]", i.message, i.code);
+                    if i.is_error {
+                        ScanIssue::error(i.locator, "source.plugin_issue", message)
+                    } else {
+                        ScanIssue::warning(i.locator, "source.plugin_issue", message)
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        let locator = entry.locator.clone();
+        let bundle = self
+            .call("load", move |object, host| object.load(RStr::from_str(&locator), host))
+            .await
+            .map_err(|e| SourceError::File {
+                file: entry.locator.clone(),
+                reason: e.to_string(),
+            })?;
+        let bundle = registry_plugin_api::Bundle::from(bundle);
+        Ok(Bundle {
+            files: bundle.files.into_iter().collect(),
+            folder_name: bundle.folder_name,
+            modified: bundle.modified,
+        })
+    }
+}
+
+/// The host's side of one call: its cancellation flag, and logging into the host's
+/// `tracing` under the source's name.
+struct CallHost {
+    source: String,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl ffi::HostCallbacks for CallHost {
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    fn log(&self, level: ffi::LogLevel, message: RStr<'_>) {
+        let (source, message) = (self.source.as_str(), message.as_str());
+        match level {
+            ffi::LogLevel::ERROR => tracing::error!(target: "taskreg::plugin", source, "{message}"),
+            ffi::LogLevel::WARN => tracing::warn!(target: "taskreg::plugin", source, "{message}"),
+            ffi::LogLevel::INFO => tracing::info!(target: "taskreg::plugin", source, "{message}"),
+            ffi::LogLevel::DEBUG => tracing::debug!(target: "taskreg::plugin", source, "{message}"),
+            _ => tracing::trace!(target: "taskreg::plugin", source, "{message}"),
+        }
+    }
+}
+
+fn host_callbacks(source: &str, cancelled: Arc<AtomicBool>) -> ffi::HostBox {
+    ffi::HostCallbacks_TO::from_ptr(
+        RArc::new(CallHost {
+            source: source.to_string(),
+            cancelled,
+        }),
+        TD_Opaque,
+    )
+}
+
+/// A source whose kind no loaded plugin provides because a library was refused: every
+/// scan fails, so the catalogue keeps what it has of it.
+pub struct UnavailableSource {
+    pub name: String,
+    pub kind: String,
+    pub reason: String,
+}
+
+#[async_trait]
+impl Source for UnavailableSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn location(&self) -> String {
+        format!("(kind `{}` not loaded)", self.kind)
+    }
+
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        Err(SourceError::Unavailable {
+            source_name: self.name.clone(),
+            reason: self.reason.clone(),
+        })
+    }
+
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        Err(SourceError::File {
+            file: entry.locator.clone(),
+            reason: self.reason.clone(),
+        })
+    }
+}
+
+/// The cache folder name of a source: its name made safe for a file name, with a short
+/// hash of the name so that two names that clean up alike stay apart.
+pub fn cache_folder_name(source: &str) -> String {
+    use sha2::Digest as _;
+    let clean: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    let hash = hex::encode(&sha2::Sha256::digest(source.as_bytes())[..4]);
+    format!("{clean}-{hash}")
+}
