@@ -310,7 +310,7 @@ impl PluginSource {
         let cancelled = Arc::new(AtomicBool::new(false));
         let host = host_callbacks(&self.name, cancelled.clone());
         let object = self.object.clone();
-        let running = tokio::task::spawn_blocking(move || call(&object, host).into_result());
+        let running = tokio::task::spawn_blocking(move || without_sigpipe(|| call(&object, host).into_result()));
         match tokio::time::timeout(self.timeout, running).await {
             Ok(Ok(result)) => result.map_err(PluginError::from),
             Ok(Err(e)) => Err(PluginError::new("crashed", format!("`{what}` did not finish: {e}"))),
@@ -390,6 +390,29 @@ impl Source for PluginSource {
             modified: bundle.modified,
         })
     }
+}
+
+/// Runs a plugin call with SIGPIPE blocked on its thread. The CLI restores SIGPIPE's
+/// default action (so `taskreg list | head` ends quietly), but a plugin that talks to a
+/// child process (git's `upload-pack`) must get `EPIPE` from a closed pipe, not have the
+/// whole host killed. A SIGPIPE raised during the call is discarded before unblocking.
+fn without_sigpipe<T>(call: impl FnOnce() -> T) -> T {
+    #[cfg(unix)]
+    // SAFETY: plain signal-mask calls on this thread, with sets initialised by sigemptyset.
+    unsafe {
+        let mut pipe: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &pipe, &mut previous);
+        let result = call();
+        let no_wait = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        while libc::sigtimedwait(&pipe, std::ptr::null_mut(), &no_wait) == libc::SIGPIPE {}
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        result
+    }
+    #[cfg(not(unix))]
+    call()
 }
 
 /// The host's side of one call: its cancellation flag, and logging into the host's

@@ -193,3 +193,87 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The `target/<profile>` folder this test binary was built into.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
+}
+
+/// Builds a `cdylib` with cargo into this build's target folder and returns the library's
+/// path. `cargo test` does not build the `cdylib`s of workspace members, so plugin tests
+/// build them (a no-op when they are fresh); `selection` is `-p NAME` or
+/// `--manifest-path PATH`.
+pub fn build_cdylib(selection: &[&str]) -> PathBuf {
+    // One cargo at a time from this process; cargo's own lock orders the others.
+    static CARGO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = CARGO.lock().unwrap_or_else(|e| e.into_inner());
+    let profile = profile_dir();
+    let target = profile.parent().expect("target folder");
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .arg("build")
+        .args(selection)
+        .args(["--message-format", "json-render-diagnostics", "--target-dir"])
+        .arg(target)
+        .current_dir(repository_root());
+    if profile.file_name().is_some_and(|n| n == "release") {
+        command.arg("--release");
+    }
+    let output = command.output().expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "cargo build {selection:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter(|message| {
+            message["target"]["crate_types"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| t == "cdylib"))
+        })
+        .flat_map(|message| {
+            let names: Vec<String> = message["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            names
+        })
+        .map(PathBuf::from)
+        .find(|path| path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
+        .unwrap_or_else(|| panic!("cargo build {selection:?} produced no cdylib"))
+}
+
+/// The library of a plugin package of this workspace, built if needed.
+pub fn plugin_library(package: &str) -> PathBuf {
+    build_cdylib(&["-p", package])
+}
+
+/// Runs `git` in `dir` with a fixed identity and no user or system configuration.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "taskreg tests")
+        .env("GIT_AUTHOR_EMAIL", "tests@taskreg.invalid")
+        .env("GIT_COMMITTER_NAME", "taskreg tests")
+        .env("GIT_COMMITTER_EMAIL", "tests@taskreg.invalid")
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
