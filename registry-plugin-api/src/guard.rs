@@ -4,19 +4,55 @@
 use crate::{Host, PluginError, PluginSource, SourcePlugin, SourceRequest, ffi};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
 
-/// Runs `call`, turning a panic into an error with code `panic` naming `what` was called.
+thread_local! {
+    /// True while this thread runs a guarded call.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// Where the latest guarded panic happened, recorded by the panic hook.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the default panic output for panics inside guarded calls: the panic becomes
+/// an error value with its location, so printing a backtrace on the host's stderr would
+/// only repeat it. Other panics go to the previous hook. The hook belongs to this
+/// library's copy of `std`, not the host's.
+pub(crate) fn install_panic_hook() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) {
+                let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+                PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `call`, turning a panic into an error with code `panic` naming `what` was called
+/// and where it panicked.
 fn guarded<T>(what: &str, call: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
-    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(call));
+    GUARDED.with(|g| g.set(outer));
+    result.unwrap_or_else(|payload| {
         let reason = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
+        let location = PANIC_LOCATION
+            .with(|slot| slot.borrow_mut().take())
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
         Err(PluginError::new(
             "panic",
-            format!("the plugin panicked in `{what}`: {reason}"),
+            format!("the plugin panicked in `{what}`{location}: {reason}"),
         ))
     })
 }

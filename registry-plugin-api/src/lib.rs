@@ -287,6 +287,7 @@ macro_rules! export_source_plugin {
 #[doc(hidden)]
 pub fn root_module<P: SourcePlugin>() -> ffi::SourcePluginModuleRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
+    guard::install_panic_hook();
     ffi::SourcePluginModule {
         info: guard::info::<P>,
         open: guard::open::<P>,
