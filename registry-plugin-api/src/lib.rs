@@ -233,6 +233,14 @@ impl Host {
         Host(host)
     }
 
+    /// A host for a plugin's own tests and tools: it never cancels and logs to stderr.
+    pub fn standalone() -> Self {
+        Host(ffi::HostCallbacks_TO::from_ptr(
+            abi_stable::std_types::RArc::new(StandaloneHost),
+            abi_stable::sabi_trait::TD_Opaque,
+        ))
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.0.is_cancelled()
     }
@@ -257,6 +265,18 @@ impl Host {
     /// [`Host::is_cancelled`] became true.
     pub fn cancelled_error(&self) -> PluginError {
         PluginError::new("cancelled", "the host cancelled the call")
+    }
+}
+
+struct StandaloneHost;
+
+impl ffi::HostCallbacks for StandaloneHost {
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+
+    fn log(&self, level: ffi::LogLevel, message: abi_stable::std_types::RStr<'_>) {
+        eprintln!("[plugin log {}] {message}", level.0);
     }
 }
 

@@ -277,3 +277,115 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
+
+/// A git smart-HTTP server on loopback: `git http-backend` behind a small axum server.
+/// Paths below `/private/` demand HTTP Basic credentials, for testing a source's own
+/// credentials; others are public.
+pub struct GitHttpServer {
+    pub url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl GitHttpServer {
+    /// Serves the repositories below `root` at `http://127.0.0.1:PORT/<name>`, and again at
+    /// `/private/<name>`, where it answers 401 to any request whose `Authorization` header
+    /// is not `authorization`.
+    pub fn start(root: &Path, authorization: &str) -> GitHttpServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind loopback");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (root, authorization) = (root.to_owned(), authorization.to_owned());
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (root, authorization) = (root.clone(), authorization.clone());
+            async move { git_http_backend(&root, &authorization, request).await }
+        });
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        GitHttpServer { url, _runtime: runtime }
+    }
+}
+
+async fn git_http_backend(
+    root: &Path,
+    authorization: &str,
+    request: axum::extract::Request,
+) -> axum::response::Response<axum::body::Body> {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let private = request.uri().path().starts_with("/private/");
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|value| value.as_bytes() == authorization.as_bytes());
+    if private && !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"git\"")],
+            "credentials required",
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut command = tokio::process::Command::new("git");
+    command
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", parts.method.as_str())
+        .env("PATH_INFO", parts.uri.path().trim_start_matches("/private"))
+        .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("REMOTE_USER", "tests")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    for (name, value) in &parts.headers {
+        let variable = format!("HTTP_{}", name.as_str().to_uppercase().replace('-', "_"));
+        command.env(variable, value.to_str().unwrap_or(""));
+    }
+    if let Some(kind) = parts.headers.get(header::CONTENT_TYPE) {
+        command.env("CONTENT_TYPE", kind.to_str().unwrap_or(""));
+    }
+    let mut child = command.spawn().expect("start git http-backend");
+    let mut stdin = child.stdin.take().unwrap();
+    let writing = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(&body).await;
+    });
+    let output = child.wait_with_output().await.expect("run git http-backend");
+    let _ = writing.await;
+    // A CGI answer: headers, an empty line, the body.
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| (at, 4))
+        .or_else(|| output.stdout.windows(2).position(|w| w == b"\n\n").map(|at| (at, 2)))
+        .unwrap_or((output.stdout.len(), 0));
+    let head = String::from_utf8_lossy(&output.stdout[..split.0]).into_owned();
+    let mut response = axum::response::Response::builder();
+    for line in head.lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("status") {
+            let code = value
+                .trim()
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+            response = response.status(code);
+        } else {
+            response = response.header(name.trim(), value.trim());
+        }
+    }
+    response
+        .body(axum::body::Body::from(output.stdout[split.0 + split.1..].to_vec()))
+        .expect("a response")
+}

@@ -2,7 +2,9 @@
 //! by cargo, loaded by the `taskreg` binary, fed by git repositories made in the test.
 
 use std::path::{Path, PathBuf};
-use taskreg_tests::{Run, Taskreg, build_cdylib, git, plugin_library, repository_root, workspace, write_named_task};
+use taskreg_tests::{
+    GitHttpServer, Run, Taskreg, build_cdylib, git, plugin_library, repository_root, workspace, write_named_task,
+};
 
 /// Writes `taskreg.toml` in the taskreg's folder.
 fn configure(taskreg: &Taskreg, config: &str) {
@@ -233,6 +235,15 @@ fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
         error.contains("panicked in `scan`") && error.contains("scan panicked on purpose"),
         "{error}"
     );
+    assert!(
+        error.contains("tests/plugins/misbehaving/src/lib.rs:"),
+        "the panic's location: {error}"
+    );
+    assert!(
+        !run.stderr.contains("stack backtrace"),
+        "no backtrace on the host's stderr: {}",
+        run.stderr
+    );
     assert_eq!(source_report(&report, "local")["status"], "ok");
     assert_eq!(
         catalogue(&taskreg),
@@ -460,4 +471,47 @@ fn copy_folder(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// gix sends credentials over https only; over plain http (all a test can serve without
+/// a certificate authority) it refuses, which shows that the source's own token reached
+/// the transport, and that nothing else (environment, credential helpers, a prompt) did.
+#[test]
+fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_text() {
+    let (work, taskreg) = workspace();
+    task_repository(work.path());
+    // `Basic` with `x-access-token:s3cret-token`, the plugin's default user name.
+    let server = GitHttpServer::start(work.path(), "Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu");
+    let source = |name: &str, path: &str, credentials: &str| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\ntype = \"git\"\nurl = \"{}/{path}\"\nsubdirectory = \"tasks\"\n{credentials}\n",
+            server.url
+        )
+    };
+    let sources = [
+        source("public", "upstream", ""),
+        source("with-token", "private/upstream", "token = \"s3cret-token\"\n"),
+        source("without-token", "private/upstream", ""),
+    ]
+    .concat();
+    configure(&taskreg, &git_config(&plugin_library("git-source"), &sources));
+
+    let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    assert_eq!(source_report(&report, "public")["status"], "ok", "{report:#}");
+    assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
+    let error_of = |name: &str| {
+        let source = source_report(&report, name);
+        assert_eq!(source["status"], "failed", "{source:#}");
+        source["error"].as_str().unwrap().to_string()
+    };
+    let with_token = error_of("with-token");
+    assert!(
+        with_token.contains("Will not send credentials in clear text"),
+        "{with_token}"
+    );
+    let without_token = error_of("without-token");
+    assert!(
+        without_token.contains("No credentials were returned"),
+        "{without_token}"
+    );
 }

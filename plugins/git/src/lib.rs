@@ -35,7 +35,8 @@ use registry_plugin_api::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 pub struct GitPlugin;
 
@@ -127,6 +128,9 @@ impl GitSource {
         if subdirectory.split('/').any(|part| part == "..") {
             return Err(config_error("`subdirectory` may not leave the repository (`..`)"));
         }
+        // reqwest is built without a TLS provider of its own; this library's copy of rustls
+        // gets ring (process-wide within this library only, and only if none is set).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(GitSource {
             url: resolve_url(&config.url, &request.base_dir),
             reference: config.reference,
@@ -181,9 +185,10 @@ impl GitSource {
 
     /// Brings the clone up to date with the remote: every branch, every tag, and the
     /// remote's HEAD (its default branch).
-    fn fetch(&self, repository: &gix::Repository) -> Result<(), PluginError> {
-        let unreachable =
-            |e: gix::Error| git_error("fetch_failed", &format!("cannot fetch {}", self.url), e).retryable();
+    fn fetch(&self, repository: &gix::Repository, host: &Host) -> Result<(), PluginError> {
+        let unreachable = |e: gix::Error| {
+            git_error("fetch_failed", &format!("cannot fetch {}", self.url), with_causes(&e)).retryable()
+        };
         let remote = repository
             .remote_at(self.url.as_str())
             .map_err(|e| config_error(format!("`url` {} is not a git URL: {e}", self.url)))?
@@ -211,13 +216,31 @@ impl GitSource {
                 }
                 _ => Ok(None),
             });
+        // gix watches an AtomicBool while it receives a pack; a helper thread raises it
+        // when the host cancels the call (a timeout), so a long fetch stops early.
         let interrupt = AtomicBool::new(false);
-        connection
-            .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(unreachable)?
-            .receive(gix::progress::Discard, &interrupt)
-            .map_err(unreachable)?;
-        Ok(())
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if host.is_cancelled() {
+                        interrupt.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+            let fetched = connection
+                .prepare_fetch(gix::progress::Discard, Default::default())
+                .map_err(unreachable)
+                .and_then(|prepared| {
+                    prepared
+                        .receive(gix::progress::Discard, &interrupt)
+                        .map_err(unreachable)
+                });
+            done.store(true, Ordering::Relaxed);
+            fetched.map(|_| ())
+        })
     }
 
     /// The tree of the configured ref (the remote's HEAD when none is set) at
@@ -279,7 +302,7 @@ impl PluginSource for GitSource {
 
     fn scan(&self, host: &Host) -> Result<Scan, PluginError> {
         let repository = self.repository()?;
-        self.fetch(&repository)?;
+        self.fetch(&repository, host)?;
         if host.is_cancelled() {
             return Err(host.cancelled_error());
         }
@@ -328,6 +351,22 @@ impl PluginSource for GitSource {
             modified: None,
         })
     }
+}
+
+/// An error and its causes on one line: gix's top-level messages ("Transport handshake
+/// failed") say what failed, the causes say why (a 401, a refused connection).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let message = next.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = next.source();
+    }
+    text
 }
 
 /// A relative local path is relative to the config file's folder; URLs stay as they are.
