@@ -25,6 +25,11 @@ pub struct BenchArgs {
     /// has the new content (0: skip).
     #[arg(long, default_value_t = 20)]
     pub watch_edits: usize,
+    /// Also sync the same tree from a git repository through this git source plugin
+    /// library (`cargo build --release -p git-source`): cold (clone and load every task),
+    /// no-change resync (fetch and walk the tree) and a commit that changes one task.
+    #[arg(long)]
+    pub git_plugin: Option<PathBuf>,
 }
 
 /// Runs the measurements and prints them, as one JSON object with `json`.
@@ -59,6 +64,10 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let git = match &args.git_plugin {
+        Some(plugin) => Some(git_figures(&exe, &dir, &tree, plugin, runs)?),
+        None => None,
+    };
     let mut latencies = in_order.clone();
     latencies.sort();
     let percentile = |p: f64| {
@@ -81,6 +90,11 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
                 "max": percentile(1.0),
                 "in_order": in_order.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
             },
+            "git_plugin": git.as_ref().map(|g| serde_json::json!({
+                "cold_sync_ms": ms(g.cold),
+                "resync_ms": ms(g.resync),
+                "one_task_commit_ms": ms(g.one_change),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -107,7 +121,110 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
             latencies.len()
         );
     }
+    if let Some(git) = &git {
+        println!(
+            "  git plugin cold sync    {:>9.1} ms   (clone, load every task)",
+            ms(git.cold)
+        );
+        println!(
+            "  git plugin resync       {:>9.1} ms   (fetch, walk the tree, nothing loaded)",
+            ms(git.resync)
+        );
+        println!(
+            "  git plugin one commit   {:>9.1} ms   (fetch, walk, load the one task changed)",
+            ms(git.one_change)
+        );
+    }
     Ok(())
+}
+
+struct GitFigures {
+    cold: Duration,
+    resync: Duration,
+    one_change: Duration,
+}
+
+/// Commits the tree into a repository beside it (the tree itself stays free of `.git`, so
+/// `tar` and the filesystem figures are unchanged) and times syncs through the git plugin.
+fn git_figures(exe: &Path, dir: &Path, tree: &Path, plugin: &Path, runs: usize) -> anyhow::Result<GitFigures> {
+    let repository = dir.join("upstream.git");
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("git")
+            .arg("--git-dir")
+            .arg(&repository)
+            .arg("--work-tree")
+            .arg(tree)
+            .args(["-c", "user.name=bench", "-c", "user.email=bench@taskreg.invalid"])
+            .args(args)
+            .status()?;
+        if !status.success() {
+            bail!("git {args:?} failed");
+        }
+        Ok(())
+    };
+    if !repository.exists() {
+        git(&["init", "-q", "-b", "main"])?;
+        git(&["add", "-A"])?;
+        git(&["commit", "-q", "-m", "generated tasks"])?;
+    }
+    let plugin = std::path::absolute(plugin)?;
+    let config = dir.join("bench-git.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database = \"sqlite://bench-git.db\"\ncache_dir = \"bench-git-cache\"\n\n[[plugins]]\npath = {}\n\n[[sources]]\nname = \"git\"\ntype = \"git\"\nurl = {}\ntimeout = \"10m\"\n",
+            serde_json::to_string(&plugin.display().to_string())?,
+            serde_json::to_string(&repository.display().to_string())?
+        ),
+    )?;
+    let sync = |expect_loaded: Option<u64>| -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let output = Command::new(exe)
+            .arg("--json")
+            .arg("--config")
+            .arg(&config)
+            .arg("sync")
+            .output()?;
+        let elapsed = start.elapsed();
+        if !output.status.success() {
+            bail!("git sync failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        if report["sources"][0]["status"] != "ok" {
+            bail!("the git source failed: {report}");
+        }
+        if let Some(expected) = expect_loaded
+            && report["loaded"].as_u64() != Some(expected)
+        {
+            bail!("expected {expected} loads: {report}");
+        }
+        Ok(elapsed)
+    };
+    let cold = median(runs, || {
+        let _ = std::fs::remove_dir_all(dir.join("bench-git-cache"));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", dir.join("bench-git.db").display()));
+        }
+        sync(None)
+    })?;
+    let resync = median(runs, || sync(Some(0)))?;
+    // Each run commits a new version of the first task's script, then syncs.
+    let script = tree.join("group-000/task-00001/main.js");
+    let script_arg = script.display().to_string();
+    let mut edits = 0;
+    let one_change = median(runs, || {
+        edits += 1;
+        let mut text = std::fs::read_to_string(&script)?;
+        text.push_str(&format!("\n// bench edit {edits}\n"));
+        std::fs::write(&script, text)?;
+        git(&["commit", "-q", "-m", "bench edit", "--", &script_arg])?;
+        sync(Some(1))
+    })?;
+    Ok(GitFigures {
+        cold,
+        resync,
+        one_change,
+    })
 }
 
 /// Runs `taskreg watch` on the tree and times `edits` edits of one task's script until the
