@@ -515,3 +515,41 @@ fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_t
         "{without_token}"
     );
 }
+
+#[test]
+fn a_plugin_folder_loads_every_library_in_it_and_refuses_a_second_provider_of_a_kind() {
+    let (work, taskreg) = workspace();
+    let folder = work.path().join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    let library = plugin_library("misbehaving-plugin");
+    let extension = std::env::consts::DLL_EXTENSION;
+    // Two copies of one plugin: both are libraries, and both offer the kind `misbehaving`.
+    std::fs::copy(&library, folder.join(format!("a-first.{extension}"))).unwrap();
+    std::fs::copy(&library, folder.join(format!("b-second.{extension}"))).unwrap();
+    std::fs::write(folder.join("README.txt"), "not a library, not looked at").unwrap();
+    configure(&taskreg, "[[plugins]]\ndir = \"plugins\"\n");
+
+    let run = taskreg.run(&["--json", "plugins"]);
+    run.assert_code(1);
+    let listed = run.json();
+    let misbehaving: Vec<&serde_json::Value> = listed["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kind"] == "misbehaving")
+        .collect();
+    assert_eq!(misbehaving.len(), 1, "{listed:#}");
+    assert!(
+        misbehaving[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("a-first.{extension}"))
+    );
+    let refused = listed["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{listed:#}");
+    let refusal = refused[0].as_str().unwrap();
+    assert!(
+        refusal.contains(&format!("b-second.{extension}")) && refusal.contains("already provided by"),
+        "{refusal}"
+    );
+}
