@@ -308,6 +308,73 @@ impl GitHttpServer {
         runtime.spawn(async move { axum::serve(listener, app).await });
         GitHttpServer { url, _runtime: runtime }
     }
+
+    /// The same over https, with a certificate for `localhost` issued by a certificate
+    /// authority made for this server; returns the server and the authority's PEM.
+    pub fn start_https(root: &Path, authorization: &str) -> (GitHttpServer, String) {
+        let (authority, tls) = test_tls_config();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind loopback");
+        let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let (root, authorization) = (root.to_owned(), authorization.to_owned());
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (root, authorization) = (root.clone(), authorization.clone());
+            async move { git_http_backend(&root, &authorization, request).await }
+        });
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+        runtime.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (GitHttpServer { url, _runtime: runtime }, authority)
+    }
+}
+
+/// A certificate authority and a server configuration whose certificate (for
+/// `localhost`) it issued.
+fn test_tls_config() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let authority_key = KeyPair::generate().expect("a key");
+    let mut authority = CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(DnType::CommonName, "taskreg test authority");
+    authority.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let authority_pem = authority.self_signed(&authority_key).expect("the authority").pem();
+    let issuer = Issuer::new(authority, authority_key);
+    let server_key = KeyPair::generate().expect("a key");
+    let server = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("parameters")
+        .signed_by(&server_key, &issuer)
+        .expect("the server certificate");
+    let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![server.der().clone()], key)
+    .expect("a server configuration");
+    (authority_pem, config)
 }
 
 async fn git_http_backend(

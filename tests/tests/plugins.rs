@@ -553,3 +553,38 @@ fn a_plugin_folder_loads_every_library_in_it_and_refuses_a_second_provider_of_a_
         "{refusal}"
     );
 }
+
+#[test]
+fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_file() {
+    let (work, taskreg) = workspace();
+    task_repository(work.path());
+    let (server, authority) = GitHttpServer::start_https(work.path(), "Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu");
+    std::fs::write(work.path().join("authority.pem"), authority).unwrap();
+    std::fs::write(work.path().join("token"), "s3cret-token\n").unwrap();
+    let source = |name: &str, settings: &str| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\ntype = \"git\"\nurl = \"{}/private/upstream\"\nsubdirectory = \"tasks\"\n{settings}\n",
+            server.url
+        )
+    };
+    let sources = [
+        source("trusted", "ca_file = \"authority.pem\"\ntoken_file = \"token\"\n"),
+        source("no-token", "ca_file = \"authority.pem\"\n"),
+        source("unknown-authority", "token = \"s3cret-token\"\n"),
+    ]
+    .concat();
+    configure(&taskreg, &git_config(&plugin_library("git-source"), &sources));
+
+    let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    assert_eq!(source_report(&report, "trusted")["status"], "ok", "{report:#}");
+    assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
+    let error_of = |name: &str| {
+        let source = source_report(&report, name);
+        assert_eq!(source["status"], "failed", "{source:#}");
+        source["error"].as_str().unwrap().to_string()
+    };
+    let no_token = error_of("no-token");
+    assert!(no_token.contains("No credentials were returned"), "{no_token}");
+    let unknown_authority = error_of("unknown-authority");
+    assert!(unknown_authority.contains("UnknownIssuer"), "{unknown_authority}");
+}

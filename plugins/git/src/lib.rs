@@ -13,6 +13,7 @@
 //! ref = "release"                                   # branch, tag or commit; default: the remote's HEAD
 //! subdirectory = "tasks"                            # optional
 //! token = "…"                                       # https only, optional; or token_file
+//! ca_file = "company-ca.pem"                        # https only, optional: extra trusted roots
 //! ```
 //!
 //! The repository is fetched into a bare clone in the source's cache folder (cloned the
@@ -56,7 +57,8 @@ impl SourcePlugin for GitPlugin {
                     "subdirectory": { "type": "string" },
                     "username": { "type": "string" },
                     "token": { "type": "string" },
-                    "token_file": { "type": "string" }
+                    "token_file": { "type": "string" },
+                    "ca_file": { "type": "string" }
                 },
                 "additionalProperties": false
             })),
@@ -80,6 +82,7 @@ struct GitConfig {
     username: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 /// One `git` source: a remote, a ref, a subdirectory and the bare clone that mirrors it.
@@ -88,6 +91,8 @@ pub struct GitSource {
     reference: Option<String>,
     subdirectory: String,
     credentials: Option<gix::sec::identity::Account>,
+    /// Extra roots for https (`ca_file`), for servers with a private certificate authority.
+    extra_roots: Vec<reqwest::Certificate>,
     clone_dir: PathBuf,
     repository: Mutex<Option<gix::ThreadSafeRepository>>,
     /// The tree id of every task of the latest scan, so that a load reads what was scanned.
@@ -128,6 +133,20 @@ impl GitSource {
         if subdirectory.split('/').any(|part| part == "..") {
             return Err(config_error("`subdirectory` may not leave the repository (`..`)"));
         }
+        let extra_roots = match &config.ca_file {
+            Some(file) => {
+                let file = request.base_dir.join(file);
+                let pem = std::fs::read(&file)
+                    .map_err(|e| config_error(format!("cannot read ca_file {}: {e}", file.display())))?;
+                let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| config_error(format!("ca_file {} is not PEM certificates: {e}", file.display())))?;
+                if roots.is_empty() {
+                    return Err(config_error(format!("ca_file {} holds no certificate", file.display())));
+                }
+                roots
+            }
+            None => Vec::new(),
+        };
         // reqwest is built without a TLS provider of its own; this library's copy of rustls
         // gets ring (process-wide within this library only, and only if none is set).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -135,6 +154,7 @@ impl GitSource {
             url: resolve_url(&config.url, &request.base_dir),
             reference: config.reference,
             subdirectory,
+            extra_roots,
             credentials: token.map(|password| gix::sec::identity::Account {
                 username: config.username.unwrap_or_else(|| "x-access-token".into()),
                 password,
@@ -218,6 +238,11 @@ impl GitSource {
             });
         // gix watches an AtomicBool while it receives a pack; a helper thread raises it
         // when the host cancels the call (a timeout), so a long fetch stops early.
+        let connection = if self.extra_roots.is_empty() {
+            connection
+        } else {
+            connection.with_transport_options(Box::new(self.http_options(repository)?))
+        };
         let interrupt = AtomicBool::new(false);
         let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
@@ -241,6 +266,28 @@ impl GitSource {
             done.store(true, Ordering::Relaxed);
             fetched.map(|_| ())
         })
+    }
+
+    /// HTTP options as the repository's configuration makes them, with this source's
+    /// extra roots added to the client gix builds.
+    fn http_options(
+        &self,
+        repository: &gix::Repository,
+    ) -> Result<gix::protocol::transport::client::blocking_io::http::Options, PluginError> {
+        use gix::protocol::transport::client::blocking_io::http;
+        let mut options = repository
+            .transport_options(self.url.as_str(), None)
+            .map_err(|e| config_error(format!("`url` {}: {e}", self.url)))?
+            .and_then(|o| o.downcast::<http::Options>().ok())
+            .map(|o| *o)
+            .unwrap_or_default();
+        let roots = self.extra_roots.clone();
+        let backend = http::reqwest::Options {
+            configure_client: Some(Box::new(move |builder| Ok(builder.tls_certs_merge(roots.clone())))),
+            configure_request: None,
+        };
+        options.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
+        Ok(options)
     }
 
     /// The tree of the configured ref (the remote's HEAD when none is set) at
