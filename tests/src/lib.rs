@@ -205,9 +205,9 @@ fn profile_dir() -> PathBuf {
 
 /// Builds a `cdylib` with cargo into this build's target folder and returns the library's
 /// path. `cargo test` does not build the `cdylib`s of workspace members, so plugin tests
-/// build them (a no-op when they are fresh); `selection` is `-p NAME` or
-/// `--manifest-path PATH`.
-pub fn build_cdylib(selection: &[&str]) -> PathBuf {
+/// build them (a no-op when they are fresh); `selection` says what cargo builds and
+/// `target_name` which library of it is wanted.
+pub fn build_cdylib(selection: &[&str], target_name: &str) -> PathBuf {
     // One cargo at a time from this process; cargo's own lock orders the others.
     static CARGO: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = CARGO.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,7 +232,7 @@ pub fn build_cdylib(selection: &[&str]) -> PathBuf {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter(|message| message["reason"] == "compiler-artifact" && message["target"]["name"] == target_name)
         .filter(|message| {
             message["target"]["crate_types"]
                 .as_array()
@@ -253,8 +253,12 @@ pub fn build_cdylib(selection: &[&str]) -> PathBuf {
 }
 
 /// The library of a plugin package of this workspace, built if needed.
+///
+/// Built with `--workspace --lib`, not `-p`: the same package selection as the
+/// `cargo test --workspace` that built the suite, so the same features, so cargo only links
+/// the libraries instead of compiling gix and its dependencies a second time.
 pub fn plugin_library(package: &str) -> PathBuf {
-    build_cdylib(&["-p", package])
+    build_cdylib(&["--workspace", "--lib"], &package.replace('-', "_"))
 }
 
 /// Runs `git` in `dir` with a fixed identity and no user or system configuration.

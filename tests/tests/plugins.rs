@@ -352,9 +352,12 @@ fn write_guide_example(dir: &Path, api: &Path, package: &str) {
     std::fs::copy(repository_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
 }
 
-fn build_outside(dir: &Path) -> PathBuf {
+fn build_outside(dir: &Path, package: &str) -> PathBuf {
     let manifest = dir.join("Cargo.toml");
-    build_cdylib(&["--offline", "--manifest-path", manifest.to_str().unwrap()])
+    build_cdylib(
+        &["--offline", "--manifest-path", manifest.to_str().unwrap()],
+        &package.replace('-', "_"),
+    )
 }
 
 #[test]
@@ -366,7 +369,7 @@ fn the_guide_example_builds_loads_and_syncs() {
         &repository_root().join("registry-plugin-api"),
         "guide-greeting-source",
     );
-    let library = build_outside(&example);
+    let library = build_outside(&example, "guide-greeting-source");
     configure(
         &taskreg,
         &format!(
@@ -436,7 +439,7 @@ fn a_plugin_built_for_another_interface_version_is_refused() {
     std::fs::write(api.join("Cargo.toml"), bumped).unwrap();
     let example = work.path().join("future-plugin");
     write_guide_example(&example, &api, "future-greeting-source");
-    let library = build_outside(&example);
+    let library = build_outside(&example, "future-greeting-source");
     configure(
         &taskreg,
         &format!(
