@@ -254,11 +254,12 @@ pub fn build_cdylib(selection: &[&str], target_name: &str) -> PathBuf {
 
 /// The library of a plugin package of this workspace, built if needed.
 ///
-/// Built with `--workspace --lib`, not `-p`: the same package selection as the
-/// `cargo test --workspace` that built the suite, so the same features, so cargo only links
-/// the libraries instead of compiling gix and its dependencies a second time.
+/// `-p NAME`, not `--workspace --lib`: the latter would also rebuild the host library
+/// (a build resolves features without dev-dependencies), making the `taskreg` binary look
+/// stale. The price: `-p git-source` resolves gix's dependencies with other features than
+/// the suite, so a clean run compiles gix a second time here (about two minutes on two cores).
 pub fn plugin_library(package: &str) -> PathBuf {
-    build_cdylib(&["--workspace", "--lib"], &package.replace('-', "_"))
+    build_cdylib(&["-p", package], &package.replace('-', "_"))
 }
 
 /// Runs `git` in `dir` with a fixed identity and no user or system configuration.
@@ -295,28 +296,17 @@ impl GitHttpServer {
     /// `/private/<name>`, where it answers 401 to any request whose `Authorization` header
     /// is not `authorization`.
     pub fn start(root: &Path, authorization: &str) -> GitHttpServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (root, authorization) = (root.to_owned(), authorization.to_owned());
-        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let (root, authorization) = (root.clone(), authorization.clone());
-            async move { git_http_backend(&root, &authorization, request).await }
-        });
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        GitHttpServer { url, _runtime: runtime }
+        GitHttpServer::serve(root, authorization, None)
     }
 
     /// The same over https, with a certificate for `localhost` issued by a certificate
     /// authority made for this server; returns the server and the authority's PEM.
     pub fn start_https(root: &Path, authorization: &str) -> (GitHttpServer, String) {
         let (authority, tls) = test_tls_config();
+        (GitHttpServer::serve(root, authorization, Some(tls)), authority)
+    }
+
+    fn serve(root: &Path, authorization: &str, tls: Option<tokio_rustls::rustls::ServerConfig>) -> GitHttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -325,12 +315,19 @@ impl GitHttpServer {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind loopback");
-        let url = format!("https://localhost:{}", listener.local_addr().unwrap().port());
+        let port = listener.local_addr().unwrap().port();
         let (root, authorization) = (root.to_owned(), authorization.to_owned());
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (root, authorization) = (root.clone(), authorization.clone());
             async move { git_http_backend(&root, &authorization, request).await }
         });
+        let Some(tls) = tls else {
+            runtime.spawn(async move { axum::serve(listener, app).await });
+            return GitHttpServer {
+                url: format!("http://127.0.0.1:{port}"),
+                _runtime: runtime,
+            };
+        };
         let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
         runtime.spawn(async move {
             loop {
@@ -347,7 +344,10 @@ impl GitHttpServer {
                 });
             }
         });
-        (GitHttpServer { url, _runtime: runtime }, authority)
+        GitHttpServer {
+            url: format!("https://localhost:{port}"),
+            _runtime: runtime,
+        }
     }
 }
 

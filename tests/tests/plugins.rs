@@ -35,6 +35,14 @@ fn source_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_jso
         .unwrap_or_else(|| panic!("no source `{name}` in {report:#}"))
 }
 
+/// The error of a source that must have failed in `report`.
+#[track_caller]
+fn failure_of(report: &serde_json::Value, name: &str) -> String {
+    let source = source_report(report, name);
+    assert_eq!(source["status"], "failed", "{source:#}");
+    source["error"].as_str().unwrap().to_string()
+}
+
 fn toml_path(path: &Path) -> String {
     serde_json::to_string(&path.display().to_string()).unwrap()
 }
@@ -502,17 +510,12 @@ fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_t
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "public")["status"], "ok", "{report:#}");
     assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
-    let error_of = |name: &str| {
-        let source = source_report(&report, name);
-        assert_eq!(source["status"], "failed", "{source:#}");
-        source["error"].as_str().unwrap().to_string()
-    };
-    let with_token = error_of("with-token");
+    let with_token = failure_of(&report, "with-token");
     assert!(
         with_token.contains("Will not send credentials in clear text"),
         "{with_token}"
     );
-    let without_token = error_of("without-token");
+    let without_token = failure_of(&report, "without-token");
     assert!(
         without_token.contains("No credentials were returned"),
         "{without_token}"
@@ -581,13 +584,8 @@ fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_fi
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "trusted")["status"], "ok", "{report:#}");
     assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
-    let error_of = |name: &str| {
-        let source = source_report(&report, name);
-        assert_eq!(source["status"], "failed", "{source:#}");
-        source["error"].as_str().unwrap().to_string()
-    };
-    let no_token = error_of("no-token");
+    let no_token = failure_of(&report, "no-token");
     assert!(no_token.contains("No credentials were returned"), "{no_token}");
-    let unknown_authority = error_of("unknown-authority");
+    let unknown_authority = failure_of(&report, "unknown-authority");
     assert!(unknown_authority.contains("UnknownIssuer"), "{unknown_authority}");
 }
