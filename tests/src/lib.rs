@@ -238,16 +238,8 @@ pub fn build_cdylib(selection: &[&str], target_name: &str) -> PathBuf {
                 .as_array()
                 .is_some_and(|types| types.iter().any(|t| t == "cdylib"))
         })
-        .flat_map(|message| {
-            let names: Vec<String> = message["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect();
-            names
-        })
-        .map(PathBuf::from)
+        .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|file| file.as_str().map(PathBuf::from))
         .find(|path| path.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION))
         .unwrap_or_else(|| panic!("cargo build {selection:?} produced no cdylib"))
 }
