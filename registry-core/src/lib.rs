@@ -48,5 +48,6 @@ pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
 pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, task_files};
 pub use validate::{
-    Limits, RegisteredValidator, RuleLevel, Validation, ValidationContext, Validator, check_bundle, validators,
+    Compiled, Limits, RegisteredValidator, RuleLevel, SchemaError, Validation, ValidationContext, Validator,
+    check_bundle, compile, validators,
 };

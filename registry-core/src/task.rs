@@ -13,6 +13,7 @@
 use crate::digest::{Digest, canonical_json};
 use crate::problem::Problem;
 use crate::source::Bundle;
+use crate::validate::{Compiled, compile};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -127,6 +128,24 @@ pub struct ParsedTask {
     pub legacy_name: bool,
     /// Problems found while parsing that do not stop the task (all warnings).
     pub warnings: Vec<Problem>,
+    /// The schemas compiled on first use, shared by every rule that needs them.
+    compiled: [std::sync::OnceLock<Option<Compiled>>; 2],
+}
+
+impl ParsedTask {
+    /// The input schema compiled (`None` when the task has none).
+    pub fn input_validator(&self) -> Option<&Compiled> {
+        self.compiled[0]
+            .get_or_init(|| self.input_schema.as_ref().map(compile))
+            .as_ref()
+    }
+
+    /// The output schema compiled (`None` when the task has none).
+    pub fn output_validator(&self) -> Option<&Compiled> {
+        self.compiled[1]
+            .get_or_init(|| self.output_schema.as_ref().map(compile))
+            .as_ref()
+    }
 }
 
 /// Parses a bundle into a task. Every problem found is reported at once (not only the
@@ -153,6 +172,18 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
                 continue;
             }
         };
+        // A NUL byte is not text any database column can hold (PostgreSQL refuses it in
+        // TEXT), and no task needs one: the task is refused the same way everywhere.
+        if let Some(offset) = text.find('\0') {
+            problems.push(
+                Problem::error(
+                    "file.nul_byte",
+                    format!("contains a NUL byte (offset {offset}); task files are text"),
+                )
+                .in_file(path),
+            );
+            continue;
+        }
         if path == SCRIPT_FILE {
             files.push(TaskFile {
                 path: path.clone(),
@@ -234,6 +265,7 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
                 tests,
                 legacy_name: identity.legacy_name,
                 warnings,
+                compiled: Default::default(),
             })
         }
         _ => Err(problems),
@@ -265,6 +297,16 @@ fn identity_from_metadata(
         return None;
     };
     let (name, legacy_name) = match object.get("name") {
+        // A name is an identity in every table and URL: control characters (a NUL that
+        // PostgreSQL cannot store) are refused here, whatever rules are switched off.
+        Some(Value::String(name)) if name.contains(char::is_control) => {
+            problems.push(at(
+                "metadata.name_invalid",
+                "/name",
+                format!("`name` {name:?} contains a control character"),
+            ));
+            (None, false)
+        }
         Some(Value::String(name)) => (Some(name.clone()), false),
         Some(other) => {
             problems.push(at(
@@ -288,7 +330,13 @@ fn identity_from_metadata(
     };
     let version = match object.get("version") {
         Some(Value::String(text)) => match semver::Version::parse(text.trim()) {
-            Ok(version) => Some(version),
+            // Build metadata does not make another version (semver §10, as Cargo treats
+            // it): `1.0.0+a` and `1.0.0+b` are one version, and different contents for
+            // it are a conflict. The metadata keeps what the author wrote.
+            Ok(mut version) => {
+                version.build = semver::BuildMetadata::EMPTY;
+                Some(version)
+            }
             Err(e) => {
                 problems.push(at(
                     "metadata.version_not_semver",
@@ -437,6 +485,38 @@ mod tests {
         let problems = parse_bundle(&bundle(&[("metadata.json", r#"{"name":"t"}"#)])).unwrap_err();
         let codes: Vec<&str> = problems.iter().map(|p| p.code.as_str()).collect();
         assert_eq!(codes, ["task.script_missing", "metadata.version_missing"]);
+    }
+
+    #[test]
+    fn versions_differing_only_in_build_metadata_are_one_version() {
+        let version_of = |v: &str| {
+            let metadata = format!(r#"{{"name":"t","version":"{v}"}}"#);
+            parse_bundle(&bundle(&[("metadata.json", &metadata), ("main.js", SCRIPT)])).unwrap()
+        };
+        let (a, b, plain) = (
+            version_of("1.0.0+build"),
+            version_of("1.0.0+build2"),
+            version_of("1.0.0"),
+        );
+        assert_eq!(a.task.version.to_string(), "1.0.0");
+        assert_eq!(a.task.version, b.task.version);
+        assert_eq!(a.task.version, plain.task.version);
+        // The metadata keeps what the author wrote, so the contents differ: a conflict.
+        assert_ne!(a.task.digest, b.task.digest);
+        assert_eq!(version_of("1.0.0-alpha+x").task.version.to_string(), "1.0.0-alpha");
+    }
+
+    #[test]
+    fn a_nul_byte_in_any_task_file_is_a_problem_of_that_file() {
+        let problems = parse_bundle(&bundle(&[
+            ("metadata.json", r#"{"name":"t","version":"1.0.0"}"#),
+            ("main.js", "(function () { return '\0'; })\0"),
+            // An escaped NUL in JSON is a character of a value, stored escaped: no problem.
+            ("tests/a.json", r#"{"input":"\u0000","expected_output":1}"#),
+        ]))
+        .unwrap_err();
+        let found: Vec<(&str, Option<&str>)> = problems.iter().map(|p| (p.code.as_str(), p.file.as_deref())).collect();
+        assert_eq!(found, [("file.nul_byte", Some("main.js"))]);
     }
 
     #[test]

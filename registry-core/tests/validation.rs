@@ -217,3 +217,60 @@ fn a_third_party_validator_registered_with_inventory_runs_and_can_be_configured(
     .unwrap();
     assert!(problems(&todo, &off).0);
 }
+
+/// Issue 10, item 8: schemas that are valid JSON yet cannot be compiled were passed, and
+/// the test cases were then silently not checked (`42` passed against `type: object`).
+#[test]
+fn a_schema_that_does_not_compile_is_a_problem_and_its_cases_are_never_passed() {
+    let cases = [
+        (
+            r#"{"type":"object","properties":{"s":{"type":"string","pattern":"(((("}}}"#,
+            "/properties/s/pattern",
+        ),
+        (r##"{"type":"object","$ref":"#/definitions/missing"}"##, ""),
+        (
+            r#"{"type":"object","properties":{"s":{"$ref":"http://127.0.0.1:9/s.json"}}}"#,
+            "",
+        ),
+        (
+            r#"{"type":"object","properties":{"s":{"$ref":"file:///etc/passwd"}}}"#,
+            "",
+        ),
+    ];
+    for (schema, pointer) in cases {
+        let (accepted, found) = problems(
+            &bundle(&[
+                ("input.schema.json", schema),
+                ("tests/a.json", r#"{"input":42,"expected_output":{"n":1}}"#),
+            ]),
+            &Validation::default(),
+        );
+        assert!(!accepted, "{schema}");
+        let uncompilable = found
+            .iter()
+            .find(|p| p.code == "schema.uncompilable")
+            .unwrap_or_else(|| panic!("{schema}: {found:?}"));
+        assert_eq!(uncompilable.file.as_deref(), Some("input.schema.json"));
+        if !pointer.is_empty() {
+            assert_eq!(uncompilable.pointer.as_deref(), Some(pointer), "{schema}");
+        }
+        let unchecked = found
+            .iter()
+            .find(|p| p.code == "tests.unchecked")
+            .unwrap_or_else(|| panic!("{schema}: {found:?}"));
+        assert_eq!(unchecked.file.as_deref(), Some("tests/a.json"));
+        assert_eq!(unchecked.pointer.as_deref(), Some("/input"));
+    }
+    // With the schemas rule off, the cases still cannot pass unchecked.
+    let levels = BTreeMap::from([("schemas".to_owned(), RuleLevel::Off)]);
+    let validation = Validation::configure(&levels, ValidationContext::default(), false).unwrap();
+    let (accepted, found) = problems(
+        &bundle(&[
+            ("input.schema.json", cases[0].0),
+            ("tests/a.json", r#"{"input":42,"expected_output":{"n":1}}"#),
+        ]),
+        &validation,
+    );
+    assert!(!accepted);
+    assert_eq!(codes(&found), ["tests.unchecked"]);
+}

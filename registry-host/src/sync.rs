@@ -171,6 +171,10 @@ pub struct PlannedRun {
 /// the loaded ones.
 const TARGETED_UUID_READ_MAX: usize = 500;
 
+/// How many times a run is planned again when another process wrote what its plan was
+/// about to (a unique key of the catalogue refused the write).
+const PLAN_ATTEMPTS: usize = 3;
+
 /// Runs one sync of `sources` (in priority order) into `store`.
 pub async fn sync(
     store: &mut Store,
@@ -178,11 +182,16 @@ pub async fn sync(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
-    let planned = plan_run(store, sources, strategy, options).await?;
-    apply_run(store, planned).await
+    let whole = vec![Rescan::Whole; sources.len()];
+    sync_rescan(store, sources, &whole, strategy, options).await
 }
 
 /// Runs one sync that scans each source as `rescans` (one per source) says.
+///
+/// The plan is made against the catalogue as it was read; when another process stored a
+/// task name or UUID in between, the database's unique keys refuse this run's write (it
+/// is rolled back whole) and the run is planned again against what is stored now, where
+/// the core's one-UUID-per-name rule turns the clash into a problem of the later task.
 pub async fn sync_rescan(
     store: &mut Store,
     sources: &[Box<dyn Source>],
@@ -190,8 +199,18 @@ pub async fn sync_rescan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
-    let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
-    apply_run(store, planned).await
+    let mut attempt = 1;
+    loop {
+        let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
+        let last = attempt == PLAN_ATTEMPTS;
+        match apply_planned(store, planned, last).await {
+            Err(SyncError::Store(e)) if !last && e.is_unique_violation() => {
+                tracing::warn!("another process wrote the catalogue first ({e}); planning the run again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Scans every source whole, loads and plans, writing nothing.
@@ -270,7 +289,7 @@ pub async fn plan_rescan(
         };
         reports.push(source_report(source.as_ref(), &result, elapsed));
         let (scope, result) = match result {
-            Ok((scope, scan)) => (scope, Ok(scan)),
+            Ok((scope, scan)) => (scope, Ok(refuse_unstorable_locators(scan))),
             Err(e) => {
                 tracing::warn!(source = source.name(), "scan failed, keeping its tasks: {e}");
                 (ScanScope::Whole, Err(e.to_string()))
@@ -358,8 +377,13 @@ pub async fn plan_rescan(
 }
 
 /// Applies a planned run in one transaction (an unchanged run writes nothing to the
-/// catalogue), then records how each scanned source fared.
+/// catalogue), then records how each scanned source fared. A run that cannot be applied
+/// is recorded as a failure of every source it scanned, so `taskreg status` shows it.
 pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
+    apply_planned(store, planned, true).await
+}
+
+async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: bool) -> Result<SyncReport, SyncError> {
     let written = !planned.changes.is_empty();
     if written {
         let all_ok = planned.sources.iter().all(|r| r.status == "ok");
@@ -380,7 +404,15 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
                 status: r.status.into(),
             })
             .collect();
-        let generation = store.apply(&run, &rows, &planned.changes).await?;
+        let generation = match store.apply(&run, &rows, &planned.changes).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                if record_failure {
+                    record_failed_apply(store, &planned.sources, &e).await;
+                }
+                return Err(e.into());
+            }
+        };
         tracing::info!(ms = planned.started.elapsed().as_millis() as u64, "applied");
         if let Some((cache, before, mut snapshot)) = planned.kept
             && generation == before + 1
@@ -420,6 +452,52 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
         duration_ms: planned.started.elapsed().as_millis() as u64,
         changes: planned.changes,
     })
+}
+
+/// Entries whose locator has a control character (a NUL in an archive's entry name or a
+/// served task name) cannot key a catalogue row on every backend: each becomes an error of
+/// the scan under an escaped locator, and the scan is partial, so nothing is removed.
+fn refuse_unstorable_locators(mut scan: Scan) -> Scan {
+    if !scan.entries.iter().any(|e| e.locator.contains(char::is_control)) {
+        return scan;
+    }
+    let (bad, good): (Vec<Entry>, Vec<Entry>) = scan
+        .entries
+        .into_iter()
+        .partition(|e| e.locator.contains(char::is_control));
+    scan.entries = good;
+    scan.complete = false;
+    for entry in bad {
+        let escaped: String = entry.locator.escape_debug().collect();
+        scan.issues.push(registry_core::ScanIssue::error(
+            escaped.clone(),
+            "source.locator_invalid",
+            format!("`{escaped}` has a control character and cannot be stored; rename it"),
+        ));
+    }
+    scan
+}
+
+/// Marks every source of a run that could not be applied as failed, with the reason.
+async fn record_failed_apply(store: &mut Store, sources: &[SourceReport], error: &StoreError) {
+    let outcomes: Vec<ScanOutcome> = sources
+        .iter()
+        .map(|r| ScanOutcome {
+            name: r.name.clone(),
+            kind: r.kind.clone(),
+            location: r.location.clone(),
+            ok: false,
+            complete: r.complete,
+            rescanned: r.rescanned.clone(),
+            duration_ms: r.scan_ms,
+            tasks: r.tasks,
+            error: Some(format!("the run could not be written to the catalogue: {error}")),
+        })
+        .collect();
+    // The database may be what failed (a full disk): then this cannot be written either.
+    if let Err(e) = store.record_scans(&outcomes).await {
+        tracing::warn!("cannot record the failed run in the sources' status: {e}");
+    }
 }
 
 fn source_report(

@@ -22,19 +22,25 @@
 //!
 //! Built-in rules:
 //! - `metadata` — name format, label and description;
-//! - `schemas` — both schemas are valid JSON Schema for their draft; a missing one is a warning;
-//! - `tests` — every test case has `input` and `expected_output`, valid against the schemas;
+//! - `schemas` — both schemas are valid JSON Schema for their draft and compile (local
+//!   `$ref`s only: remote and file references are refused, never fetched); a missing one is
+//!   a warning;
+//! - `tests` — every test case has `input` and `expected_output`, valid against the schemas
+//!   (a case that cannot be checked because its schema does not compile is an error, never
+//!   a pass);
 //! - `script` — `main.js` parses as JavaScript and is a function expression or defines `main`;
 //! - `limits` — per-file and per-task size caps and a file-count cap, checked before parsing.
 //!
 //! The configuration sets each rule to `error` (findings count as reported), `warn` (errors
 //! become warnings: the task is accepted) or `off`.
 
+mod compile;
 mod limits;
 mod schemas;
 mod script;
 mod test_cases;
 
+pub use compile::{Compiled, SchemaError, compile};
 pub use limits::Limits;
 
 use crate::CoreError;

@@ -1,5 +1,7 @@
 //! `schemas`: `input.schema.json` and `output.schema.json` must be valid JSON Schema for the
-//! draft they declare (jsonschema's meta-validation), not merely JSON.
+//! draft they declare (jsonschema's meta-validation), not merely JSON, and must compile:
+//! every `pattern` a valid regex, every `$ref` resolvable inside the schema (remote and
+//! file references are refused, never fetched).
 
 use super::{RegisteredValidator, ValidationContext, Validator};
 use crate::problem::Problem;
@@ -20,9 +22,14 @@ impl Validator for SchemasValidator {
     }
 
     fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
-        for (file, schema, what) in [
-            (INPUT_SCHEMA_FILE, &task.input_schema, "inputs"),
-            (OUTPUT_SCHEMA_FILE, &task.output_schema, "outputs"),
+        for (file, schema, compiled, what) in [
+            (INPUT_SCHEMA_FILE, &task.input_schema, task.input_validator(), "inputs"),
+            (
+                OUTPUT_SCHEMA_FILE,
+                &task.output_schema,
+                task.output_validator(),
+                "outputs",
+            ),
         ] {
             match schema {
                 None => out.push(
@@ -32,7 +39,23 @@ impl Validator for SchemasValidator {
                     )
                     .in_file(file),
                 ),
-                Some(schema) => check_schema(file, schema, out),
+                Some(schema) => {
+                    let before = out.len();
+                    check_schema(file, schema, out);
+                    // Valid for its meta-schema yet not compilable: an invalid regex, a
+                    // `$ref` to nothing or to a document outside the schema.
+                    let meta_valid = !out[before..].iter().any(Problem::is_error);
+                    if let (true, Some(Err(error))) = (meta_valid, compiled) {
+                        out.push(
+                            Problem::error(
+                                "schema.uncompilable",
+                                format!("the schema does not compile: {}", error.message),
+                            )
+                            .in_file(file)
+                            .at_pointer(error.pointer.as_str()),
+                        );
+                    }
+                }
             }
         }
     }

@@ -4,7 +4,6 @@
 use super::{RegisteredValidator, ValidationContext, Validator};
 use crate::problem::Problem;
 use crate::task::ParsedTask;
-use serde_json::Value;
 
 pub struct TestCasesValidator;
 
@@ -20,10 +19,9 @@ impl Validator for TestCasesValidator {
     }
 
     fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
-        // Compiled once per task; a schema that does not compile is the `schemas` rule's
-        // finding, so its cases are not checked against it.
-        let compile = |schema: &Option<Value>| schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok());
-        let (input, output) = (compile(&task.input_schema), compile(&task.output_schema));
+        // Compiled once per task and shared with the `schemas` rule. A case whose schema
+        // does not compile cannot be checked, and is reported so, never passed.
+        let (input, output) = (task.input_validator(), task.output_validator());
         for test in &task.tests {
             if !test.case.is_object() {
                 out.push(Problem::error("tests.not_object", "a test case is a JSON object").in_file(&test.file));
@@ -41,7 +39,25 @@ impl Validator for TestCasesValidator {
                     );
                     continue;
                 };
-                let Some(schema) = schema else { continue };
+                let schema = match schema {
+                    None => continue,
+                    Some(Ok(schema)) => schema,
+                    Some(Err(error)) => {
+                        let schema_file = if field == "input" { "input" } else { "output" };
+                        out.push(
+                            Problem::error(
+                                "tests.unchecked",
+                                format!(
+                                    "`{field}` cannot be checked: the {schema_file} schema does not compile ({})",
+                                    error.message
+                                ),
+                            )
+                            .in_file(&test.file)
+                            .at_pointer(format!("/{field}")),
+                        );
+                        continue;
+                    }
+                };
                 for error in schema.iter_errors(value) {
                     let schema_file = if field == "input" { "input" } else { "output" };
                     out.push(

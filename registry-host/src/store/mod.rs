@@ -75,6 +75,20 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// A unique key of the catalogue refused a write: another process stored the same
+    /// name (or UUID) after this run read the catalogue. The write was rolled back whole.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
 /// Where the catalogue lives, parsed from a database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -265,6 +279,13 @@ where
     fn load_all(&mut self, query: Q) -> BoxFuture<'_, diesel::QueryResult<Vec<U>>> {
         Box::pin(diesel_async::RunQueryDsl::load(query, self))
     }
+}
+
+/// `text` as every backend can store it: PostgreSQL refuses a NUL byte in `TEXT`, so a
+/// message quoting one (a task name, a file's line) keeps it visible as `\0` instead of
+/// failing the whole run. Task content never reaches here with a NUL (the core refuses it).
+pub(crate) fn storable(text: &str) -> String {
+    text.replace('\0', "\\0")
 }
 
 /// Milliseconds since the Unix epoch, the unit of every time column.

@@ -131,7 +131,7 @@ impl Store {
                         .map(|r| serde_json::to_string(r).unwrap_or_default()),
                     duration_ms: scan.duration_ms as i64,
                     tasks: scan.tasks as i64,
-                    error: scan.error.clone(),
+                    error: scan.error.as_deref().map(super::storable),
                     last_ok_at: if scan.ok {
                         Some(now)
                     } else {
@@ -142,7 +142,11 @@ impl Store {
                     } else {
                         before.map_or(0, |b| b.failures) + 1
                     },
-                    last_error: scan.error.clone().or_else(|| before.and_then(|b| b.last_error.clone())),
+                    last_error: scan
+                        .error
+                        .as_deref()
+                        .map(super::storable)
+                        .or_else(|| before.and_then(|b| b.last_error.clone())),
                     last_error_at: if scan.ok {
                         before.and_then(|b| b.last_error_at)
                     } else {

@@ -1,7 +1,7 @@
 //! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
 
 use super::schema::{catalogue_state, conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
-use super::{InsertMany, Store, StoreError, now_millis};
+use super::{InsertMany, Store, StoreError, now_millis, storable};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -156,13 +156,13 @@ impl Store {
             .flat_map(|((source, locator), set)| {
                 set.iter().enumerate().map(move |(seq, p)| NewProblem {
                     source: source.clone(),
-                    locator: locator.clone(),
+                    locator: storable(locator),
                     seq: count(seq),
                     severity: p.severity.as_str(),
-                    code: p.code.clone(),
-                    message: p.message.clone(),
-                    file: p.file.clone(),
-                    pointer: p.pointer.clone(),
+                    code: storable(&p.code),
+                    message: storable(&p.message),
+                    file: p.file.as_deref().map(storable),
+                    pointer: p.pointer.as_deref().map(storable),
                     first_seen: now,
                     line: p.line.map(|l| l as i32),
                     col: p.column.map(|c| c as i32),
