@@ -99,6 +99,10 @@ pub enum SourceError {
     /// The source's configuration is wrong.
     #[error("source `{source_name}` is misconfigured: {reason}")]
     Config { source_name: String, reason: String },
+    /// A task file (or the task) is larger than the read cap: refused before it is read,
+    /// or cut off at the cap when it grew while being read.
+    #[error("`{file}` is {size} bytes or more; the cap is {cap}")]
+    TooLarge { file: String, size: u64, cap: u64 },
 }
 
 /// A place tasks live in. Implementations are cheap to call again: `scan` is called on
@@ -141,12 +145,30 @@ pub struct SourceSpec {
     pub settings: serde_json::Value,
     /// Relative paths in `settings` are relative to this folder (the config file's folder).
     pub base_dir: PathBuf,
+    /// The most a load may read of one task: checked against sizes before reading, and
+    /// enforced while reading (see [`crate::Validation::read_limits`]).
+    pub limits: crate::Limits,
+}
+
+impl SourceSpec {
+    pub fn new(name: impl Into<String>, kind: impl Into<String>, settings: serde_json::Value) -> Self {
+        SourceSpec {
+            name: name.into(),
+            kind: kind.into(),
+            settings,
+            base_dir: PathBuf::new(),
+            limits: crate::Limits::default(),
+        }
+    }
 }
 
 /// A built-in kind of source, registered with `inventory::submit!`.
 pub struct SourceKind {
     pub name: &'static str,
     pub description: &'static str,
+    /// The JSON Schema of the kind's settings, the same form plugins declare: the host
+    /// checks every `[[sources]]` entry against it (unknown keys refused) before `build`.
+    pub settings_schema: fn() -> serde_json::Value,
     pub build: fn(&SourceSpec) -> Result<Box<dyn Source>, SourceError>,
 }
 

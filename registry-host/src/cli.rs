@@ -517,7 +517,13 @@ fn source_specs(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Vec<Source
     let specs: Vec<SourceSpec> = if paths.is_empty() {
         config.source_specs()
     } else {
-        paths.iter().map(|p| path_source_spec(p)).collect()
+        paths
+            .iter()
+            .map(|p| SourceSpec {
+                limits: config.read_limits(),
+                ..path_source_spec(p)
+            })
+            .collect()
     };
     if specs.is_empty() {
         bail!("nothing to sync: give folders or archives (`taskreg sync PATH…`) or a config with [[sources]]");
@@ -819,7 +825,13 @@ async fn validate(
     validation: &registry_core::Validation,
     json_output: bool,
 ) -> anyhow::Result<ExitCode> {
-    let specs: Vec<SourceSpec> = paths.iter().map(|p| path_source_spec(p)).collect();
+    let specs: Vec<SourceSpec> = paths
+        .iter()
+        .map(|p| SourceSpec {
+            limits: validation.read_limits(),
+            ..path_source_spec(p)
+        })
+        .collect();
     let sources = crate::build_sources(&specs)?;
     let mut findings: Vec<(String, String, Problem)> = Vec::new();
     let mut valid = 0usize;

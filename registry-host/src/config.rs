@@ -286,8 +286,16 @@ impl Config {
                 kind: s.kind.clone(),
                 settings: serde_json::to_value(&s.settings).unwrap_or_default(),
                 base_dir: self.base_dir.clone(),
+                limits: self.read_limits(),
             })
             .collect()
+    }
+
+    /// What a source reads at most of one task (see `Validation::read_limits`).
+    pub fn read_limits(&self) -> registry_core::Limits {
+        self.validation()
+            .map(|v| v.read_limits())
+            .unwrap_or(registry_core::Limits::READ_CEILING)
     }
 }
 
@@ -303,6 +311,7 @@ pub fn path_source_spec(path: &Path) -> SourceSpec {
         kind: if is_zip { "zip" } else { "filesystem" }.into(),
         settings: serde_json::json!({ "path": absolute }),
         base_dir: PathBuf::new(),
+        limits: registry_core::Limits::default(),
     }
 }
 

@@ -83,6 +83,13 @@ impl SourceBuilder {
 
     fn build_one(&self, spec: &SourceSpec) -> Result<Box<dyn Source>, BuildError> {
         if let Some(kind) = registry_core::find_kind(&spec.kind) {
+            // The same check as a plugin kind's: every failing field named, unknown keys refused.
+            plugins::check_settings(&(kind.settings_schema)(), &spec.settings).map_err(|reason| {
+                SourceError::Config {
+                    source_name: spec.name.clone(),
+                    reason,
+                }
+            })?;
             return Ok((kind.build)(spec)?);
         }
         let options = plugins::PluginSourceOptions {

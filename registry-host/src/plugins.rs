@@ -245,6 +245,10 @@ fn open(
         config: spec.settings.clone(),
         base_dir: spec.base_dir.clone(),
         cache_dir: options.cache_dir.clone(),
+        read_limits: registry_plugin_api::ReadLimits {
+            max_file_bytes: spec.limits.max_file_bytes,
+            max_task_bytes: spec.limits.max_task_bytes,
+        },
     };
     let request = serde_json::to_string(&request).map_err(|e| misconfigured(e.to_string()))?;
     let host = host_callbacks(&spec.name, Arc::new(AtomicBool::new(false)));
@@ -269,9 +273,9 @@ fn open(
 }
 
 /// Checks a source's settings against its kind's JSON Schema, naming every failing field.
-fn check_settings(schema: &serde_json::Value, settings: &serde_json::Value) -> Result<(), String> {
+pub(crate) fn check_settings(schema: &serde_json::Value, settings: &serde_json::Value) -> Result<(), String> {
     let validator =
-        jsonschema::validator_for(schema).map_err(|e| format!("the plugin's settings schema is invalid: {e}"))?;
+        jsonschema::validator_for(schema).map_err(|e| format!("the kind's settings schema is invalid: {e}"))?;
     let errors: Vec<String> = validator
         .iter_errors(settings)
         .map(|e| {

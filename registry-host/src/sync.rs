@@ -540,6 +540,18 @@ pub async fn load_and_check(
         Err(SourceError::File { file, reason }) => LoadOutcome::Broken(vec![
             Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file),
         ]),
+        // Refused before (or while) reading: the same problem the `limits` rule reports.
+        Err(SourceError::TooLarge { file, size, cap }) if file.is_empty() => LoadOutcome::Broken(vec![Problem::error(
+            "limits.task_too_large",
+            format!("the task's files add up to {size} bytes or more; the cap is {cap} (not read further)"),
+        )]),
+        Err(SourceError::TooLarge { file, size, cap }) => LoadOutcome::Broken(vec![
+            Problem::error(
+                "limits.file_too_large",
+                format!("{size} bytes or more; the cap per file is {cap} (not read)"),
+            )
+            .in_file(file),
+        ]),
         Err(other) => LoadOutcome::Broken(vec![Problem::error("task.load_failed", other.to_string())]),
     }
 }

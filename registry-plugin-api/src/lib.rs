@@ -123,6 +123,28 @@ pub struct SourceRequest {
     /// A folder this source may keep files in between runs (clones, downloads). It is the
     /// same for the same source name and database, and may be deleted by the user.
     pub cache_dir: PathBuf,
+    /// What one load may read at most: check sizes before reading a file (a blob's
+    /// header, an object's listed size) and refuse past them with
+    /// [`PluginError::too_large`]. Appended in 0.1: a host that does not send it leaves
+    /// the defaults.
+    #[serde(default)]
+    pub read_limits: ReadLimits,
+}
+
+/// The most one load reads: per file and for the whole task, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReadLimits {
+    pub max_file_bytes: u64,
+    pub max_task_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_file_bytes: 1024 * 1024,
+            max_task_bytes: 8 * 1024 * 1024,
+        }
+    }
 }
 
 /// One task as a source sees it, before anything is read.
@@ -194,6 +216,17 @@ impl PluginError {
     pub fn retryable(mut self) -> Self {
         self.retryable = true;
         self
+    }
+
+    /// A task file (or, with `file` empty, the whole task) over the request's
+    /// [`ReadLimits`]: refused before it is read.
+    pub fn too_large(file: &str, size: u64, cap: u64) -> Self {
+        let what = if file.is_empty() {
+            "the task".to_owned()
+        } else {
+            format!("`{file}`")
+        };
+        PluginError::new("too_large", format!("{what} is {size} bytes; the cap is {cap}"))
     }
 }
 

@@ -121,8 +121,10 @@ mod imp {
             Ok((stat.stx_size, mtime))
         }
 
+        /// Opens without blocking: a FIFO (behind a symlink) opens at once, and the caller
+        /// refuses anything that is not a regular file. Reads of regular files ignore the flag.
         pub fn open_file(&self, child: &Child) -> io::Result<std::fs::File> {
-            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
             Ok(rustix::fs::openat(self.fd()?, child.name.as_str(), flags, Mode::empty())?.into())
         }
     }
@@ -166,7 +168,12 @@ mod imp {
         }
 
         pub fn open_file(&self, child: &Child) -> io::Result<fs::File> {
-            fs::File::open(self.path.join(&child.name))
+            let path = self.path.join(&child.name);
+            // Checked before opening: opening a FIFO would block.
+            if !fs::metadata(&path)?.is_file() {
+                return Err(io::Error::other("not a regular file (a FIFO, socket or device)"));
+            }
+            fs::File::open(path)
         }
     }
 }

@@ -19,7 +19,11 @@
 //! not followed, and a symlinked file is read only when it resolves inside the root.
 //!
 //! Registered with `inventory` as the `filesystem` kind; settings: `path` (relative paths
-//! are relative to the config file's folder).
+//! are relative to the config file's folder), nothing else.
+//!
+//! A load reads regular files only (a FIFO, socket or device named like a task file is
+//! that task's problem, never a hang) and at most the read limits: a file's size is
+//! checked before it is read, and one that grows while read is cut at the cap and refused.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), registry_core::SourceError> {
@@ -41,12 +45,15 @@ mod folder;
 use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
 use registry_core::{
-    Bundle, Entry, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec, is_task_file, task_files,
+    Bundle, Entry, Limits, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec, is_task_file,
+    task_files,
 };
+use schemars::JsonSchema;
+use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,8 +69,17 @@ inventory::submit! {
     SourceKind {
         name: "filesystem",
         description: "task folders below a root directory (`path`)",
+        settings_schema: || serde_json::to_value(schemars::schema_for!(FsSettings)).unwrap_or_default(),
         build: FsSource::from_spec,
     }
+}
+
+/// The `[[sources]]` settings of a `filesystem` source.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FsSettings {
+    /// The root folder; relative to the config file's folder.
+    pub path: PathBuf,
 }
 
 /// A source reading task folders below `root`.
@@ -71,6 +87,7 @@ inventory::submit! {
 pub struct FsSource {
     name: String,
     root: Arc<PathBuf>,
+    limits: Limits,
 }
 
 impl FsSource {
@@ -78,20 +95,24 @@ impl FsSource {
         FsSource {
             name: name.into(),
             root: Arc::new(root.into()),
+            limits: Limits::default(),
         }
+    }
+
+    /// Caps what one load reads (default: [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Builds the source from a `[[sources]]` entry with `type = "filesystem"`.
     pub fn from_spec(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
-        let path = spec
-            .settings
-            .get("path")
-            .and_then(|p| p.as_str())
-            .ok_or_else(|| SourceError::Config {
-                source_name: spec.name.clone(),
-                reason: "`path` (a string) is required".into(),
-            })?;
-        Ok(Box::new(FsSource::new(spec.name.clone(), spec.base_dir.join(path))))
+        let settings: FsSettings = serde_json::from_value(spec.settings.clone()).map_err(|e| SourceError::Config {
+            source_name: spec.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let source = FsSource::new(spec.name.clone(), spec.base_dir.join(settings.path)).with_limits(spec.limits);
+        Ok(Box::new(source))
     }
 
     pub fn root(&self) -> &Path {
@@ -143,7 +164,8 @@ impl Source for FsSource {
     async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
         let root = self.root.clone();
         let locator = entry.locator.clone();
-        tokio::task::spawn_blocking(move || load_task(&root, &locator))
+        let limits = self.limits;
+        tokio::task::spawn_blocking(move || load_task(&root, &locator, limits))
             .await
             .map_err(|e| SourceError::File {
                 file: entry.locator.clone(),
@@ -379,7 +401,7 @@ fn fingerprint(task: &Folder) -> String {
     hex::encode(&hasher.finalize()[..16])
 }
 
-fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
+fn load_task(root: &Path, locator: &str, limits: Limits) -> Result<Bundle, SourceError> {
     let dir = if locator == "." {
         root.to_path_buf()
     } else {
@@ -393,7 +415,13 @@ fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
     let tests = tests_folder(&task).map_err(|e| file_error(task_files::TESTS_DIR, &e))?;
     let mut files = BTreeMap::new();
     let mut modified: Option<SystemTime> = None;
+    let mut total = 0u64;
     for (relative, folder, child) in task_files(&task, tests.as_ref()) {
+        // Only regular files are task files: a FIFO would block the read forever, a device
+        // may never end. Reported, not skipped: it looks like part of the task.
+        if child.kind == ChildKind::Other {
+            return Err(file_error(&relative, &"not a regular file (a FIFO, socket or device)"));
+        }
         if child.kind == ChildKind::Symlink {
             let canonical_root = root.canonicalize().map_err(|e| file_error(".", &e))?;
             let target = folder
@@ -404,7 +432,27 @@ fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
                 return Err(file_error(&relative, &"symbolic link pointing outside the source root"));
             }
         }
-        let (bytes, mtime) = read_file(folder, child).map_err(|e| file_error(&relative, &e))?;
+        let cap = limits
+            .max_file_bytes
+            .min(limits.max_task_bytes - total.min(limits.max_task_bytes));
+        let (bytes, mtime) = match read_file(folder, child, cap).map_err(|e| file_error(&relative, &e))? {
+            Read::Bytes(bytes, mtime) => (bytes, mtime),
+            Read::TooLarge(size) if size > limits.max_file_bytes => {
+                return Err(SourceError::TooLarge {
+                    file: relative,
+                    size,
+                    cap: limits.max_file_bytes,
+                });
+            }
+            Read::TooLarge(size) => {
+                return Err(SourceError::TooLarge {
+                    file: String::new(),
+                    size: total + size,
+                    cap: limits.max_task_bytes,
+                });
+            }
+        };
+        total += bytes.len() as u64;
         modified = modified.max(mtime);
         files.insert(relative, bytes);
     }
@@ -422,11 +470,28 @@ fn load_task(root: &Path, locator: &str) -> Result<Bundle, SourceError> {
     })
 }
 
-/// The file's bytes and modification time from one open.
-fn read_file(folder: &Folder, child: &Child) -> io::Result<(Vec<u8>, Option<SystemTime>)> {
-    let mut file = folder.open_file(child)?;
+/// What reading one file gave.
+enum Read {
+    Bytes(Vec<u8>, Option<SystemTime>),
+    /// Over the cap: the size announced, or what was read before the cap was hit.
+    TooLarge(u64),
+}
+
+/// The file's bytes and modification time from one open, at most `cap` bytes: the size is
+/// checked before reading, and a file growing while it is read is cut at the cap. A FIFO
+/// or device behind a symlink is refused without blocking (opened non-blocking, then
+/// checked to be a regular file).
+fn read_file(folder: &Folder, child: &Child, cap: u64) -> io::Result<Read> {
+    let file = folder.open_file(child)?;
     let meta = file.metadata()?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    file.read_to_end(&mut bytes)?;
-    Ok((bytes, meta.modified().ok()))
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file (a FIFO, socket or device)"));
+    }
+    if meta.len() > cap {
+        return Ok(Read::TooLarge(meta.len()));
+    }
+    Ok(match Limits::read_capped(file, meta.len(), cap)? {
+        Ok(bytes) => Read::Bytes(bytes, meta.modified().ok()),
+        Err(size) => Read::TooLarge(size),
+    })
 }

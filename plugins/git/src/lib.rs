@@ -30,8 +30,8 @@
 //! credential helpers, and nothing ever prompts.
 
 use registry_plugin_api::{
-    Bundle, Entry, Host, KindInfo, PluginError, PluginInfo, PluginSource, Scan, SourcePlugin, SourceRequest,
-    export_source_plugin, layout,
+    Bundle, Entry, Host, KindInfo, PluginError, PluginInfo, PluginSource, ReadLimits, Scan, SourcePlugin,
+    SourceRequest, export_source_plugin, layout,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +97,8 @@ pub struct GitSource {
     repository: Mutex<Option<gix::ThreadSafeRepository>>,
     /// The tree id of every task of the latest scan, so that a load reads what was scanned.
     scanned: Mutex<HashMap<String, gix::ObjectId>>,
+    /// What one load reads at most; blob sizes are checked from their headers first.
+    read_limits: ReadLimits,
 }
 
 fn config_error(message: impl Into<String>) -> PluginError {
@@ -109,6 +111,7 @@ fn git_error(code: &str, context: &str, error: impl std::fmt::Display) -> Plugin
 
 impl GitSource {
     pub fn new(request: SourceRequest) -> Result<GitSource, PluginError> {
+        let read_limits = request.read_limits;
         let config: GitConfig =
             serde_json::from_value(request.config).map_err(|e| config_error(format!("invalid settings: {e}")))?;
         let token = match (&config.token, &config.token_file) {
@@ -163,6 +166,7 @@ impl GitSource {
             clone_dir: request.cache_dir.join("repository.git"),
             repository: Mutex::new(None),
             scanned: Mutex::new(HashMap::new()),
+            read_limits,
         })
     }
 
@@ -381,7 +385,8 @@ impl PluginSource for GitSource {
         let read = |e: &dyn std::fmt::Display| git_error("corrupt", &format!("reading `{locator}`"), e);
         let tree = repository.find_tree(tree_id).map_err(|e| read(&e))?;
         let mut files = Vec::new();
-        read_task_files(&repository, &tree, "", &mut files).map_err(|e| read(&e))?;
+        let mut total = 0u64;
+        read_task_files(&repository, &tree, "", &mut files, &mut total, self.read_limits)?.map_err(|e| read(&e))?;
         if host.is_cancelled() {
             return Err(host.cancelled_error());
         }
@@ -471,13 +476,42 @@ fn find_tasks(
 }
 
 /// Reads the task files of a task folder's tree (regular files only: a symlink in git is
-/// its target's path, not content).
+/// its target's path, not content). Each blob's size is read from its header before its
+/// content, and a blob over the limits is refused unread (the outer error).
 fn read_task_files(
     repository: &gix::Repository,
     tree: &gix::Tree<'_>,
     prefix: &str,
     files: &mut Vec<(String, Vec<u8>)>,
-) -> Result<(), gix::Error> {
+    total: &mut u64,
+    limits: ReadLimits,
+) -> Result<Result<(), gix::Error>, PluginError> {
+    match read_task_files_checked(repository, tree, prefix, files, total, limits) {
+        Ok(()) => Ok(Ok(())),
+        Err(Read::Git(e)) => Ok(Err(e)),
+        Err(Read::TooLarge(e)) => Err(e),
+    }
+}
+
+enum Read {
+    Git(gix::Error),
+    TooLarge(PluginError),
+}
+
+impl<E: Into<gix::Error>> From<E> for Read {
+    fn from(e: E) -> Self {
+        Read::Git(e.into())
+    }
+}
+
+fn read_task_files_checked(
+    repository: &gix::Repository,
+    tree: &gix::Tree<'_>,
+    prefix: &str,
+    files: &mut Vec<(String, Vec<u8>)>,
+    total: &mut u64,
+    limits: ReadLimits,
+) -> Result<(), Read> {
     let decoded = tree.decode()?;
     let children: Vec<(String, gix::ObjectId, bool)> = decoded
         .entries
@@ -487,8 +521,24 @@ fn read_task_files(
     for (path, id, is_tree) in children {
         if is_tree && path == "tests" {
             let subtree = repository.find_tree(id)?;
-            read_task_files(repository, &subtree, "tests/", files)?;
+            read_task_files_checked(repository, &subtree, "tests/", files, total, limits)?;
         } else if !is_tree && layout::is_task_file(&path) {
+            let size = repository.find_header(id)?.size();
+            if size > limits.max_file_bytes {
+                return Err(Read::TooLarge(PluginError::too_large(
+                    &path,
+                    size,
+                    limits.max_file_bytes,
+                )));
+            }
+            *total += size;
+            if *total > limits.max_task_bytes {
+                return Err(Read::TooLarge(PluginError::too_large(
+                    "",
+                    *total,
+                    limits.max_task_bytes,
+                )));
+            }
             let blob = repository.find_blob(id)?;
             files.push((path, blob.data.clone()));
         }

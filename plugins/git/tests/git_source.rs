@@ -65,6 +65,7 @@ fn source(dir: &Path, config: serde_json::Value) -> Result<GitSource, registry_p
         config,
         base_dir: dir.to_owned(),
         cache_dir: dir.join("cache"),
+        read_limits: Default::default(),
     })
 }
 

@@ -14,13 +14,21 @@
 //!   and `429` are retried with exponential backoff and jitter (honouring `Retry-After`),
 //!   other `4xx` are not. Any failure fails the scan, so nothing is removed.
 //! - Authentication (`bearer`, `basic`, or a named header) is per source, never taken
-//!   from the environment.
+//!   from the environment, and sent only to the origin (scheme, host, port) of the
+//!   configured `url`: an `href` or `next` link to another origin is fetched without it.
+//! - A listing must be read to its end to count: the whole listing has a deadline
+//!   (`scan_timeout_ms`, default 120 s) and a page cap (`max_pages`, default 10,000), and a
+//!   `next` link to a page already read is a loop; each fails the scan, removing nothing.
+//! - A bundle is refused by its announced size before it is read, and its files against
+//!   the registry's read limits.
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use registry_core::{Bundle, Digest, Entry, Scan, Source, SourceError, SourceKind, SourceSpec};
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+use registry_core::{Bundle, Digest, Entry, Limits, Scan, Source, SourceError, SourceKind, SourceSpec};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -31,12 +39,14 @@ inventory::submit! {
     SourceKind {
         name: "http",
         description: "a taskreg registry or a static registry over HTTP (`url`)",
+        settings_schema: || serde_json::to_value(schemars::schema_for!(HttpSettings)).unwrap_or_default(),
         build: HttpSource::from_spec,
     }
 }
 
-/// How to authenticate, per source.
-#[derive(Debug, Clone, Deserialize)]
+/// How to authenticate, per source. Sent only to the origin (scheme, host and port) of the
+/// configured `url`: a page or bundle link to another origin is fetched without it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Auth {
     Bearer { token: String },
@@ -45,7 +55,7 @@ pub enum Auth {
 }
 
 /// The `[[sources]]` settings of an `http` source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// The index: `https://registry.example/v1/tasks`, or a static `…/index.json`.
@@ -63,6 +73,13 @@ pub struct HttpSettings {
     /// The longest `Retry-After` that is honoured.
     #[serde(default = "defaults::max_retry_after_ms")]
     pub max_retry_after_ms: u64,
+    /// The whole listing (every page, every retry) must be read within this; a listing
+    /// not read to its end fails the scan, so nothing is removed.
+    #[serde(default = "defaults::scan_timeout_ms")]
+    pub scan_timeout_ms: u64,
+    /// The most index pages one listing may have.
+    #[serde(default = "defaults::max_pages")]
+    pub max_pages: usize,
 }
 
 mod defaults {
@@ -80,6 +97,12 @@ mod defaults {
     }
     pub fn max_retry_after_ms() -> u64 {
         30_000
+    }
+    pub fn scan_timeout_ms() -> u64 {
+        120_000
+    }
+    pub fn max_pages() -> usize {
+        10_000
     }
 }
 
@@ -131,8 +154,12 @@ pub struct HttpSource {
     name: String,
     index: Url,
     settings: Arc<HttpSettings>,
+    /// The credentials' header, sent only to the index's origin.
+    credentials: Option<(HeaderName, HeaderValue)>,
     client: reqwest::Client,
     listing: Arc<Mutex<Listing>>,
+    /// What one task's load reads at most.
+    read: Limits,
 }
 
 /// Why one request failed, and whether another try may help.
@@ -174,23 +201,30 @@ impl HttpSource {
         }
         // reqwest is built without a default TLS provider (no C toolchain needed): use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut headers = HeaderMap::new();
-        match &settings.auth {
-            None | Some(Auth::Basic { .. }) => {}
+        let credentials = match &settings.auth {
+            None => None,
+            Some(Auth::Basic { username, password }) => {
+                let encoded = BASE64_STANDARD.encode(format!("{username}:{password}"));
+                let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                    .map_err(|e| config(format!("basic credentials: {e}")))?;
+                value.set_sensitive(true);
+                Some((reqwest::header::AUTHORIZATION, value))
+            }
             Some(Auth::Bearer { token }) => {
-                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
                     .map_err(|e| config(format!("bearer token: {e}")))?;
-                headers.insert(reqwest::header::AUTHORIZATION, value);
+                value.set_sensitive(true);
+                Some((reqwest::header::AUTHORIZATION, value))
             }
             Some(Auth::Header { name: header, value }) => {
                 let header =
                     HeaderName::from_bytes(header.as_bytes()).map_err(|e| config(format!("header name: {e}")))?;
-                let value = HeaderValue::from_str(value).map_err(|e| config(format!("header value: {e}")))?;
-                headers.insert(header, value);
+                let mut value = HeaderValue::from_str(value).map_err(|e| config(format!("header value: {e}")))?;
+                value.set_sensitive(true);
+                Some((header, value))
             }
-        }
+        };
         let client = reqwest::Client::builder()
-            .default_headers(headers)
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(10_000)))
             .user_agent(concat!("taskreg/", env!("CARGO_PKG_VERSION")))
@@ -200,9 +234,23 @@ impl HttpSource {
             name,
             index,
             settings: Arc::new(settings),
+            credentials,
             client,
             listing: Arc::default(),
+            read: Limits::default(),
         })
+    }
+
+    /// Caps what one task's load reads (default: [`Limits::default`]).
+    pub fn with_read_limits(mut self, read: Limits) -> Self {
+        self.read = read;
+        self
+    }
+
+    /// Whether `url` is on the configured index's origin (scheme, host and port): the only
+    /// place credentials go.
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.index.origin()
     }
 
     /// Builds the source from a `[[sources]]` entry with `type = "http"`.
@@ -212,7 +260,9 @@ impl HttpSource {
                 source_name: spec.name.clone(),
                 reason: e.to_string(),
             })?;
-        Ok(Box::new(HttpSource::new(spec.name.clone(), settings)?))
+        Ok(Box::new(
+            HttpSource::new(spec.name.clone(), settings)?.with_read_limits(spec.limits),
+        ))
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
@@ -222,15 +272,16 @@ impl HttpSource {
         }
     }
 
-    /// One GET, retried as the policy says; `None` for `304 Not Modified`.
-    async fn get(&self, url: &Url, etag: Option<&str>) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
+    /// One GET, retried as the policy says; `None` for `304 Not Modified`. The body is
+    /// refused past `cap` bytes (announced or read).
+    async fn get(&self, url: &Url, etag: Option<&str>, cap: u64) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.settings.backoff_ms))
             .with_max_delay(Duration::from_millis(self.settings.backoff_ms * 32))
             .with_max_times(self.settings.retries)
             .with_jitter();
         let max_retry_after = Duration::from_millis(self.settings.max_retry_after_ms);
-        (|| self.get_once(url, etag))
+        (|| self.get_once(url, etag, cap))
             .retry(backoff)
             .when(|f: &Failure| f.retry)
             .adjust(move |f: &Failure, delay| delay.map(|d| f.retry_after.map_or(d, |r| r.min(max_retry_after))))
@@ -240,10 +291,12 @@ impl HttpSource {
             .await
     }
 
-    async fn get_once(&self, url: &Url, etag: Option<&str>) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
+    async fn get_once(&self, url: &Url, etag: Option<&str>, cap: u64) -> Result<Option<(HeaderMap, Vec<u8>)>, Failure> {
         let mut request = self.client.get(url.clone());
-        if let Some(Auth::Basic { username, password }) = &self.settings.auth {
-            request = request.basic_auth(username, Some(password));
+        if let Some((header, value)) = &self.credentials
+            && self.same_origin(url)
+        {
+            request = request.header(header, value);
         }
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
@@ -276,7 +329,6 @@ impl HttpSource {
                 Failure::fatal(message)
             });
         }
-        let cap = self.settings.max_response_bytes;
         if response.content_length().is_some_and(|n| n > cap) {
             return Err(Failure::fatal(format!(
                 "GET {url}: the response is larger than the {cap}-byte cap"
@@ -299,10 +351,26 @@ impl HttpSource {
         Ok(Some((headers, body)))
     }
 
+    /// Reads the whole listing within the scan's deadline. A listing cut short (the
+    /// deadline, the page cap, a `next` link seen before) fails: only a listing read to its
+    /// end may make a task missing.
     async fn fetch_listing(&self) -> Result<(), SourceError> {
+        let deadline = Duration::from_millis(self.settings.scan_timeout_ms);
+        tokio::time::timeout(deadline, self.fetch_pages())
+            .await
+            .unwrap_or_else(|_| {
+                Err(self.unavailable(format!(
+                    "the listing was not read to its end within {}s (`scan_timeout_ms`)",
+                    deadline.as_secs_f64()
+                )))
+            })
+    }
+
+    async fn fetch_pages(&self) -> Result<(), SourceError> {
+        let cap = self.settings.max_response_bytes;
         let etag = self.listing.lock().ok().and_then(|l| l.etag.clone());
         let first = self
-            .get(&self.index, etag.as_deref())
+            .get(&self.index, etag.as_deref(), cap)
             .await
             .map_err(|f| self.unavailable(f.message))?;
         let Some((headers, body)) = first else {
@@ -314,7 +382,8 @@ impl HttpSource {
             ..Listing::default()
         };
         let mut page = (self.index.clone(), headers, body);
-        for _ in 0..100_000 {
+        let mut seen = std::collections::HashSet::from([self.index.clone()]);
+        loop {
             let (url, headers, body) = page;
             let document: IndexPage = serde_json::from_slice(&body)
                 .map_err(|e| self.unavailable(format!("{url} is not a registry index: {e}")))?;
@@ -334,8 +403,17 @@ impl HttpSource {
             let next = url
                 .join(&next)
                 .map_err(|e| self.unavailable(format!("next page {next}: {e}")))?;
+            if !seen.insert(next.clone()) {
+                return Err(self.unavailable(format!("the listing loops: {url} links to {next}, a page already read")));
+            }
+            if seen.len() > self.settings.max_pages {
+                return Err(self.unavailable(format!(
+                    "the listing has more than {} pages (`max_pages`); it was not read to its end",
+                    self.settings.max_pages
+                )));
+            }
             let (headers, body) = self
-                .get(&next, None)
+                .get(&next, None, cap)
                 .await
                 .map_err(|f| self.unavailable(f.message))?
                 .ok_or_else(|| self.unavailable(format!("{next} answered 304 to an unconditional request")))?;
@@ -405,8 +483,14 @@ impl Source for HttpSource {
             .ok()
             .and_then(|l| l.items.get(&entry.locator).cloned())
             .ok_or_else(|| file_error("not in the registry's index".into()))?;
+        // A bundle holds one task's files as JSON strings: escaping makes it larger than the
+        // files, never more than six times (every byte a `\u00XX`).
+        let cap = self
+            .settings
+            .max_response_bytes
+            .min(self.read.max_task_bytes.saturating_mul(6).saturating_add(64 * 1024));
         let (_, body) = self
-            .get(&url, None)
+            .get(&url, None, cap)
             .await
             .map_err(|f| file_error(f.message))?
             .ok_or_else(|| file_error(format!("{url} answered 304 to an unconditional request")))?;
@@ -417,6 +501,25 @@ impl Source for HttpSource {
             return Err(file_error(format!(
                 "{url}: the files hash to {actual}, the index announced {digest}"
             )));
+        }
+        let mut total = 0u64;
+        for (path, contents) in &document.files {
+            let size = contents.len() as u64;
+            total += size;
+            if size > self.read.max_file_bytes {
+                return Err(SourceError::TooLarge {
+                    file: path.clone(),
+                    size,
+                    cap: self.read.max_file_bytes,
+                });
+            }
+        }
+        if total > self.read.max_task_bytes {
+            return Err(SourceError::TooLarge {
+                file: String::new(),
+                size: total,
+                cap: self.read.max_task_bytes,
+            });
         }
         let folder_name = entry.locator.split('@').next().map(str::to_owned);
         let files = document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();

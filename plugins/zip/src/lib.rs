@@ -16,7 +16,8 @@
 //! archive's size and mtime.
 //!
 //! An archive is read whole into memory (up to a cap) and checked entry by entry before
-//! any content is used. An archive with an absolute or `..` path, a symlink entry, an
+//! any content is used, once per scan: the loads of its tasks share what the scan read
+//! while the file is unchanged. Two entries with one name make the archive hostile. An archive with an absolute or `..` path, a symlink entry, an
 //! encrypted entry, too many entries, an entry or a total over the size caps, a compression
 //! ratio over the cap (a zip bomb), or a corrupt structure is refused as a whole: it is
 //! reported with the archive and the entry named, and the scan is partial, so nothing that
@@ -24,14 +25,17 @@
 //! the declared size limit, so a header that lies about sizes costs nothing either.
 
 use async_trait::async_trait;
-use registry_core::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file};
+use registry_core::{
+    Bundle, Entry, Limits, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
+};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 use zip::ZipArchive;
 
@@ -39,12 +43,13 @@ inventory::submit! {
     SourceKind {
         name: "zip",
         description: "tasks inside ZIP archives (`path`: one .zip file or a folder of them)",
+        settings_schema: || serde_json::to_value(schemars::schema_for!(ZipSettings)).unwrap_or_default(),
         build: ZipSource::from_spec,
     }
 }
 
 /// Caps that keep a hostile archive from costing more than a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArchiveLimits {
     /// The archive file itself.
@@ -76,14 +81,29 @@ pub struct ZipSource {
     name: String,
     path: Arc<PathBuf>,
     limits: ArchiveLimits,
+    /// What one task's load reads at most (the registry's read limits).
+    read: Limits,
+    /// The archives the latest scan read and checked, by path: loads take them from here
+    /// while the file's size and mtime are unchanged, so an archive is read once per scan
+    /// and not once per task it holds.
+    opened: Arc<Mutex<HashMap<PathBuf, Opened>>>,
 }
 
-#[derive(Deserialize)]
+/// An archive read and checked, with the stamp of the file it was read from.
+#[derive(Debug, Clone)]
+struct Opened {
+    stamp: String,
+    archive: InMemoryArchive,
+}
+
+/// The `[[sources]]` settings of a `zip` source.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct Settings {
-    path: PathBuf,
+pub struct ZipSettings {
+    /// One `.zip` file or a folder of them; relative to the config file's folder.
+    pub path: PathBuf,
     #[serde(default)]
-    limits: ArchiveLimits,
+    pub limits: ArchiveLimits,
 }
 
 impl ZipSource {
@@ -92,6 +112,8 @@ impl ZipSource {
             name: name.into(),
             path: Arc::new(path.into()),
             limits: ArchiveLimits::default(),
+            read: Limits::default(),
+            opened: Arc::default(),
         }
     }
 
@@ -100,14 +122,38 @@ impl ZipSource {
         self
     }
 
+    /// Caps what one task's load reads (default: [`Limits::default`]).
+    pub fn with_read_limits(mut self, read: Limits) -> Self {
+        self.read = read;
+        self
+    }
+
     /// Builds the source from a `[[sources]]` entry with `type = "zip"`.
     pub fn from_spec(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
-        let settings: Settings = serde_json::from_value(spec.settings.clone()).map_err(|e| SourceError::Config {
+        let settings: ZipSettings = serde_json::from_value(spec.settings.clone()).map_err(|e| SourceError::Config {
             source_name: spec.name.clone(),
             reason: e.to_string(),
         })?;
-        let source = ZipSource::new(spec.name.clone(), spec.base_dir.join(settings.path)).with_limits(settings.limits);
+        let source = ZipSource::new(spec.name.clone(), spec.base_dir.join(settings.path))
+            .with_limits(settings.limits)
+            .with_read_limits(spec.limits);
         Ok(Box::new(source))
+    }
+
+    /// The archive at `path`, from the latest scan when the file is unchanged since.
+    fn open(&self, path: &Path) -> Result<InMemoryArchive, Refusal> {
+        let kept = self.opened.lock().ok().and_then(|o| o.get(path).cloned());
+        if let Some(kept) = kept
+            && fs::metadata(path).is_ok_and(|m| stamp_of(&m) == kept.stamp)
+        {
+            return Ok(kept.archive);
+        }
+        let opened = read_archive(path, &self.limits)?;
+        let archive = opened.archive.clone();
+        if let Ok(mut kept) = self.opened.lock() {
+            kept.insert(path.to_owned(), opened);
+        }
+        Ok(archive)
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
@@ -144,10 +190,13 @@ impl ZipSource {
             complete: true,
             ..Scan::default()
         };
+        let mut opened = HashMap::new();
         for (archive_name, path) in self.archives()? {
             match read_archive(&path, &self.limits) {
-                Ok((archive, stamp)) => {
-                    let (folders, duplicates) = task_folders(&archive);
+                Ok(read) => {
+                    let (folders, duplicates) = task_folders(&read.archive);
+                    let stamp = read.stamp.clone();
+                    opened.insert(path.clone(), read);
                     for folder in folders {
                         let mut hasher = Sha256::new();
                         hasher.update(stamp.as_bytes());
@@ -178,6 +227,10 @@ impl ZipSource {
             }
         }
         scan.entries.sort_by(|a, b| a.locator.cmp(&b.locator));
+        // Only this scan's archives are kept: a removed archive's memory is freed.
+        if let Ok(mut kept) = self.opened.lock() {
+            *kept = opened;
+        }
         Ok(scan)
     }
 
@@ -201,13 +254,14 @@ impl ZipSource {
             file: archive_name.clone(),
             reason: r.message,
         };
-        let (mut archive, _) = read_archive(path, &self.limits).map_err(refused)?;
+        let mut archive = self.open(path).map_err(refused)?;
         let prefix = if folder.is_empty() {
             String::new()
         } else {
             format!("{folder}/")
         };
         let mut files = BTreeMap::new();
+        let mut total = 0u64;
         for index in 0..archive.len() {
             let mut entry = archive
                 .by_index(index)
@@ -219,24 +273,47 @@ impl ZipSource {
             if entry.is_dir() || !is_task_file(relative) {
                 continue;
             }
-            let mut bytes = Vec::with_capacity(entry.size().min(self.limits.max_entry_bytes) as usize);
-            // Capped whatever the header says: a lying size costs at most the cap.
-            (&mut entry)
-                .take(self.limits.max_entry_bytes + 1)
-                .read_to_end(&mut bytes)
+            let cap = self
+                .limits
+                .max_entry_bytes
+                .min(self.read.max_file_bytes)
+                .min(self.read.max_task_bytes - total.min(self.read.max_task_bytes));
+            let too_large = |size: u64| {
+                if size > self.read.max_file_bytes {
+                    SourceError::TooLarge {
+                        file: relative.to_owned(),
+                        size,
+                        cap: self.read.max_file_bytes,
+                    }
+                } else if size > self.limits.max_entry_bytes {
+                    SourceError::File {
+                        file: relative.to_owned(),
+                        reason: format!(
+                            "{archive_name}: more than {} bytes uncompressed",
+                            self.limits.max_entry_bytes
+                        ),
+                    }
+                } else {
+                    SourceError::TooLarge {
+                        file: String::new(),
+                        size: total + size,
+                        cap: self.read.max_task_bytes,
+                    }
+                }
+            };
+            // The header's size first; then the read is capped whatever the header says,
+            // so a lying size costs at most the cap.
+            let announced = entry.size();
+            if announced > cap {
+                return Err(too_large(announced));
+            }
+            let bytes = Limits::read_capped(&mut entry, announced, cap)
                 .map_err(|e| SourceError::File {
                     file: relative.to_owned(),
                     reason: format!("{archive_name}: {e}"),
-                })?;
-            if bytes.len() as u64 > self.limits.max_entry_bytes {
-                return Err(SourceError::File {
-                    file: relative.to_owned(),
-                    reason: format!(
-                        "{archive_name}: more than {} bytes uncompressed",
-                        self.limits.max_entry_bytes
-                    ),
-                });
-            }
+                })?
+                .map_err(too_large)?;
+            total += bytes.len() as u64;
             files.insert(relative.to_owned(), bytes);
         }
         let folder_name = match folder {
@@ -291,8 +368,28 @@ impl Source for ZipSource {
     }
 }
 
-/// An archive read whole into memory.
-type InMemoryArchive = ZipArchive<Cursor<Vec<u8>>>;
+/// An archive's bytes, shared by every load that reads it.
+#[derive(Debug, Clone)]
+struct SharedBytes(Arc<[u8]>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An archive read whole into memory; cloning it shares the bytes and the directory.
+type InMemoryArchive = ZipArchive<Cursor<SharedBytes>>;
+
+/// An archive file's size and modification time.
+fn stamp_of(meta: &fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    format!("{}:{}", meta.len(), mtime.as_nanos())
+}
 
 /// Why an archive is refused: a stable code and a message naming the entry.
 #[derive(Debug)]
@@ -312,8 +409,7 @@ impl Refusal {
 }
 
 /// Reads an archive into memory and checks every entry's header before anything uses it.
-/// Returns the archive and a stamp of its size and mtime.
-fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<(InMemoryArchive, String), Refusal> {
+fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<Opened, Refusal> {
     let shown = path
         .file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -328,14 +424,30 @@ fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<(InMemoryArchive,
             ),
         ));
     }
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .unwrap_or_default();
-    let stamp = format!("{}:{}", meta.len(), mtime.as_nanos());
-    let bytes = fs::read(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| Refusal::corrupt(&shown, e))?;
+    let stamp = stamp_of(&meta);
+    let file = fs::File::open(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
+    // Capped while reading too: an archive growing after the size was checked is refused.
+    let bytes = Limits::read_capped(file, meta.len(), limits.max_archive_bytes)
+        .map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?
+        .map_err(|size| {
+            Refusal::new(
+                "zip.too_large",
+                format!(
+                    "{shown} grew to {size} bytes while read; the cap is {}",
+                    limits.max_archive_bytes
+                ),
+            )
+        })?;
+    let shared = SharedBytes(bytes.into());
+    let mut archive = ZipArchive::new(Cursor::new(shared)).map_err(|e| Refusal::corrupt(&shown, e))?;
+    // Two entries of one name: which one a reader sees depends on the reader, so an
+    // archive that has them is hostile (the zip crate would keep the last silently).
+    if archive.has_duplicate_names() {
+        return Err(Refusal::new(
+            "zip.duplicate_entry",
+            format!("{shown} holds two or more entries with the same name"),
+        ));
+    }
     if archive.len() > limits.max_entries {
         return Err(Refusal::new(
             "zip.too_many_entries",
@@ -390,7 +502,7 @@ fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<(InMemoryArchive,
             ));
         }
     }
-    Ok((archive, stamp))
+    Ok(Opened { stamp, archive })
 }
 
 /// A relative path with no `..`, no root, no drive and no backslash tricks.

@@ -26,6 +26,27 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// What sources read at most when the `limits` rule is not an error (`warn` or `off`):
+    /// an oversized task is then accepted, but reading stays bounded.
+    pub const READ_CEILING: Limits = Limits {
+        max_file_bytes: 64 * 1024 * 1024,
+        max_task_bytes: 256 * 1024 * 1024,
+        max_files: 10_000,
+    };
+
+    /// Reads `reader` to its end, refusing it past `cap` bytes: `expected` (the size the
+    /// file's metadata announced, as a capacity hint) is checked by the caller first; this
+    /// also refuses a file that grew while being read.
+    pub fn read_capped(reader: impl std::io::Read, expected: u64, cap: u64) -> std::io::Result<Result<Vec<u8>, u64>> {
+        use std::io::Read as _;
+        let mut bytes = Vec::with_capacity(expected.min(cap) as usize + 1);
+        reader.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
+        let size = bytes.len() as u64;
+        Ok(if size > cap { Err(size) } else { Ok(bytes) })
+    }
+}
+
 pub struct LimitsValidator;
 
 inventory::submit!(RegisteredValidator(&LimitsValidator));

@@ -151,6 +151,22 @@ impl Validation {
         })
     }
 
+    /// The most a source may read of one task. With the `limits` rule at `error` that is
+    /// the configured limits (a larger file could only be refused after reading); at `warn`
+    /// or `off` it is [`Limits::READ_CEILING`], so an oversized task is still read and
+    /// accepted, and reading stays bounded either way.
+    pub fn read_limits(&self) -> Limits {
+        let enforced = self
+            .rules
+            .iter()
+            .any(|(v, level)| v.rule() == "limits" && *level == RuleLevel::Error);
+        if enforced {
+            self.context.limits
+        } else {
+            Limits::READ_CEILING
+        }
+    }
+
     /// The rules that run, with their levels.
     pub fn rules(&self) -> impl Iterator<Item = (&'static dyn Validator, RuleLevel)> + '_ {
         self.rules.iter().copied()
