@@ -172,3 +172,115 @@ async fn a_rescan_ignores_changes_a_full_scan_would_not_see() {
     write_task(&root.join(".git/hidden"), "hidden");
     assert_eq!(rescan(root, &[".git/hidden/main.js"]).await, (within(&[]), vec![]));
 }
+
+/// Issue 10, item 6: a FIFO named `main.js` hung `sync` and `validate` forever.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_named_like_a_task_file_is_that_tasks_problem_and_never_blocks() {
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("piped");
+    write_task(&task, "piped");
+    fs::remove_file(task.join("main.js")).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(task.join("main.js"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // And one behind a symlink, which the listing sees as a link, not as a FIFO.
+    let linked = root.path().join("linked");
+    write_task(&linked, "linked");
+    fs::remove_file(linked.join("main.js")).unwrap();
+    std::os::unix::fs::symlink(task.join("main.js"), linked.join("main.js")).unwrap();
+    write_task(&root.path().join("fine"), "fine");
+
+    let source = FsSource::new("s", root.path());
+    let scan = tokio::time::timeout(std::time::Duration::from_secs(10), source.scan())
+        .await
+        .expect("the scan does not block")
+        .unwrap();
+    assert_eq!(scan.entries.len(), 3, "the FIFO task is listed, not skipped");
+    for entry in &scan.entries {
+        let loaded = tokio::time::timeout(std::time::Duration::from_secs(10), source.load(entry))
+            .await
+            .expect("a load never blocks on a FIFO");
+        match (entry.locator.as_str(), loaded) {
+            ("fine", Ok(_)) => {}
+            ("piped" | "linked", Err(SourceError::File { file, reason })) => {
+                assert_eq!(file, "main.js");
+                assert!(reason.contains("not a regular file"), "{reason}");
+            }
+            (locator, other) => panic!("{locator}: {other:?}"),
+        }
+    }
+}
+
+/// Issue 10, item 5: a 2 GB sparse `main.js` was read whole (2.1 GB of memory) before
+/// `max_file_bytes` refused it. Its size is now checked before a byte is read.
+#[tokio::test]
+async fn a_file_over_the_read_cap_is_refused_by_its_size_before_it_is_read() {
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("huge");
+    write_task(&task, "huge");
+    let file = fs::OpenOptions::new().write(true).open(task.join("main.js")).unwrap();
+    file.set_len(2 * 1024 * 1024 * 1024).unwrap(); // sparse: costs no disk
+    let limits = registry_core::Limits::default();
+    let source = FsSource::new("s", root.path()).with_limits(limits);
+    let entry = source.scan().await.unwrap().entries.remove(0);
+    let started = std::time::Instant::now();
+    match source.load(&entry).await {
+        Err(SourceError::TooLarge { file, size, cap }) => {
+            assert_eq!(file, "main.js");
+            assert_eq!(size, 2 * 1024 * 1024 * 1024);
+            assert_eq!(cap, limits.max_file_bytes);
+        }
+        other => panic!("expected a refusal by size, got {other:?}"),
+    }
+    // Reading 2 GB takes seconds; refusing by size takes none.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Files each under the per-file cap that add up past the task cap are refused too.
+    let many = root.path().join("many");
+    write_task(&many, "many");
+    for i in 0..3 {
+        fs::write(many.join(format!("tests/{i}.json")), vec![b' '; 600]).unwrap();
+    }
+    let small = registry_core::Limits {
+        max_file_bytes: 1000,
+        max_task_bytes: 1500,
+        max_files: 200,
+    };
+    let source = FsSource::new("s", root.path()).with_limits(small);
+    let entry = source
+        .scan()
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|e| e.locator == "many")
+        .unwrap();
+    match source.load(&entry).await {
+        Err(SourceError::TooLarge { file, cap, .. }) => {
+            assert_eq!(file, "", "the task as a whole");
+            assert_eq!(cap, 1500);
+        }
+        other => panic!("expected the task to be refused, got {other:?}"),
+    }
+}
+
+/// Issue 10, item 9: the filesystem kind accepted any key (`colour = "red"`).
+#[test]
+fn the_filesystem_kind_refuses_unknown_settings() {
+    let spec = registry_core::SourceSpec::new("s", "filesystem", serde_json::json!({"path": ".", "colour": "red"}));
+    match FsSource::from_spec(&spec) {
+        Err(SourceError::Config { reason, .. }) => assert!(reason.contains("colour"), "{reason}"),
+        Err(other) => panic!("expected a settings error, got {other}"),
+        Ok(_) => panic!("expected a settings error, got a source"),
+    }
+    let kind = registry_core::find_kind("filesystem").unwrap();
+    let schema = (kind.settings_schema)();
+    assert_eq!(schema["additionalProperties"], false, "{schema}");
+}

@@ -316,3 +316,163 @@ async fn basic_auth_and_a_named_header_are_sent_as_configured() {
     let reason = unavailable_reason(http(settings(url)).scan().await);
     assert!(reason.contains("403") && reason.contains("auth"), "{reason}");
 }
+
+async fn start_on(ip: &str, app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0")).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}")
+}
+
+/// Issue 10, item 1: the source stopped after a fixed number of pages and called the
+/// listing complete, so tasks on later pages went missing with `status` ok. A listing not
+/// read to its end (page cap, a loop, the deadline) now fails the scan.
+#[tokio::test]
+async fn a_listing_cut_short_by_the_page_cap_fails_the_scan() {
+    // Page n links to page n+1, for ever.
+    let app = Router::new().route(
+        "/pages/{n}",
+        get(|axum::extract::Path(n): axum::extract::Path<u64>| async move {
+            axum::Json(json!({ "items": [item(&format!("t{n}"), "b.json")], "next": format!("{}", n + 1) }))
+        }),
+    );
+    let mut capped = settings(format!("{}/pages/0", start(app).await));
+    capped.max_pages = 5;
+    let reason = unavailable_reason(http(capped).scan().await);
+    assert!(reason.contains("more than 5 pages"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_listing_whose_next_link_loops_fails_the_scan() {
+    let app = Router::new()
+        .route(
+            "/a.json",
+            get(|| async { axum::Json(json!({ "items": [item("alpha", "alpha.json")], "next": "b.json" })) }),
+        )
+        .route(
+            "/b.json",
+            get(|| async { axum::Json(json!({ "items": [item("beta", "beta.json")], "next": "a.json" })) }),
+        );
+    let reason = unavailable_reason(http(settings(format!("{}/a.json", start(app).await))).scan().await);
+    assert!(reason.contains("loops"), "{reason}");
+}
+
+/// A server that answers every page slowly (each under the per-request timeout) held a
+/// scan for minutes; the whole listing now has a deadline.
+#[tokio::test]
+async fn a_listing_slower_than_the_scan_deadline_fails_the_scan() {
+    let app = Router::new().route(
+        "/pages/{n}",
+        get(|axum::extract::Path(n): axum::extract::Path<u64>| async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            axum::Json(json!({ "items": [item(&format!("t{n}"), "b.json")], "next": format!("{}", n + 1) }))
+        }),
+    );
+    let mut slow = settings(format!("{}/pages/0", start(app).await));
+    slow.scan_timeout_ms = 1_000;
+    let started = Instant::now();
+    let reason = unavailable_reason(http(slow).scan().await);
+    assert!(reason.contains("not read to its end within 1s"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+/// Issue 10, item 2: an index item whose `href` pointed at another origin received the
+/// source's `Authorization` header. Credentials now go only to the configured origin.
+#[tokio::test]
+async fn credentials_go_only_to_the_origin_of_the_configured_url() {
+    let seen: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let recorder = |origin: &'static str, seen: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>| {
+        move |headers: HeaderMap| async move {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen.lock().unwrap().push((origin.to_owned(), authorization));
+            axum::Json(bundle("elsewhere").0)
+        }
+    };
+    // The bundle lives on another loopback address: another origin.
+    let other = start_on(
+        "127.0.0.2",
+        Router::new().route("/elsewhere.json", get(recorder("other", seen.clone()))),
+    )
+    .await;
+    let href = format!("{other}/elsewhere.json");
+    let home_seen = seen.clone();
+    let app = Router::new()
+        .route(
+            "/v1/tasks",
+            get(move |headers: HeaderMap| {
+                let (href, seen) = (href.clone(), home_seen.clone());
+                async move {
+                    let authorization = headers
+                        .get(header::AUTHORIZATION)
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    seen.lock().unwrap().push(("home".to_owned(), authorization));
+                    axum::Json(json!({ "items": [item("elsewhere", &href), item("home", "home.json")] }))
+                }
+            }),
+        )
+        .route("/v1/home.json", get(recorder("home", seen.clone())));
+    let home = start(app).await;
+    for auth in [
+        Auth::Bearer { token: "s3cret".into() },
+        Auth::Basic {
+            username: "reader".into(),
+            password: "pa55".into(),
+        },
+        Auth::Header {
+            name: "Authorization".into(),
+            value: "Token s3cret".into(),
+        },
+    ] {
+        seen.lock().unwrap().clear();
+        let mut configured = settings(format!("{home}/v1/tasks"));
+        configured.auth = Some(auth);
+        let source = http(configured);
+        let scan = source.scan().await.unwrap();
+        for entry in &scan.entries {
+            // The `home` bundle's digest is announced for "home" but the recorder serves
+            // "elsewhere": only the request matters here.
+            let _ = source.load(entry).await;
+        }
+        let seen = seen.lock().unwrap().clone();
+        let to_other: Vec<&Option<String>> = seen.iter().filter(|(o, _)| o == "other").map(|(_, a)| a).collect();
+        let to_home: Vec<&Option<String>> = seen.iter().filter(|(o, _)| o == "home").map(|(_, a)| a).collect();
+        assert_eq!(to_other, [&None], "no credentials to another origin: {seen:?}");
+        assert_eq!(to_home.len(), 2, "{seen:?}");
+        assert!(
+            to_home.iter().all(|a| a.is_some()),
+            "credentials to the configured origin: {seen:?}"
+        );
+    }
+}
+
+/// Issue 10, item 5: a bundle whose files exceed the read limits is refused.
+#[tokio::test]
+async fn a_bundle_over_the_read_limits_is_refused() {
+    let big = "x".repeat(5_000);
+    let files = BTreeMap::from([
+        (
+            "metadata.json".to_owned(),
+            r#"{"name":"big","version":"1.0.0"}"#.to_owned(),
+        ),
+        ("main.js".to_owned(), big),
+    ]);
+    let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes()))).to_string();
+    let document = json!({ "name": "big", "version": "1.0.0", "digest": digest, "files": files });
+    let index = json!({ "items": [{ "name": "big", "version": "1.0.0", "digest": digest, "href": "big.json" }] });
+    let app = Router::new()
+        .route("/r/index.json", get(move || async move { axum::Json(index) }))
+        .route("/r/big.json", get(move || async move { axum::Json(document) }));
+    let source = http(settings(format!("{}/r/index.json", start(app).await))).with_read_limits(registry_core::Limits {
+        max_file_bytes: 1_000,
+        ..registry_core::Limits::default()
+    });
+    let entry = source.scan().await.unwrap().entries.remove(0);
+    match source.load(&entry).await {
+        Err(SourceError::TooLarge { file, size, cap }) => {
+            assert_eq!((file.as_str(), size, cap), ("main.js", 5_000, 1_000))
+        }
+        other => panic!("expected a refusal by size, got {other:?}"),
+    }
+}
