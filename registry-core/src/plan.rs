@@ -522,7 +522,7 @@ pub fn plan(
         .filter(|(_, u)| claimed.contains(u))
         .map(|(n, u)| (*u, n.clone()))
         .collect();
-    let rejected = check_cross_task(claims, &stored_owners);
+    let rejected = check_cross_task(claims, &stored_owners, &snapshot.task_uuids);
 
     // Origins after this run: the stored ones, less `removed`, with `offered_now` on top.
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
@@ -590,7 +590,7 @@ pub fn plan(
                     warnings,
                     modified,
                 }) => {
-                    if let Some(problem) = rejected.get(&task.name) {
+                    if let Some(problem) = rejected.get(&(task.name.clone(), task.uuid)) {
                         let mut problems = warnings.clone();
                         problems.push(problem.clone());
                         problem_sets.insert(key(k.0, k.1), problems);

@@ -36,6 +36,9 @@ on_both_backends!(
     the_mass_removal_guard_keeps_a_source_that_lost_most_of_its_tasks,
     validation_problems_are_stored_with_their_place_and_a_bad_edit_keeps_the_good_version,
     a_rescan_of_the_changed_folders_lands_where_a_full_sync_lands,
+    text_with_a_nul_byte_never_fails_a_run,
+    two_runs_planned_at_once_never_store_one_uuid_for_two_names,
+    versions_differing_only_in_build_metadata_are_one_version,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -556,4 +559,218 @@ async fn a_rescan_of_the_changed_folders_lands_where_a_full_sync_lands(backend: 
         "{:?}",
         by_scope.problems().await.unwrap()
     );
+}
+
+/// A third-party rule whose message quotes a NUL byte, as a rule quoting a file's text
+/// might. It speaks only about tasks named `quotes-nul`.
+struct QuotesNul;
+
+impl registry_core::Validator for QuotesNul {
+    fn rule(&self) -> &'static str {
+        "quotes-nul"
+    }
+    fn description(&self) -> &'static str {
+        "test rule: a warning whose message holds a NUL byte"
+    }
+    fn check(
+        &self,
+        task: &registry_core::ParsedTask,
+        _: &registry_core::ValidationContext,
+        out: &mut Vec<registry_core::Problem>,
+    ) {
+        if task.task.name == "quotes-nul" {
+            out.push(registry_core::Problem::warning("quotes-nul.found", "found `a\0b` here").in_file("main.js\0"));
+        }
+    }
+}
+
+inventory::submit!(registry_core::RegisteredValidator(&QuotesNul));
+
+/// Issue 10, item 3: one `main.js` with a NUL byte (or a problem message quoting one) made
+/// PostgreSQL refuse the whole transaction: the run was lost for every source, and
+/// `status` said nothing. Now such text never reaches a query, and both backends agree.
+async fn text_with_a_nul_byte_never_fails_a_run(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    write_tree(root.path(), 3).unwrap();
+    write_named_task(&root.path().join("nul-script"), "nul-script", "1.0.0", 1).unwrap();
+    fs::write(root.path().join("nul-script/main.js"), "(function () { return 1; })\0").unwrap();
+    write_named_task(&root.path().join("nul-name"), "nul-name", "1.0.0", 2).unwrap();
+    fs::write(
+        root.path().join("nul-name/metadata.json"),
+        r#"{"name":"nul\u0000name","version":"1.0.0","label":"l","description":"d"}"#,
+    )
+    .unwrap();
+    // An escaped NUL inside a JSON value is fine: stored as the escape it is.
+    write_named_task(&root.path().join("nul-value"), "nul-value", "1.0.0", 3).unwrap();
+    fs::write(
+        root.path().join("nul-value/tests/nul.json"),
+        r#"{"input":{"a":1,"b":2},"expected_output":{"sum":6},"note":"a\u0000b"}"#,
+    )
+    .unwrap();
+    write_named_task(&root.path().join("quotes-nul"), "quotes-nul", "1.0.0", 4).unwrap();
+    let report = run(&mut store, &[source("tree", root.path())]).await;
+    assert!(report.written);
+    assert_eq!(report.counts.added, 5, "three generated, nul-value and quotes-nul");
+
+    let problems = store.problems().await.unwrap();
+    let of = |locator: &str| -> Vec<String> {
+        problems
+            .iter()
+            .filter(|p| p.locator == locator)
+            .map(|p| p.problem.code.clone())
+            .collect()
+    };
+    assert_eq!(of("nul-script"), ["file.nul_byte"]);
+    assert_eq!(of("nul-name"), ["metadata.name_invalid"]);
+    let quoted = problems
+        .iter()
+        .find(|p| p.locator == "quotes-nul")
+        .expect("the warning is stored");
+    assert_eq!(quoted.problem.message, "found `a\\0b` here", "kept visible, escaped");
+    assert_eq!(quoted.problem.file.as_deref(), Some("main.js\\0"));
+    let names: Vec<String> = store
+        .list_versions(false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert!(
+        names.contains(&"nul-value".to_owned()) && names.contains(&"quotes-nul".to_owned()),
+        "{names:?}"
+    );
+
+    // The same tree again: nothing changes, nothing fails.
+    let again = run(&mut store, &[source("tree", root.path())]).await;
+    assert!(!again.written, "{:?}", again.changes.counts);
+}
+
+/// Issue 10, item 4: two syncs planned at the same moment could both store one UUID for
+/// two names (and one name with two UUIDs), and later syncs never noticed. The database
+/// now refuses the second write, and a run that meets the refusal plans again.
+async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let (mut first, mut second) = (open(&db).await, open(&db).await);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let uuid = "0b9c5a52-7f5e-4f7e-9a51-3c1d2b3a4f00";
+    for (dir, name) in [(a.path(), "alpha"), (b.path(), "beta")] {
+        write_named_task(&dir.join(name), name, "1.0.0", 1).unwrap();
+        let path = dir.join(name).join("metadata.json");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replacen('{', &format!("{{\n  \"uuid\": \"{uuid}\","), 1)).unwrap();
+    }
+    let (from_a, from_b) = ([source("a", a.path())], [source("b", b.path())]);
+    let options = SyncOptions::default();
+    // Both plan against the empty catalogue, then both apply.
+    let planned_a = plan_run(&mut first, &from_a, &SourcePriority, &options).await.unwrap();
+    let planned_b = plan_run(&mut second, &from_b, &SourcePriority, &options).await.unwrap();
+    apply_run(&mut first, planned_a).await.expect("the first write lands");
+    let refused = apply_run(&mut second, planned_b)
+        .await
+        .expect_err("the database refuses the second");
+    let registry_host::sync::SyncError::Store(error) = &refused;
+    assert!(error.is_unique_violation(), "{error}");
+    let owners: Vec<(String, String)> = first
+        .task_uuids()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, u)| u.to_string() == uuid)
+        .map(|(n, u)| (n, u.to_string()))
+        .collect();
+    assert_eq!(owners, [("alpha".to_owned(), uuid.to_owned())]);
+    // The refused run shows in `status` as a failure of the source it scanned.
+    let status = second.status().await.unwrap();
+    let b_status = status.sources.iter().find(|s| s.name == "b").unwrap();
+    assert_eq!(b_status.status, "failed");
+    assert!(
+        b_status.error.as_deref().unwrap().contains("could not be written"),
+        "{b_status:?}"
+    );
+
+    // Planned again, the clash is a problem of the later name, and the run succeeds.
+    let report = run(&mut second, &from_b).await;
+    assert!(
+        report.problems.iter().any(|p| p.locator == "beta"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        !second
+            .list_versions(true)
+            .await
+            .unwrap()
+            .iter()
+            .any(|v| v.name == "beta")
+    );
+    assert_eq!(
+        second
+            .status()
+            .await
+            .unwrap()
+            .sources
+            .iter()
+            .find(|s| s.name == "b")
+            .unwrap()
+            .status,
+        "ok"
+    );
+
+    // One name, two UUIDs, planned at once: the second write is refused as well.
+    let (c, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_named_task(&c.path().join("gamma"), "gamma", "1.0.0", 1).unwrap();
+    write_named_task(&d.path().join("gamma"), "gamma", "2.0.0", 2).unwrap();
+    let path = d.path().join("gamma/metadata.json");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        text.replacen('{', "{\n  \"uuid\": \"5f0e8d5c-1b1a-4c55-8a70-9a4b7c2e1d00\",", 1),
+    )
+    .unwrap();
+    let (from_c, from_d) = ([source("c", c.path())], [source("d", d.path())]);
+    let planned_c = plan_run(&mut first, &from_c, &SourcePriority, &options).await.unwrap();
+    let planned_d = plan_run(&mut second, &from_d, &SourcePriority, &options).await.unwrap();
+    apply_run(&mut first, planned_c).await.unwrap();
+    assert!(apply_run(&mut second, planned_d).await.is_err());
+    let report = run(&mut second, &from_d).await;
+    assert!(
+        report.problems.iter().any(|p| p.locator == "gamma"),
+        "{:?}",
+        report.problems
+    );
+    let gamma: Vec<String> = second
+        .task_uuids()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n == "gamma")
+        .map(|(_, u)| u.to_string())
+        .collect();
+    assert_eq!(gamma.len(), 1);
+}
+
+/// Issue 10, item 10: `1.0.0+build` and `1.0.0+build2` were stored as two versions.
+async fn versions_differing_only_in_build_metadata_are_one_version(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_named_task(&one.path().join("t"), "t", "1.0.0+build", 1).unwrap();
+    write_named_task(&one.path().join("t-alpha"), "t", "1.0.0-alpha", 1).unwrap();
+    write_named_task(&two.path().join("t"), "t", "1.0.0+build2", 1).unwrap();
+    let report = run(&mut store, &[source("one", one.path()), source("two", two.path())]).await;
+    let versions: Vec<String> = store
+        .list_versions(true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    assert!(versions.contains(&"1.0.0".to_owned()) && versions.contains(&"1.0.0-alpha".to_owned()));
+    // Different metadata (the build tag) is different content: a recorded conflict.
+    assert_eq!(report.counts.conflicts, 1);
+    let conflicts = store.conflicts().await.unwrap();
+    assert_eq!(conflicts.len(), 1);
 }
