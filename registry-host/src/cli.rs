@@ -109,9 +109,12 @@ enum Command {
         /// Address to listen on (default: `[serve] listen`, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
-        /// Require `Authorization: Bearer TOKEN` on /v1.
-        #[arg(long, env = "TASKREG_SERVE_TOKEN")]
+        /// Require `Authorization: Bearer TOKEN` on /v1 and /metrics.
+        #[arg(long, env = "TASKREG_SERVE_TOKEN", conflicts_with = "token_file")]
         token: Option<String>,
+        /// Read the token from this file (it then appears in no process list).
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
     },
     /// List every source kind: built in, or from which plugin library, with versions.
     /// Exit 1 when a configured plugin library was refused.
@@ -292,23 +295,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             listen,
             token,
+            token_file,
             watch,
             timing,
         } => {
             let shutdown = shutdown_signal();
             let listen = listen.or(config.serve.listen).unwrap_or(([127, 0, 0, 1], 8080).into());
-            let token = token.or_else(|| config.serve.token.clone());
+            let token_file = token_file.or_else(|| config.serve.token_file.as_ref().map(|f| config.base_dir.join(f)));
+            let token = match (token.or_else(|| config.serve.token.clone()), token_file) {
+                (Some(token), _) => Some(token),
+                (None, Some(file)) => Some(read_token_file(&file)?),
+                (None, None) => None,
+            };
+            let defaults = crate::serve::ServeOptions::default();
+            let serve_options = crate::serve::ServeOptions {
+                token,
+                metrics_public: config.serve.metrics_public,
+                max_connections: config.serve.max_connections.unwrap_or(defaults.max_connections),
+                header_read_timeout: config.serve.header_read_timeout.unwrap_or(defaults.header_read_timeout),
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             // Watching needs its own connection: the server's is shared by its requests.
             let watcher_store = if watch { Some(Store::open(&url).await?) } else { None };
             eprintln!("serving {} on http://{}", store.url(), listener.local_addr()?);
-            let state = crate::serve::ServeState::new(store, token);
+            let state = crate::serve::ServeState::new(store, &serve_options);
             let events = state.events.clone();
             let for_metrics = state.clone();
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let server = crate::serve::serve(listener, state, {
+            let server = crate::serve::serve(listener, state, &serve_options, {
                 let mut stopped = stopped.clone();
                 async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -910,4 +926,15 @@ async fn validate(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A token kept in a file: its first line, without surrounding whitespace.
+fn read_token_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the token file {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        bail!("the token file {} is empty", path.display());
+    }
+    Ok(token)
 }

@@ -89,8 +89,19 @@ fn default_strategy() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
     pub listen: Option<std::net::SocketAddr>,
-    /// Require `Authorization: Bearer <token>` on `/v1`.
+    /// Require `Authorization: Bearer <token>` on `/v1` and `/metrics`.
     pub token: Option<String>,
+    /// The token read from a file (trailing whitespace dropped), so that it appears in no
+    /// config and no process list. Relative to the config file's folder.
+    pub token_file: Option<PathBuf>,
+    /// Serve `/metrics` without the token.
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// Connections served at once (default 1024); more wait, unaccepted.
+    pub max_connections: Option<usize>,
+    /// The time a client has to send a request's headers (default 10s).
+    #[serde(default, deserialize_with = "interval")]
+    pub header_read_timeout: Option<std::time::Duration>,
 }
 
 /// `[watch]`: what `taskreg watch` does not react to.
@@ -219,6 +230,12 @@ impl Config {
             )));
         }
         config.validation().map_err(|e| invalid(e.to_string()))?;
+        if config.serve.token.is_some() && config.serve.token_file.is_some() {
+            return Err(invalid("[serve] sets `token` and `token_file`: set one".into()));
+        }
+        if config.serve.max_connections == Some(0) {
+            return Err(invalid("[serve] `max_connections` must be at least 1".into()));
+        }
         crate::watch::IgnoreRules::new(&config.watch.ignore).map_err(|e| invalid(format!("`watch.ignore`: {e}")))?;
         let share = config.lifecycle.max_removal_share;
         if !(0.0..=1.0).contains(&share) {

@@ -10,7 +10,15 @@
 //! - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /v1/openapi.json`.
 //!
 //! Every `/v1` response carries a strong `ETag` and answers `If-None-Match` with `304`;
-//! `gzip` when asked. With a token, `/v1` requires `Authorization: Bearer <token>`.
+//! `gzip` when asked. With a token, `/v1` and `/metrics` require
+//! `Authorization: Bearer <token>` (the scheme in any case, the token compared in constant
+//! time); `/metrics` is public only when configured so.
+//!
+//! Connections are bounded: at most [`ServeOptions::max_connections`] at once (further
+//! ones wait in the listen backlog, unaccepted, so the process never runs out of file
+//! descriptors), and a client has [`ServeOptions::header_read_timeout`] to send a
+//! request's headers, idle keep-alive connections included. `/metrics` counts the
+//! catalogue with a few `COUNT` queries, at most once per [`METRICS_TTL`].
 
 use crate::store::Store;
 use axum::Router;
@@ -52,10 +60,42 @@ pub const ROUTES: &[(&str, &str)] = &[
 const DEFAULT_PAGE: usize = 500;
 const MAX_PAGE: usize = 1000;
 
+/// How long `/metrics` reuses its catalogue figures: scrapes never cost more than a few
+/// `COUNT`s every so often, however many scrapers there are.
+pub const METRICS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How `serve` answers: who may read, and how many connections it holds.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Require `Authorization: Bearer <token>` on `/v1` (and `/metrics` unless public).
+    pub token: Option<String>,
+    /// Serve `/metrics` without the token.
+    pub metrics_public: bool,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The time a client has to send a request's headers.
+    pub header_read_timeout: std::time::Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            token: None,
+            metrics_public: false,
+            max_connections: 1024,
+            header_read_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 pub struct ServeState {
     /// One connection, serialised: requests are short reads.
     store: Mutex<Store>,
-    token: Option<String>,
+    /// The token's SHA-256, compared in constant time with the presented token's.
+    token: Option<[u8; 32]>,
+    metrics_public: bool,
+    /// The catalogue's figures for `/metrics` and when they were counted.
+    counted: Mutex<Option<(std::time::Instant, crate::store::CatalogueCounts)>>,
     /// What `/v1/events` relays; fed by the watch loop of `serve --watch`.
     pub events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
     /// The watch loop's cache of checked tasks, for `/metrics` (set by `serve --watch`).
@@ -65,11 +105,13 @@ pub struct ServeState {
 }
 
 impl ServeState {
-    pub fn new(store: Store, token: Option<String>) -> Arc<Self> {
+    pub fn new(store: Store, options: &ServeOptions) -> Arc<Self> {
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Arc::new(ServeState {
             store: Mutex::new(store),
-            token,
+            token: options.token.as_deref().map(|t| Sha256::digest(t.as_bytes()).into()),
+            metrics_public: options.metrics_public,
+            counted: Mutex::new(None),
             events,
             check_cache: std::sync::OnceLock::new(),
             requests: StdMutex::new(BTreeMap::new()),
@@ -86,24 +128,69 @@ pub fn router(state: Arc<ServeState>) -> Router {
         .route(ROUTES[3].0, get(openapi))
         .route(ROUTES[4].0, get(events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut metrics = Router::new().route(ROUTES[6].0, get(metrics));
+    if !state.metrics_public {
+        metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    }
     Router::new()
         .merge(v1)
+        .merge(metrics)
         .route(ROUTES[5].0, get(healthz))
-        .route(ROUTES[6].0, get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, then lets the requests in flight finish.
+///
+/// HTTP/1.1 only (what the registry protocol and its clients use): a connection is
+/// accepted only when one of `max_connections` places is free, and each must send its
+/// request headers within `header_read_timeout`, also between keep-alive requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ServeState>,
+    options: &ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let places = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        // A place first, then the connection: past the cap, clients wait in the backlog.
+        let place = tokio::select! {
+            () = &mut shutdown => break,
+            place = places.clone().acquire_owned() => place.expect("the semaphore is never closed"),
+        };
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors or a connection reset before accept: wait, go on.
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let connection = http.serve_connection(TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(place);
+        });
+    }
+    // Requests in flight finish; long-lived ones (event streams) get a few seconds.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -341,31 +428,38 @@ async fn healthz(State(state): State<Arc<ServeState>>) -> Result<&'static str, A
 }
 
 async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
-    let (versions, problems, counts) = {
-        let mut store = state.store.lock().await;
-        (
-            store.version_rows().await?,
-            store.problems().await?,
-            store.table_counts().await?,
-        )
+    let counts = {
+        let mut counted = state.counted.lock().await;
+        match *counted {
+            Some((at, counts)) if at.elapsed() < METRICS_TTL => counts,
+            _ => {
+                let counts = state.store.lock().await.catalogue_counts().await?;
+                *counted = Some((std::time::Instant::now(), counts));
+                counts
+            }
+        }
     };
-    let available = versions.iter().filter(|v| v.available).count();
-    let errors = problems.iter().filter(|p| p.problem.is_error()).count();
     let mut out = String::new();
     out.push_str("# HELP taskreg_task_versions Task versions in the catalogue.\n# TYPE taskreg_task_versions gauge\n");
-    out.push_str(&format!("taskreg_task_versions{{available=\"true\"}} {available}\n"));
+    out.push_str(&format!(
+        "taskreg_task_versions{{available=\"true\"}} {}\n",
+        counts.available_versions
+    ));
     out.push_str(&format!(
         "taskreg_task_versions{{available=\"false\"}} {}\n",
-        versions.len() - available
+        counts.unavailable_versions
     ));
     out.push_str("# HELP taskreg_problems Current problems.\n# TYPE taskreg_problems gauge\n");
-    out.push_str(&format!("taskreg_problems{{severity=\"error\"}} {errors}\n"));
+    out.push_str(&format!(
+        "taskreg_problems{{severity=\"error\"}} {}\n",
+        counts.error_problems
+    ));
     out.push_str(&format!(
         "taskreg_problems{{severity=\"warning\"}} {}\n",
-        problems.len() - errors
+        counts.warning_problems
     ));
     out.push_str("# HELP taskreg_sync_runs_total Sync runs that changed the catalogue.\n# TYPE taskreg_sync_runs_total counter\n");
-    out.push_str(&format!("taskreg_sync_runs_total {}\n", counts["sync_runs"]));
+    out.push_str(&format!("taskreg_sync_runs_total {}\n", counts.sync_runs));
     if let Some(cache) = state.check_cache.get() {
         out.push_str("# HELP taskreg_check_cache_hits_total Loaded tasks whose check came from the cache.\n");
         out.push_str("# TYPE taskreg_check_cache_hits_total counter\n");
@@ -383,13 +477,21 @@ async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiEr
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
+/// The token of `Authorization: Bearer <token>`, the scheme in any case (RFC 9110 §11.1).
+fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|b| *b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
+}
+
 async fn require_token(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {
+    if let Some(expected) = &state.token {
+        use subtle::ConstantTimeEq as _;
+        // Both sides hashed: equal lengths, and the time taken says nothing of the token.
+        let matches = bearer_token(request.headers())
+            .is_some_and(|given| bool::from(Sha256::digest(given).as_slice().ct_eq(expected.as_slice())));
+        if !matches {
             let mut response = ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()).into_response();
             response
                 .headers_mut()

@@ -168,11 +168,30 @@ impl Server {
 
     /// Starts `taskreg serve --listen LISTEN EXTRA…`.
     pub fn start_on(taskreg: &Taskreg, listen: &str, extra: &[&str]) -> Server {
-        use std::io::BufRead;
         let mut args = vec!["serve", "--listen", listen];
         args.extend_from_slice(extra);
-        let mut child = taskreg
-            .command(&args)
+        Server::spawn(taskreg.command(&args))
+    }
+
+    /// Starts `taskreg serve --listen 127.0.0.1:0 EXTRA…` allowed at most `files` open
+    /// file descriptors (through `prlimit`), as a loaded server meets its limit.
+    pub fn start_with_file_limit(taskreg: &Taskreg, files: u32, extra: &[&str]) -> Server {
+        let served = taskreg.command(&[]);
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={files}:{files}"))
+            .arg(served.get_program())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .current_dir(&taskreg.dir)
+            .env("TASKREG_DATABASE_URL", &taskreg.database_url)
+            .env_remove("TASKREG_LOG");
+        Server::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Server {
+        use std::io::BufRead;
+        let mut child = command
             .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .spawn()

@@ -197,8 +197,10 @@ async fn serve_speaks_the_protocol() {
         Some("gzip")
     );
 
-    // Metrics count what happened.
-    let metrics = text_of(&http, &format!("{}/metrics", server.base)).await;
+    // Metrics count what happened; with a token, they are behind it too.
+    let anonymous = http.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let metrics = get("/metrics").send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("taskreg_task_versions{available=\"true\"} 4"),
         "{metrics}"
@@ -225,4 +227,77 @@ async fn serve_speaks_the_protocol() {
         let status = get(&concrete).send().await.unwrap().status();
         assert_eq!(status, 200, "{concrete} is served");
     }
+}
+
+/// Issue 10, item 11: `serve` had no header-read timeout and no connection cap: ~20,000
+/// half-open connections exhausted its file descriptors and `/healthz` stopped answering.
+/// Here the server may open 64 files, and 150 clients connect and send nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_open_connections_cannot_starve_the_server() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    fs::write(
+        work.path().join("taskreg.toml"),
+        "[serve]\nmax_connections = 20\nheader_read_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start_with_file_limit(&a, 64, &[]);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..150 {
+        // Connections past the cap wait in the backlog; none is refused by the kernel here.
+        idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let health = http.get(format!("{}/healthz", server.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "answered after {:?}", started.elapsed());
+
+    // An accepted connection that sends no request is closed after the timeout.
+    let mut lazy = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut buffer = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), {
+        use tokio::io::AsyncReadExt;
+        lazy.read(&mut buffer)
+    })
+    .await
+    .expect("the server closes the idle connection");
+    assert!(
+        matches!(read, Ok(0) | Err(_)) || buffer.starts_with(b"HTTP/1.1 408"),
+        "{read:?}"
+    );
+    drop(idle);
+}
+
+/// Issue 10, item 11: the token only as `Bearer` with a capital B and only on the command
+/// line (visible in `ps`). The scheme is case-insensitive, and the token may come from a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_is_read_from_a_file_and_the_scheme_is_case_insensitive() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 2).unwrap();
+    fs::write(work.path().join("token"), "s3cret-from-file\n").unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &["--token-file", "token"]);
+    let http = client();
+    let status = |scheme_and_token: &'static str| {
+        let request = http
+            .get(format!("{}/v1/tasks", server.base))
+            .header("authorization", scheme_and_token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("Bearer s3cret-from-file").await, 200);
+    assert_eq!(status("bearer s3cret-from-file").await, 200);
+    assert_eq!(status("BEARER  s3cret-from-file").await, 200);
+    assert_eq!(status("Bearer s3cret-from-fil").await, 401);
+    assert_eq!(status("Basic s3cret-from-file").await, 401);
+    assert_eq!(status("Bearer").await, 401);
+    // The token is nowhere in the process's arguments.
+    let cmdline = fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
 }

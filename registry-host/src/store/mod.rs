@@ -52,7 +52,10 @@ pub mod schema;
 mod status;
 mod write;
 
-pub use read::{ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow, VersionSummary};
+pub use read::{
+    CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow,
+    VersionSummary,
+};
 pub use status::{ScanOutcome, SourceStatus, Status, WatcherStatus};
 pub use write::{RunRecord, SourceRow};
 

@@ -394,6 +394,45 @@ impl Store {
     }
 }
 
+/// What `/metrics` reports of the catalogue, counted by the database (no rows are read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CatalogueCounts {
+    pub available_versions: i64,
+    pub unavailable_versions: i64,
+    pub error_problems: i64,
+    pub warning_problems: i64,
+    pub sync_runs: i64,
+}
+
+impl Store {
+    /// The catalogue's figures for `/metrics`: a few `COUNT`s, whatever its size.
+    pub async fn catalogue_counts(&mut self) -> Result<CatalogueCounts, StoreError> {
+        let counts = with_conn!(&mut self.conn, |c| {
+            let versions = task_versions::table.count().get_result::<i64>(c).await?;
+            let available_versions = task_versions::table
+                .filter(task_versions::available.eq(true))
+                .count()
+                .get_result::<i64>(c)
+                .await?;
+            let problems = problems::table.count().get_result::<i64>(c).await?;
+            let error_problems = problems::table
+                .filter(problems::severity.eq("error"))
+                .count()
+                .get_result::<i64>(c)
+                .await?;
+            let sync_runs = super::schema::sync_runs::table.count().get_result::<i64>(c).await?;
+            Ok::<_, diesel::result::Error>(CatalogueCounts {
+                available_versions,
+                unavailable_versions: versions - available_versions,
+                error_problems,
+                warning_problems: problems - error_problems,
+                sync_runs,
+            })
+        })?;
+        Ok(counts)
+    }
+}
+
 /// `(name, uuid)` rows as a map; a UUID that does not parse means the database was edited
 /// by hand.
 fn parse_uuids(rows: Vec<(String, String)>) -> Result<HashMap<String, Uuid>, StoreError> {
