@@ -185,7 +185,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return plugins(&config, cli.json);
     }
     let url = database_url(cli.database.as_deref(), &config)?;
-    let mut store = Store::open(&url).await?;
+    // Commands that only read work on a catalogue they cannot write (see open_for_reading).
+    let writes = matches!(
+        cli.command,
+        Command::Sync { .. } | Command::Watch { .. } | Command::Serve { watch: true, .. }
+    );
+    let mut store = if writes {
+        Store::open(&url).await?
+    } else {
+        Store::open_for_reading(&url).await?
+    };
     match cli.command {
         Command::Sync {
             paths,

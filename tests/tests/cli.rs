@@ -486,3 +486,154 @@ fn status_shows_each_source_s_latest_scan_and_a_failing_one_exits_1() {
     );
     assert!(flaky["last_error"].is_string());
 }
+
+/// Runs `script` with `sh` in a private mount namespace (`unshare -rm`: works as root and,
+/// where user namespaces are allowed, as anyone), with `$TASKREG` the binary under test.
+fn in_mount_namespace(dir: &std::path::Path, script: &str) -> std::process::Output {
+    std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", script])
+        .current_dir(dir)
+        .env("TASKREG", taskreg_tests::taskreg_binary())
+        .env_remove("TASKREG_DATABASE_URL")
+        .env_remove("TASKREG_LOG")
+        .output()
+        .expect("run unshare")
+}
+
+/// Issue 10: `list` against a read-only catalogue said "attempt to write a readonly
+/// database". Read commands now work on a catalogue they cannot write (here a read-only
+/// bind mount of its folder), and a sync says plainly why it cannot.
+#[test]
+fn read_commands_work_on_a_read_only_catalogue() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 4).unwrap();
+    fs::create_dir(work.path().join("db")).unwrap();
+    let taskreg = Taskreg::new("sqlite://db/t.db", work.path());
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    let output = in_mount_namespace(
+        work.path(),
+        r#"mount --bind db db && mount -o remount,bind,ro db || exit 99
+           for command in list status problems "show task-00002" "history task-00001"; do
+             $TASKREG --database sqlite://db/t.db $command >/dev/null || echo "failed: $command"
+           done
+           $TASKREG --database sqlite://db/t.db --json list
+           $TASKREG --database sqlite://db/t.db sync tasks 2>&1 >/dev/null; echo "sync exit $?""#,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("failed:"), "{stdout}");
+    assert_eq!(stdout.matches("task-0000").count(), 4, "{stdout}");
+    assert!(stdout.contains("sync exit 2"), "{stdout}");
+    assert!(stdout.contains("cannot be written"), "a sync names the cause: {stdout}");
+}
+
+/// Issue 10: a full disk reported "Cannot perform this operation outside of a
+/// transaction". It is now reported as a full disk, with the catalogue intact.
+#[test]
+fn a_full_disk_is_reported_as_such_and_the_catalogue_is_intact() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("few"), 3).unwrap();
+    // Tasks large enough together to fill a 512 KiB filesystem.
+    for i in 0..300 {
+        let dir = work.path().join(format!("many/big-{i}"));
+        write_named_task(&dir, &format!("big-{i}"), "1.0.0", i).unwrap();
+        let script = format!("(function (input) {{ return input; }})\n// {}\n", "x".repeat(4000));
+        fs::write(dir.join("main.js"), script).unwrap();
+    }
+    fs::create_dir(work.path().join("small")).unwrap();
+    let output = in_mount_namespace(
+        work.path(),
+        r#"mount -t tmpfs -o size=512k tmpfs small || exit 99
+           $TASKREG --database sqlite://small/t.db sync few >/dev/null; echo "first exit $?"
+           $TASKREG --database sqlite://small/t.db sync many >/dev/null 2>small-error.txt; echo "second exit $?"
+           cp small-error.txt error.txt
+           $TASKREG --database sqlite://small/t.db --json list"#,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("first exit 0") && stdout.contains("second exit 2"),
+        "{stdout}"
+    );
+    let error = fs::read_to_string(work.path().join("error.txt")).unwrap();
+    assert!(error.contains("is full") && error.contains("intact"), "{error}");
+    assert_eq!(
+        stdout.matches("\"name\"").count(),
+        3,
+        "the first sync's tasks, nothing else: {stdout}"
+    );
+}
+
+/// Issue 10, item 9: a `filesystem` source with `colour = "red"` synced with exit 0,
+/// although the docs promise unknown keys are refused.
+#[test]
+fn unknown_settings_of_a_built_in_source_are_refused() {
+    let (dir, taskreg) = workspace();
+    write_tree(&dir.path().join("tasks"), 1).unwrap();
+    fs::write(
+        dir.path().join("taskreg.toml"),
+        "[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\ncolour = \"red\"\n\n[[sources]]\nname = \"remote\"\ntype = \"http\"\nurl = \"http://127.0.0.1:9/\"\nretries = 1\ncolor = \"blue\"\n",
+    )
+    .unwrap();
+    let run = taskreg.run(&["sync"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("local") && run.stderr.contains("colour"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Issue 10, item 3: a `main.js` with a NUL byte lost the whole PostgreSQL run and
+/// `status` said "no source scanned yet" with exit 0. Now the task is a problem, the rest
+/// syncs, and the outcome is the same on both backends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_byte_in_a_task_is_that_task_s_problem_on_both_backends() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    write_named_task(&work.path().join("tasks/nul"), "nul", "1.0.0", 9).unwrap();
+    fs::write(
+        work.path().join("tasks/nul/main.js"),
+        b"(function () { return 1; })\0\0",
+    )
+    .unwrap();
+    let postgres = TestDatabase::postgres().await;
+    let sqlite = TestDatabase::sqlite();
+    let dir = work.path().to_owned();
+    let urls = [postgres.url.clone(), sqlite.url.clone()];
+    let outcomes = tokio::task::spawn_blocking(move || {
+        urls.map(|url| {
+            let taskreg = Taskreg::new(url, &dir);
+            taskreg.run(&["sync", "tasks"]).assert_code(0);
+            taskreg.run(&["status"]).assert_code(0);
+            let problems = taskreg.run(&["--json", "problems"]).json();
+            let names: Vec<String> = taskreg
+                .run(&["--json", "list"])
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                codes_of(&problems).iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                names,
+            )
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcomes[0], outcomes[1], "PostgreSQL and SQLite agree");
+    assert_eq!(outcomes[0].0, ["file.nul_byte"]);
+    assert_eq!(outcomes[0].1.len(), 3);
+}

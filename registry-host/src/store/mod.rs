@@ -74,6 +74,17 @@ pub enum StoreError {
     Migrate { url: String, reason: String },
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
+    /// The disk (or the database's quota) is full. The transaction was rolled back: the
+    /// catalogue is as it was before the run.
+    #[error(
+        "the disk holding the catalogue {url} is full: nothing of this run was written, the catalogue is intact ({detail})"
+    )]
+    DiskFull { url: String, detail: String },
+    /// A read-only catalogue that has migrations this taskreg would apply.
+    #[error(
+        "the catalogue {url} is read-only and older than this taskreg ({pending} migration(s) to apply): open it once with write access"
+    )]
+    ReadOnlyOutdated { url: String, pending: usize },
     #[error("the catalogue holds a malformed value: {0}")]
     Corrupt(String),
 }
@@ -124,18 +135,31 @@ impl DatabaseUrl {
     }
 }
 
-/// Hides the password of `scheme://user:password@host`.
+/// Hides every password of a database URL: the userinfo's (`user:pa@ss@host` included:
+/// the URL parser takes the last `@`) and a `password=` query parameter. A URL that does
+/// not parse is hidden whole after its scheme, since where its password is cannot be told.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***"),
+            None => "***".to_owned(),
+        };
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let hidden = k.eq_ignore_ascii_case("password");
+                (k.into_owned(), if hidden { "***".to_owned() } else { v.into_owned() })
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // `***` is kept readable rather than percent-encoded.
+    parsed.to_string().replace("%2A%2A%2A", "***")
 }
 
 pub(crate) enum Connection {
@@ -148,9 +172,109 @@ pub(crate) enum Connection {
 pub struct Store {
     conn: Connection,
     url: String,
+    /// The SQLite file, to tell a full disk from other write failures.
+    sqlite_path: Option<PathBuf>,
+}
+
+/// Whether a database's refusal means it cannot be written (a read-only file, folder or
+/// mount; a PostgreSQL standby or a read-only transaction).
+fn is_read_only_refusal(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    reason.contains("readonly") || reason.contains("read-only") || reason.contains("read only")
 }
 
 impl Store {
+    /// Opens the catalogue for commands that only read (`list`, `show`, `status`, `serve`
+    /// …): as [`Store::open`] when it can be written, else read-only, provided it needs no
+    /// migration. A read-only catalogue (a mounted snapshot, a file of another user, a
+    /// standby) is still listable.
+    pub async fn open_for_reading(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let error = match Store::open(url).await {
+            Ok(store) => return Ok(store),
+            Err(error) => error,
+        };
+        // SQLite says "readonly" for a file it may not write and "unable to open" on a
+        // read-only mount (it cannot make its journal files): an existing file is worth a
+        // read-only attempt either way. PostgreSQL names a standby "read-only".
+        let worth_a_try = match (&error, url) {
+            (StoreError::Open { .. } | StoreError::Migrate { .. }, DatabaseUrl::Sqlite(path)) => path.is_file(),
+            (StoreError::Open { reason, .. } | StoreError::Migrate { reason, .. }, DatabaseUrl::Postgres(_)) => {
+                is_read_only_refusal(reason)
+            }
+            _ => false,
+        };
+        if !worth_a_try {
+            return Err(error);
+        }
+        tracing::debug!("the catalogue cannot be opened for writing ({error}); reading it read-only");
+        match Store::open_read_only(url).await {
+            Ok(store) => Ok(store),
+            Err(outdated @ StoreError::ReadOnlyOutdated { .. }) => Err(outdated),
+            Err(read_only) => {
+                tracing::debug!("nor read-only: {read_only}");
+                Err(error)
+            }
+        }
+    }
+
+    async fn open_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let shown = url.display();
+        let open_error = |reason: String| StoreError::Open {
+            url: shown.clone(),
+            reason,
+        };
+        let migrate_error = |reason: String| StoreError::Migrate {
+            url: shown.clone(),
+            reason,
+        };
+        let (conn, pending) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let absolute = std::path::absolute(path).map_err(|e| open_error(e.to_string()))?;
+                let uri = url::Url::from_file_path(&absolute)
+                    .map_err(|()| open_error("the path cannot be a file URI".into()))?;
+                let read_only = |parameters: &'static str| {
+                    let uri = format!("{uri}?{parameters}");
+                    async move {
+                        let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(&uri)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        conn.batch_execute(&format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        pending_migrations(Connection::Sqlite(conn)).await
+                    }
+                };
+                match read_only("mode=ro").await {
+                    Ok(opened) => opened,
+                    // A WAL database whose folder cannot be written cannot get its shared-memory
+                    // file. With no write-ahead log left over (every writer checkpointed and
+                    // closed), the file alone is the catalogue: read it as immutable.
+                    Err(_) if !has_pending_wal(&absolute) => read_only("immutable=1").await.map_err(migrate_error)?,
+                    Err(reason) => return Err(migrate_error(reason)),
+                }
+            }
+            DatabaseUrl::Postgres(text) => {
+                let conn = AsyncPgConnection::establish(text)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                pending_migrations(Connection::Postgres(Box::new(conn)))
+                    .await
+                    .map_err(migrate_error)?
+            }
+        };
+        if pending > 0 {
+            return Err(StoreError::ReadOnlyOutdated { url: shown, pending });
+        }
+        Ok(Store {
+            conn,
+            url: shown,
+            sqlite_path: match url {
+                DatabaseUrl::Sqlite(path) => Some(path.clone()),
+                DatabaseUrl::Postgres(_) => None,
+            },
+        })
+    }
+
     /// Opens the database and runs pending migrations. Needs a multi-threaded tokio
     /// runtime (the migration harness blocks in place).
     pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
@@ -167,15 +291,23 @@ impl Store {
                     return Err(open_error(format!("folder {} does not exist", parent.display())));
                 }
                 let path_text = path.to_str().ok_or_else(|| open_error("path is not UTF-8".into()))?;
+                // SQLite's own words for a folder it cannot write in are "unable to open".
+                let explained = |e: String| match path.parent() {
+                    Some(folder) if !is_writable(folder) => open_error(format!(
+                        "{e} (the folder {} cannot be written: a writer needs it for the catalogue's journal)",
+                        folder.display()
+                    )),
+                    _ => open_error(e),
+                };
                 let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(path_text)
                     .await
-                    .map_err(|e| open_error(e.to_string()))?;
+                    .map_err(|e| explained(e.to_string()))?;
                 conn.batch_execute(&format!(
                     "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
                 ))
                 .await
-                .map_err(|e| open_error(e.to_string()))?;
+                .map_err(|e| explained(e.to_string()))?;
                 Connection::Sqlite(conn)
             }
             DatabaseUrl::Postgres(text) => {
@@ -189,7 +321,39 @@ impl Store {
             url: shown.clone(),
             reason,
         })?;
-        Ok(Store { conn, url: shown })
+        Ok(Store {
+            conn,
+            url: shown,
+            sqlite_path: match url {
+                DatabaseUrl::Sqlite(path) => Some(path.clone()),
+                DatabaseUrl::Postgres(_) => None,
+            },
+        })
+    }
+
+    /// Names a failed write for what it is. A full disk surfaces oddly: SQLite rolls the
+    /// transaction back itself on `SQLITE_FULL`, and diesel's own rollback then reports
+    /// "outside of a transaction", so the free space of the file's folder is checked too.
+    pub(crate) fn write_error(&self, error: diesel::result::Error) -> StoreError {
+        let detail = error.to_string();
+        let lower = detail.to_ascii_lowercase();
+        let says_full =
+            lower.contains("disk is full") || lower.contains("no space left") || lower.contains("disk quota");
+        let looks_full = says_full
+            || matches!(
+                error,
+                diesel::result::Error::NotInTransaction
+                    | diesel::result::Error::RollbackErrorOnCommit { .. }
+                    | diesel::result::Error::RollbackTransaction
+            ) && self.sqlite_path.as_deref().is_some_and(disk_is_full);
+        if looks_full {
+            StoreError::DiskFull {
+                url: self.url.clone(),
+                detail,
+            }
+        } else {
+            StoreError::Query(error)
+        }
     }
 
     /// The database URL, password hidden.
@@ -203,6 +367,62 @@ impl Store {
             Connection::Postgres(_) => "postgres",
         }
     }
+}
+
+/// Whether this process may create files in `folder` (a read-only mount, another user's
+/// folder: no).
+fn is_writable(folder: &Path) -> bool {
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
+    #[cfg(unix)]
+    {
+        let Ok(text) = std::ffi::CString::new(folder.as_os_str().as_encoded_bytes()) else {
+            return true;
+        };
+        // SAFETY: `text` is NUL-terminated; access(2) only reads it.
+        unsafe { libc::access(text.as_ptr(), libc::W_OK) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        !std::fs::metadata(folder).is_ok_and(|m| m.permissions().readonly())
+    }
+}
+
+/// Whether a SQLite database has a write-ahead log with content not yet in the file.
+fn has_pending_wal(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
+}
+
+/// A row of diesel's migration table.
+#[derive(diesel::QueryableByName)]
+struct AppliedMigration {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    version: String,
+}
+
+/// How many migrations the database lacks, read without writing anything (diesel's
+/// harness would create its table first, which a read-only database refuses).
+async fn pending_migrations(mut conn: Connection) -> Result<(Connection, usize), String> {
+    use diesel::migration::MigrationSource;
+    let known = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS).map_err(|e| e.to_string())?;
+    let query = "SELECT version FROM __diesel_schema_migrations";
+    let applied: Vec<AppliedMigration> = with_conn!(&mut conn, |c| diesel_async::RunQueryDsl::load(
+        diesel::sql_query(query),
+        c
+    )
+    .await)
+    .map_err(|e| format!("cannot read which migrations were applied: {e}"))?;
+    let applied: std::collections::HashSet<String> = applied.into_iter().map(|m| m.version).collect();
+    let pending = known
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()))
+        .count();
+    Ok((conn, pending))
 }
 
 fn migrate(conn: Connection) -> Result<Connection, String> {
@@ -291,6 +511,32 @@ pub(crate) fn storable(text: &str) -> String {
     text.replace('\0', "\\0")
 }
 
+/// Whether the filesystem holding `path` has (next to) no room left for a writer.
+fn disk_is_full(path: &Path) -> bool {
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    #[cfg(unix)]
+    {
+        let Ok(folder) = std::ffi::CString::new(folder.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: `stat` is a plain struct filled by the call; `folder` is NUL-terminated.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(folder.as_ptr(), &mut stat) } != 0 {
+            return false;
+        }
+        // Less than 64 KiB free: SQLite could not have finished the transaction.
+        (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) < 64 * 1024
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = folder;
+        false
+    }
+}
+
 /// Milliseconds since the Unix epoch, the unit of every time column.
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
@@ -326,5 +572,16 @@ mod tests {
     fn hides_passwords_in_urls_shown_to_people() {
         assert_eq!(redact("postgres://me:hunter2@db:5432/x"), "postgres://me:***@db:5432/x");
         assert_eq!(redact("postgres://me@db/x"), "postgres://me@db/x");
+        // Issue 10: `u:pa@ss@h` showed `u:***@ss@h`, and `?password=` was not hidden.
+        assert_eq!(redact("postgres://u:pa@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=disable&password=hunter2"),
+            "postgres://u@h/db?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?PASSWORD=hunter2"),
+            "postgres://u@h/db?PASSWORD=***"
+        );
+        assert!(!redact("postgres://u:hunter2@[::1/db").contains("hunter2"));
     }
 }

@@ -181,7 +181,7 @@ impl Store {
         let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
         let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
 
-        let generation = in_transaction!(&mut self.conn, |c| {
+        let written: Result<i64, diesel::result::Error> = in_transaction!(&mut self.conn, |c| {
             for source in scanned {
                 diesel::insert_into(sources::table)
                     .values((
@@ -352,7 +352,7 @@ impl Store {
                 .select(catalogue_state::generation)
                 .first::<i64>(c)
                 .await
-        })?;
-        Ok(generation)
+        });
+        written.map_err(|e| self.write_error(e))
     }
 }
