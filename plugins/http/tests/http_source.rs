@@ -376,12 +376,15 @@ async fn a_listing_slower_than_the_scan_deadline_fails_the_scan() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
+/// Which server saw a request, and the `Authorization` it carried.
+type Requests = Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
 /// Issue 10, item 2: an index item whose `href` pointed at another origin received the
 /// source's `Authorization` header. Credentials now go only to the configured origin.
 #[tokio::test]
 async fn credentials_go_only_to_the_origin_of_the_configured_url() {
-    let seen: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>> = Arc::default();
-    let recorder = |origin: &'static str, seen: Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>| {
+    let seen: Requests = Arc::default();
+    let recorder = |origin: &'static str, seen: Requests| {
         move |headers: HeaderMap| async move {
             let authorization = headers
                 .get(header::AUTHORIZATION)
