@@ -162,3 +162,41 @@ fn an_unreachable_remote_fails_the_scan_as_retryable() {
     assert_eq!(error.code, "fetch_failed", "{error}");
     assert!(error.retryable);
 }
+
+/// Issue 10, item 5: a blob over the read limits is refused by its size, read from the
+/// object's header, before its content is read.
+#[test]
+fn a_blob_over_the_read_limits_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository(dir.path());
+    write(
+        &repo.join("tasks/big/metadata.json"),
+        r#"{"name": "big", "version": "1.0.0"}"#,
+    );
+    write(&repo.join("tasks/big/main.js"), &format!("// {}\n", "x".repeat(20_000)));
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "big"]);
+    let limited = GitSource::new(SourceRequest {
+        kind: "git".into(),
+        name: "test".into(),
+        config: serde_json::json!({ "url": "repo", "subdirectory": "tasks" }),
+        base_dir: dir.path().to_owned(),
+        cache_dir: dir.path().join("cache"),
+        read_limits: registry_plugin_api::ReadLimits {
+            max_file_bytes: 10_000,
+            max_task_bytes: 100_000,
+        },
+    })
+    .unwrap();
+    let host = Host::standalone();
+    limited.scan(&host).unwrap();
+    let error = limited.load("big", &host).unwrap_err();
+    assert_eq!(error.code, "too_large");
+    assert!(
+        error.message.contains("`main.js` is 20004 bytes; the cap is 10000"),
+        "{}",
+        error.message
+    );
+    // The small task of the same commit loads.
+    assert!(limited.load("solo", &host).is_ok());
+}
