@@ -74,7 +74,8 @@ pub struct HttpSettings {
     #[serde(default = "defaults::max_retry_after_ms")]
     pub max_retry_after_ms: u64,
     /// The whole listing (every page, every retry) must be read within this; a listing
-    /// not read to its end fails the scan, so nothing is removed.
+    /// not read to its end fails the scan, so nothing is removed. One bundle's download,
+    /// retries included, has the same deadline.
     #[serde(default = "defaults::scan_timeout_ms")]
     pub scan_timeout_ms: u64,
     /// The most index pages one listing may have.
@@ -489,9 +490,16 @@ impl Source for HttpSource {
             .settings
             .max_response_bytes
             .min(self.read.max_task_bytes.saturating_mul(6).saturating_add(64 * 1024));
-        let (_, body) = self
-            .get(&url, None, cap)
+        // One bundle, retries included, gets no longer than a whole listing does.
+        let deadline = Duration::from_millis(self.settings.scan_timeout_ms);
+        let (_, body) = tokio::time::timeout(deadline, self.get(&url, None, cap))
             .await
+            .map_err(|_| {
+                file_error(format!(
+                    "{url} was not read within {}s (`scan_timeout_ms`)",
+                    deadline.as_secs_f64()
+                ))
+            })?
             .map_err(|f| file_error(f.message))?
             .ok_or_else(|| file_error(format!("{url} answered 304 to an unconditional request")))?;
         let document: BundleDocument =
