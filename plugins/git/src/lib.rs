@@ -386,7 +386,10 @@ impl PluginSource for GitSource {
         let tree = repository.find_tree(tree_id).map_err(|e| read(&e))?;
         let mut files = Vec::new();
         let mut total = 0u64;
-        read_task_files(&repository, &tree, "", &mut files, &mut total, self.read_limits)?.map_err(|e| read(&e))?;
+        read_task_files(&repository, &tree, "", &mut files, &mut total, self.read_limits).map_err(|e| match e {
+            Read::Git(e) => read(&e),
+            Read::TooLarge(e) => e,
+        })?;
         if host.is_cancelled() {
             return Err(host.cancelled_error());
         }
@@ -475,24 +478,7 @@ fn find_tasks(
     Ok(())
 }
 
-/// Reads the task files of a task folder's tree (regular files only: a symlink in git is
-/// its target's path, not content). Each blob's size is read from its header before its
-/// content, and a blob over the limits is refused unread (the outer error).
-fn read_task_files(
-    repository: &gix::Repository,
-    tree: &gix::Tree<'_>,
-    prefix: &str,
-    files: &mut Vec<(String, Vec<u8>)>,
-    total: &mut u64,
-    limits: ReadLimits,
-) -> Result<Result<(), gix::Error>, PluginError> {
-    match read_task_files_checked(repository, tree, prefix, files, total, limits) {
-        Ok(()) => Ok(Ok(())),
-        Err(Read::Git(e)) => Ok(Err(e)),
-        Err(Read::TooLarge(e)) => Err(e),
-    }
-}
-
+/// Why reading a task's files stopped: git could not read it, or a blob is over the limits.
 enum Read {
     Git(gix::Error),
     TooLarge(PluginError),
@@ -504,7 +490,10 @@ impl<E: Into<gix::Error>> From<E> for Read {
     }
 }
 
-fn read_task_files_checked(
+/// Reads the task files of a task folder's tree (regular files only: a symlink in git is
+/// its target's path, not content). Each blob's size is read from its header before its
+/// content, and a blob over the limits is refused unread.
+fn read_task_files(
     repository: &gix::Repository,
     tree: &gix::Tree<'_>,
     prefix: &str,
@@ -521,7 +510,7 @@ fn read_task_files_checked(
     for (path, id, is_tree) in children {
         if is_tree && path == "tests" {
             let subtree = repository.find_tree(id)?;
-            read_task_files_checked(repository, &subtree, "tests/", files, total, limits)?;
+            read_task_files(repository, &subtree, "tests/", files, total, limits)?;
         } else if !is_tree && layout::is_task_file(&path) {
             let size = repository.find_header(id)?.size();
             if size > limits.max_file_bytes {

@@ -176,6 +176,19 @@ pub struct Store {
     sqlite_path: Option<PathBuf>,
 }
 
+impl Store {
+    fn opened(conn: Connection, shown: String, url: &DatabaseUrl) -> Store {
+        Store {
+            conn,
+            url: shown,
+            sqlite_path: match url {
+                DatabaseUrl::Sqlite(path) => Some(path.clone()),
+                DatabaseUrl::Postgres(_) => None,
+            },
+        }
+    }
+}
+
 /// Whether a database's refusal means it cannot be written (a read-only file, folder or
 /// mount; a PostgreSQL standby or a read-only transaction).
 fn is_read_only_refusal(reason: &str) -> bool {
@@ -265,14 +278,7 @@ impl Store {
         if pending > 0 {
             return Err(StoreError::ReadOnlyOutdated { url: shown, pending });
         }
-        Ok(Store {
-            conn,
-            url: shown,
-            sqlite_path: match url {
-                DatabaseUrl::Sqlite(path) => Some(path.clone()),
-                DatabaseUrl::Postgres(_) => None,
-            },
-        })
+        Ok(Store::opened(conn, shown, url))
     }
 
     /// Opens the database and runs pending migrations. Needs a multi-threaded tokio
@@ -321,14 +327,7 @@ impl Store {
             url: shown.clone(),
             reason,
         })?;
-        Ok(Store {
-            conn,
-            url: shown,
-            sqlite_path: match url {
-                DatabaseUrl::Sqlite(path) => Some(path.clone()),
-                DatabaseUrl::Postgres(_) => None,
-            },
-        })
+        Ok(Store::opened(conn, shown, url))
     }
 
     /// Names a failed write for what it is. A full disk surfaces oddly: SQLite rolls the
