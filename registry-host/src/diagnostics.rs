@@ -5,6 +5,32 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnost
 use registry_core::{Problem, Severity};
 use std::path::Path;
 
+/// The most of a file read to show its offending line: past it, the problem is shown
+/// without the excerpt (an oversized file is itself the problem).
+const MAX_SHOWN_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A file's bytes for an excerpt: a regular file, not too large, read without blocking (a
+/// FIFO named `main.js` is reported, never waited on).
+fn read_shown_file(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    #[cfg(not(unix))]
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let file = options.open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_SHOWN_FILE_BYTES {
+        return None;
+    }
+    let mut text = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_SHOWN_FILE_BYTES).read_to_end(&mut text).ok()?;
+    Some(text)
+}
+
 /// Renders `problem`, found in the task folder `folder` (shown as `shown`).
 pub fn render(problem: &Problem, folder: &Path, shown: &str, color: bool) -> String {
     let mut diagnostic = MietteDiagnostic::new(problem.message.clone())
@@ -14,7 +40,7 @@ pub fn render(problem: &Problem, folder: &Path, shown: &str, color: bool) -> Str
             Severity::Warning => miette::Severity::Warning,
         });
     let source = problem.file.as_ref().and_then(|file| {
-        let text = std::fs::read(folder.join(file)).ok()?;
+        let text = read_shown_file(&folder.join(file))?;
         Some((file, String::from_utf8_lossy(&text).into_owned()))
     });
     let report = match source {

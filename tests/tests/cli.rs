@@ -637,3 +637,38 @@ async fn a_nul_byte_in_a_task_is_that_task_s_problem_on_both_backends() {
     assert_eq!(outcomes[0].0, ["file.nul_byte"]);
     assert_eq!(outcomes[0].1.len(), 3);
 }
+
+/// Issue 10, item 6: a FIFO named `main.js` hung `validate` forever (the load, and then
+/// the excerpt of the offending line). It is that task's problem, reported at once.
+#[cfg(unix)]
+#[test]
+fn validate_reports_a_fifo_named_main_js_instead_of_hanging() {
+    let (dir, taskreg) = workspace();
+    let task = dir.path().join("piped");
+    write_named_task(&task, "piped", "1.0.0", 1).unwrap();
+    fs::remove_file(task.join("main.js")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(task.join("main.js"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = taskreg
+        .command(&["--json", "validate", "piped"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("validate hangs on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("not a regular file"), "{stdout}");
+}
