@@ -46,8 +46,8 @@ pub use plan::{
 };
 pub use problem::{Problem, Severity};
 pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
-pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, task_files};
+pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, parse_version, task_files};
 pub use validate::{
-    Compiled, Limits, RegisteredValidator, RuleLevel, SchemaError, Validation, ValidationContext, Validator,
-    check_bundle, compile, validators,
+    Compiled, Limits, ReadBudget, RegisteredValidator, RuleLevel, SchemaError, Validation, ValidationContext,
+    Validator, check_bundle, compile, file_too_large, task_too_large, validators,
 };

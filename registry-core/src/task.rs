@@ -279,6 +279,15 @@ struct Identity {
     legacy_name: bool,
 }
 
+/// A task version as the catalogue keys it. Build metadata does not make another version
+/// (semver §10, as Cargo treats it): `1.0.0+a` and `1.0.0+b` are both `1.0.0`, and
+/// different contents for it are a conflict; the metadata keeps what the author wrote.
+pub fn parse_version(text: &str) -> Result<semver::Version, semver::Error> {
+    let mut version = semver::Version::parse(text.trim())?;
+    version.build = semver::BuildMetadata::EMPTY;
+    Ok(version)
+}
+
 /// Name, version and UUID: what a task cannot be stored without.
 fn identity_from_metadata(
     metadata: &Value,
@@ -329,14 +338,8 @@ fn identity_from_metadata(
         },
     };
     let version = match object.get("version") {
-        Some(Value::String(text)) => match semver::Version::parse(text.trim()) {
-            // Build metadata does not make another version (semver §10, as Cargo treats
-            // it): `1.0.0+a` and `1.0.0+b` are one version, and different contents for
-            // it are a conflict. The metadata keeps what the author wrote.
-            Ok(mut version) => {
-                version.build = semver::BuildMetadata::EMPTY;
-                Some(version)
-            }
+        Some(Value::String(text)) => match parse_version(text) {
+            Ok(version) => Some(version),
             Err(e) => {
                 problems.push(at(
                     "metadata.version_not_semver",

@@ -258,13 +258,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => (task.as_str(), None),
             };
             // `1.2.0+build` is version `1.2.0`: build metadata names no other version.
-            let version = version.map(|v| match semver::Version::parse(v.trim()) {
-                Ok(mut parsed) => {
-                    parsed.build = semver::BuildMetadata::EMPTY;
-                    parsed.to_string()
-                }
-                Err(_) => v.to_owned(),
-            });
+            let version =
+                version.map(|v| registry_core::parse_version(v).map_or_else(|_| v.to_owned(), |v| v.to_string()));
             let version = version.as_deref();
             let Some((stored, origins)) = store.show(name, version).await? else {
                 let what = version.map_or(format!("no available version of task `{name}`"), |v| {

@@ -102,6 +102,23 @@ pub struct SourceReport {
     pub rescanned: Option<Vec<String>>,
 }
 
+impl SourceReport {
+    /// The scan as `taskreg status` records it.
+    fn outcome(&self) -> ScanOutcome {
+        ScanOutcome {
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            location: self.location.clone(),
+            ok: self.status == "ok",
+            complete: self.complete,
+            rescanned: self.rescanned.clone(),
+            duration_ms: self.scan_ms,
+            tasks: self.tasks,
+            error: self.error.clone(),
+        }
+    }
+}
+
 /// What a run scans of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rescan {
@@ -423,21 +440,7 @@ async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: b
     } else if let Some((cache, generation, snapshot)) = planned.kept {
         cache.keep(generation, snapshot);
     }
-    let outcomes: Vec<ScanOutcome> = planned
-        .sources
-        .iter()
-        .map(|r| ScanOutcome {
-            name: r.name.clone(),
-            kind: r.kind.clone(),
-            location: r.location.clone(),
-            ok: r.status == "ok",
-            complete: r.complete,
-            rescanned: r.rescanned.clone(),
-            duration_ms: r.scan_ms,
-            tasks: r.tasks,
-            error: r.error.clone(),
-        })
-        .collect();
+    let outcomes: Vec<ScanOutcome> = planned.sources.iter().map(SourceReport::outcome).collect();
     // The run itself succeeded: a status that cannot be written is worth a warning only.
     if let Err(e) = store.record_scans(&outcomes).await {
         tracing::warn!("cannot record the sources' status: {e}");
@@ -483,15 +486,9 @@ async fn record_failed_apply(store: &mut Store, sources: &[SourceReport], error:
     let outcomes: Vec<ScanOutcome> = sources
         .iter()
         .map(|r| ScanOutcome {
-            name: r.name.clone(),
-            kind: r.kind.clone(),
-            location: r.location.clone(),
             ok: false,
-            complete: r.complete,
-            rescanned: r.rescanned.clone(),
-            duration_ms: r.scan_ms,
-            tasks: r.tasks,
             error: Some(format!("the run could not be written to the catalogue: {error}")),
+            ..r.outcome()
         })
         .collect();
     // The database may be what failed (a full disk): then this cannot be written either.
@@ -541,17 +538,12 @@ pub async fn load_and_check(
             Problem::error("file.unreadable", format!("cannot read {file}: {reason}")).in_file(file),
         ]),
         // Refused before (or while) reading: the same problem the `limits` rule reports.
-        Err(SourceError::TooLarge { file, size, cap }) if file.is_empty() => LoadOutcome::Broken(vec![Problem::error(
-            "limits.task_too_large",
-            format!("the task's files add up to {size} bytes or more; the cap is {cap} (not read further)"),
-        )]),
-        Err(SourceError::TooLarge { file, size, cap }) => LoadOutcome::Broken(vec![
-            Problem::error(
-                "limits.file_too_large",
-                format!("{size} bytes or more; the cap per file is {cap} (not read)"),
-            )
-            .in_file(file),
-        ]),
+        Err(SourceError::TooLarge { file, size, cap }) if file.is_empty() => {
+            LoadOutcome::Broken(vec![registry_core::task_too_large(size, cap)])
+        }
+        Err(SourceError::TooLarge { file, size, cap }) => {
+            LoadOutcome::Broken(vec![registry_core::file_too_large(&file, size, cap)])
+        }
         Err(other) => LoadOutcome::Broken(vec![Problem::error("task.load_failed", other.to_string())]),
     }
 }

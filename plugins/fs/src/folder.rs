@@ -171,7 +171,7 @@ mod imp {
             let path = self.path.join(&child.name);
             // Checked before opening: opening a FIFO would block.
             if !fs::metadata(&path)?.is_file() {
-                return Err(io::Error::other("not a regular file (a FIFO, socket or device)"));
+                return Err(io::Error::other(super::NOT_A_REGULAR_FILE));
             }
             fs::File::open(path)
         }

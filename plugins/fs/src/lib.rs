@@ -45,8 +45,8 @@ mod folder;
 use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
 use registry_core::{
-    Bundle, Entry, Limits, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec, is_task_file,
-    task_files,
+    Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
+    is_task_file, task_files,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -415,12 +415,13 @@ fn load_task(root: &Path, locator: &str, limits: Limits) -> Result<Bundle, Sourc
     let tests = tests_folder(&task).map_err(|e| file_error(task_files::TESTS_DIR, &e))?;
     let mut files = BTreeMap::new();
     let mut modified: Option<SystemTime> = None;
-    let mut total = 0u64;
+    let mut budget = ReadBudget::new(limits);
     for (relative, folder, child) in task_files(&task, tests.as_ref()) {
         // Only regular files are task files: a FIFO would block the read forever, a device
-        // may never end. Reported, not skipped: it looks like part of the task.
+        // may never end. Reported, not skipped: it looks like part of the task. (A FIFO
+        // behind a symlink is caught by `read_file`.)
         if child.kind == ChildKind::Other {
-            return Err(file_error(&relative, &"not a regular file (a FIFO, socket or device)"));
+            return Err(file_error(&relative, &NOT_A_REGULAR_FILE));
         }
         if child.kind == ChildKind::Symlink {
             let canonical_root = root.canonicalize().map_err(|e| file_error(".", &e))?;
@@ -432,27 +433,7 @@ fn load_task(root: &Path, locator: &str, limits: Limits) -> Result<Bundle, Sourc
                 return Err(file_error(&relative, &"symbolic link pointing outside the source root"));
             }
         }
-        let cap = limits
-            .max_file_bytes
-            .min(limits.max_task_bytes - total.min(limits.max_task_bytes));
-        let (bytes, mtime) = match read_file(folder, child, cap).map_err(|e| file_error(&relative, &e))? {
-            Read::Bytes(bytes, mtime) => (bytes, mtime),
-            Read::TooLarge(size) if size > limits.max_file_bytes => {
-                return Err(SourceError::TooLarge {
-                    file: relative,
-                    size,
-                    cap: limits.max_file_bytes,
-                });
-            }
-            Read::TooLarge(size) => {
-                return Err(SourceError::TooLarge {
-                    file: String::new(),
-                    size: total + size,
-                    cap: limits.max_task_bytes,
-                });
-            }
-        };
-        total += bytes.len() as u64;
+        let (bytes, mtime) = read_file(folder, child, &relative, &mut budget)?;
         modified = modified.max(mtime);
         files.insert(relative, bytes);
     }
@@ -470,28 +451,27 @@ fn load_task(root: &Path, locator: &str, limits: Limits) -> Result<Bundle, Sourc
     })
 }
 
-/// What reading one file gave.
-enum Read {
-    Bytes(Vec<u8>, Option<SystemTime>),
-    /// Over the cap: the size announced, or what was read before the cap was hit.
-    TooLarge(u64),
-}
+const NOT_A_REGULAR_FILE: &str = "not a regular file (a FIFO, socket or device)";
 
-/// The file's bytes and modification time from one open, at most `cap` bytes: the size is
+/// The file's bytes and modification time from one open, within `budget`: the size is
 /// checked before reading, and a file growing while it is read is cut at the cap. A FIFO
 /// or device behind a symlink is refused without blocking (opened non-blocking, then
 /// checked to be a regular file).
-fn read_file(folder: &Folder, child: &Child, cap: u64) -> io::Result<Read> {
-    let file = folder.open_file(child)?;
-    let meta = file.metadata()?;
+fn read_file(
+    folder: &Folder,
+    child: &Child,
+    relative: &str,
+    budget: &mut ReadBudget,
+) -> Result<(Vec<u8>, Option<SystemTime>), SourceError> {
+    let unreadable = |reason: &dyn std::fmt::Display| SourceError::File {
+        file: relative.to_owned(),
+        reason: reason.to_string(),
+    };
+    let file = folder.open_file(child).map_err(|e| unreadable(&e))?;
+    let meta = file.metadata().map_err(|e| unreadable(&e))?;
     if !meta.is_file() {
-        return Err(io::Error::other("not a regular file (a FIFO, socket or device)"));
+        return Err(unreadable(&NOT_A_REGULAR_FILE));
     }
-    if meta.len() > cap {
-        return Ok(Read::TooLarge(meta.len()));
-    }
-    Ok(match Limits::read_capped(file, meta.len(), cap)? {
-        Ok(bytes) => Read::Bytes(bytes, meta.modified().ok()),
-        Err(size) => Read::TooLarge(size),
-    })
+    let bytes = budget.read(relative, file, meta.len()).map_err(|e| unreadable(&e))??;
+    Ok((bytes, meta.modified().ok()))
 }

@@ -25,7 +25,7 @@
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
-use registry_core::{Bundle, Digest, Entry, Limits, Scan, Source, SourceError, SourceKind, SourceSpec};
+use registry_core::{Bundle, Digest, Entry, Limits, ReadBudget, Scan, Source, SourceError, SourceKind, SourceSpec};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use schemars::JsonSchema;
@@ -510,24 +510,9 @@ impl Source for HttpSource {
                 "{url}: the files hash to {actual}, the index announced {digest}"
             )));
         }
-        let mut total = 0u64;
+        let mut budget = ReadBudget::new(self.read);
         for (path, contents) in &document.files {
-            let size = contents.len() as u64;
-            total += size;
-            if size > self.read.max_file_bytes {
-                return Err(SourceError::TooLarge {
-                    file: path.clone(),
-                    size,
-                    cap: self.read.max_file_bytes,
-                });
-            }
-        }
-        if total > self.read.max_task_bytes {
-            return Err(SourceError::TooLarge {
-                file: String::new(),
-                size: total,
-                cap: self.read.max_task_bytes,
-            });
+            budget.admit(path, contents.len() as u64)?;
         }
         let folder_name = entry.locator.split('@').next().map(str::to_owned);
         let files = document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();

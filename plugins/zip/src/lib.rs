@@ -26,14 +26,14 @@
 
 use async_trait::async_trait;
 use registry_core::{
-    Bundle, Entry, Limits, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
+    Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
@@ -261,7 +261,7 @@ impl ZipSource {
             format!("{folder}/")
         };
         let mut files = BTreeMap::new();
-        let mut total = 0u64;
+        let mut budget = ReadBudget::new(self.read);
         for index in 0..archive.len() {
             let mut entry = archive
                 .by_index(index)
@@ -273,47 +273,22 @@ impl ZipSource {
             if entry.is_dir() || !is_task_file(relative) {
                 continue;
             }
-            let cap = self
-                .limits
-                .max_entry_bytes
-                .min(self.read.max_file_bytes)
-                .min(self.read.max_task_bytes - total.min(self.read.max_task_bytes));
-            let too_large = |size: u64| {
-                if size > self.read.max_file_bytes {
-                    SourceError::TooLarge {
-                        file: relative.to_owned(),
-                        size,
-                        cap: self.read.max_file_bytes,
-                    }
-                } else if size > self.limits.max_entry_bytes {
-                    SourceError::File {
-                        file: relative.to_owned(),
-                        reason: format!(
-                            "{archive_name}: more than {} bytes uncompressed",
-                            self.limits.max_entry_bytes
-                        ),
-                    }
-                } else {
-                    SourceError::TooLarge {
-                        file: String::new(),
-                        size: total + size,
-                        cap: self.read.max_task_bytes,
-                    }
-                }
-            };
             // The header's size first; then the read is capped whatever the header says,
-            // so a lying size costs at most the cap.
+            // so a lying size costs at most the caps: the registry's and the archive's own.
             let announced = entry.size();
-            if announced > cap {
-                return Err(too_large(announced));
-            }
-            let bytes = Limits::read_capped(&mut entry, announced, cap)
+            let entry_cap = self.limits.max_entry_bytes;
+            let bytes = budget
+                .read(relative, (&mut entry).take(entry_cap + 1), announced)
                 .map_err(|e| SourceError::File {
                     file: relative.to_owned(),
                     reason: format!("{archive_name}: {e}"),
-                })?
-                .map_err(too_large)?;
-            total += bytes.len() as u64;
+                })??;
+            if bytes.len() as u64 > entry_cap {
+                return Err(SourceError::File {
+                    file: relative.to_owned(),
+                    reason: format!("{archive_name}: more than {entry_cap} bytes uncompressed"),
+                });
+            }
             files.insert(relative.to_owned(), bytes);
         }
         let folder_name = match folder {

@@ -41,7 +41,7 @@ mod script;
 mod test_cases;
 
 pub use compile::{Compiled, SchemaError, compile};
-pub use limits::Limits;
+pub use limits::{Limits, ReadBudget, file_too_large, task_too_large};
 
 use crate::CoreError;
 use crate::plan::LoadOutcome;

@@ -378,11 +378,7 @@ fn is_writable(folder: &Path) -> bool {
     };
     #[cfg(unix)]
     {
-        let Ok(text) = std::ffi::CString::new(folder.as_os_str().as_encoded_bytes()) else {
-            return true;
-        };
-        // SAFETY: `text` is NUL-terminated; access(2) only reads it.
-        unsafe { libc::access(text.as_ptr(), libc::W_OK) == 0 }
+        rustix::fs::access(folder, rustix::fs::Access::WRITE_OK).is_ok()
     }
     #[cfg(not(unix))]
     {
@@ -518,16 +514,8 @@ fn disk_is_full(path: &Path) -> bool {
         .unwrap_or(Path::new("."));
     #[cfg(unix)]
     {
-        let Ok(folder) = std::ffi::CString::new(folder.as_os_str().as_encoded_bytes()) else {
-            return false;
-        };
-        // SAFETY: `stat` is a plain struct filled by the call; `folder` is NUL-terminated.
-        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(folder.as_ptr(), &mut stat) } != 0 {
-            return false;
-        }
         // Less than 64 KiB free: SQLite could not have finished the transaction.
-        (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) < 64 * 1024
+        rustix::fs::statvfs(folder).is_ok_and(|stat| stat.f_bavail.saturating_mul(stat.f_frsize) < 64 * 1024)
     }
     #[cfg(not(unix))]
     {
