@@ -39,6 +39,7 @@ on_both_backends!(
     text_with_a_nul_byte_never_fails_a_run,
     two_runs_planned_at_once_never_store_one_uuid_for_two_names,
     versions_differing_only_in_build_metadata_are_one_version,
+    a_run_whose_write_another_process_beat_is_planned_again,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -657,9 +658,7 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
     let uuid = "0b9c5a52-7f5e-4f7e-9a51-3c1d2b3a4f00";
     for (dir, name) in [(a.path(), "alpha"), (b.path(), "beta")] {
         write_named_task(&dir.join(name), name, "1.0.0", 1).unwrap();
-        let path = dir.join(name).join("metadata.json");
-        let text = fs::read_to_string(&path).unwrap();
-        fs::write(&path, text.replacen('{', &format!("{{\n  \"uuid\": \"{uuid}\","), 1)).unwrap();
+        declare_uuid(&dir.join(name), uuid);
     }
     let (from_a, from_b) = ([source("a", a.path())], [source("b", b.path())]);
     let options = SyncOptions::default();
@@ -692,11 +691,7 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
 
     // Planned again, the clash is a problem of the later name, and the run succeeds.
     let report = run(&mut second, &from_b).await;
-    assert!(
-        report.problems.iter().any(|p| p.locator == "beta"),
-        "{:?}",
-        report.problems
-    );
+    assert_eq!(problem_codes(&report, "beta"), ["metadata.uuid_duplicate"]);
     assert!(
         !second
             .list_versions(true)
@@ -722,33 +717,51 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
     let (c, d) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_named_task(&c.path().join("gamma"), "gamma", "1.0.0", 1).unwrap();
     write_named_task(&d.path().join("gamma"), "gamma", "2.0.0", 2).unwrap();
-    let path = d.path().join("gamma/metadata.json");
-    let text = fs::read_to_string(&path).unwrap();
-    fs::write(
-        &path,
-        text.replacen('{', "{\n  \"uuid\": \"5f0e8d5c-1b1a-4c55-8a70-9a4b7c2e1d00\",", 1),
-    )
-    .unwrap();
+    declare_uuid(&d.path().join("gamma"), "5f0e8d5c-1b1a-4c55-8a70-9a4b7c2e1d00");
     let (from_c, from_d) = ([source("c", c.path())], [source("d", d.path())]);
     let planned_c = plan_run(&mut first, &from_c, &SourcePriority, &options).await.unwrap();
     let planned_d = plan_run(&mut second, &from_d, &SourcePriority, &options).await.unwrap();
     apply_run(&mut first, planned_c).await.unwrap();
     assert!(apply_run(&mut second, planned_d).await.is_err());
     let report = run(&mut second, &from_d).await;
-    assert!(
-        report.problems.iter().any(|p| p.locator == "gamma"),
-        "{:?}",
-        report.problems
-    );
+    assert_eq!(problem_codes(&report, "gamma"), ["metadata.uuid_changed"]);
+    // gamma keeps the UUID it was first stored with (UUIDv5 of its name), and 2.0.0, which
+    // claims another, is not stored.
+    let stored = second.task_uuids().await.unwrap();
+    let first_uuid = {
+        let entry = from_c[0].scan().await.unwrap().entries.remove(0);
+        registry_core::parse_bundle(&from_c[0].load(&entry).await.unwrap())
+            .unwrap()
+            .task
+            .uuid
+    };
+    assert_eq!(stored.get("gamma"), Some(&first_uuid));
     let gamma: Vec<String> = second
-        .task_uuids()
+        .list_versions(true)
         .await
         .unwrap()
         .into_iter()
-        .filter(|(n, _)| n == "gamma")
-        .map(|(_, u)| u.to_string())
+        .filter(|v| v.name == "gamma")
+        .map(|v| v.version)
         .collect();
-    assert_eq!(gamma.len(), 1);
+    assert_eq!(gamma, ["1.0.0"]);
+}
+
+/// Adds `"uuid": UUID` to the metadata of the task folder `task`.
+fn declare_uuid(task: &Path, uuid: &str) {
+    let path = task.join("metadata.json");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replacen('{', &format!("{{\n  \"uuid\": \"{uuid}\","), 1)).unwrap();
+}
+
+/// The codes of the problems a run reports for `locator`.
+fn problem_codes<'r>(report: &'r SyncReport, locator: &str) -> Vec<&'r str> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.locator == locator)
+        .map(|p| p.problem.code.as_str())
+        .collect()
 }
 
 /// Issue 10, item 10: `1.0.0+build` and `1.0.0+build2` were stored as two versions.
@@ -773,4 +786,61 @@ async fn versions_differing_only_in_build_metadata_are_one_version(backend: &str
     assert_eq!(report.counts.conflicts, 1);
     let conflicts = store.conflicts().await.unwrap();
     assert_eq!(conflicts.len(), 1);
+}
+
+/// A filesystem source that, on its first load, lets another process sync first: the run
+/// it belongs to was planned before that write.
+struct Interloper {
+    inner: FsSource,
+    other: tokio::sync::Mutex<Option<(Store, Box<dyn Source>)>>,
+}
+
+#[async_trait::async_trait]
+impl Source for Interloper {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn scan(&self) -> Result<registry_core::Scan, registry_core::SourceError> {
+        self.inner.scan().await
+    }
+    async fn load(&self, entry: &registry_core::Entry) -> Result<registry_core::Bundle, registry_core::SourceError> {
+        if let Some((mut store, source)) = self.other.lock().await.take() {
+            run(&mut store, &[source]).await;
+        }
+        self.inner.load(entry).await
+    }
+}
+
+/// Issue 10, item 4: a run whose plan another process overtook (it stored the same
+/// version after this run read the catalogue) is refused by the database's keys, then
+/// planned again inside the same `sync` against what is stored now, and succeeds.
+async fn a_run_whose_write_another_process_beat_is_planned_again(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let (mut mine, theirs) = (open(&db).await, open(&db).await);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [a.path(), b.path()] {
+        write_named_task(&dir.join("alpha"), "alpha", "1.0.0", 1).unwrap();
+    }
+    let interloper: Box<dyn Source> = Box::new(Interloper {
+        inner: FsSource::new("b", b.path()),
+        other: tokio::sync::Mutex::new(Some((theirs, source("a", a.path())))),
+    });
+    let report = run(&mut mine, &[interloper]).await;
+    assert!(report.written && report.problems.is_empty(), "{:?}", report.problems);
+    let (_, origins) = mine
+        .show("alpha", Some("1.0.0"))
+        .await
+        .unwrap()
+        .expect("alpha is stored");
+    let mut sources: Vec<String> = origins.into_iter().map(|o| o.source).collect();
+    sources.sort();
+    assert_eq!(sources, ["a", "b"], "one version, offered by both");
+    let status = mine.status().await.unwrap();
+    assert!(status.sources.iter().all(|s| s.status == "ok"), "{status:?}");
 }

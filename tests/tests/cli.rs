@@ -488,16 +488,25 @@ fn status_shows_each_source_s_latest_scan_and_a_failing_one_exits_1() {
 }
 
 /// Runs `script` with `sh` in a private mount namespace (`unshare -rm`: works as root and,
-/// where user namespaces are allowed, as anyone), with `$TASKREG` the binary under test.
-fn in_mount_namespace(dir: &std::path::Path, script: &str) -> std::process::Output {
-    std::process::Command::new("unshare")
+/// where user namespaces are allowed, as anyone), with `$TASKREG` the binary under test,
+/// and returns what it printed. The script must end well (a failed mount exits 99).
+fn in_mount_namespace(dir: &std::path::Path, script: &str) -> String {
+    let output = std::process::Command::new("unshare")
         .args(["-rm", "sh", "-c", script])
         .current_dir(dir)
         .env("TASKREG", taskreg_tests::taskreg_binary())
         .env_remove("TASKREG_DATABASE_URL")
         .env_remove("TASKREG_LOG")
         .output()
-        .expect("run unshare")
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// Issue 10: `list` against a read-only catalogue said "attempt to write a readonly
@@ -510,7 +519,7 @@ fn read_commands_work_on_a_read_only_catalogue() {
     fs::create_dir(work.path().join("db")).unwrap();
     let taskreg = Taskreg::new("sqlite://db/t.db", work.path());
     taskreg.run(&["sync", "tasks"]).assert_code(0);
-    let output = in_mount_namespace(
+    let stdout = in_mount_namespace(
         work.path(),
         r#"mount --bind db db && mount -o remount,bind,ro db || exit 99
            for command in list status problems "show task-00002" "history task-00001"; do
@@ -518,13 +527,6 @@ fn read_commands_work_on_a_read_only_catalogue() {
            done
            $TASKREG --database sqlite://db/t.db --json list
            $TASKREG --database sqlite://db/t.db sync tasks 2>&1 >/dev/null; echo "sync exit $?""#,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert!(!stdout.contains("failed:"), "{stdout}");
     assert_eq!(stdout.matches("task-0000").count(), 4, "{stdout}");
@@ -546,20 +548,13 @@ fn a_full_disk_is_reported_as_such_and_the_catalogue_is_intact() {
         fs::write(dir.join("main.js"), script).unwrap();
     }
     fs::create_dir(work.path().join("small")).unwrap();
-    let output = in_mount_namespace(
+    let stdout = in_mount_namespace(
         work.path(),
         r#"mount -t tmpfs -o size=512k tmpfs small || exit 99
            $TASKREG --database sqlite://small/t.db sync few >/dev/null; echo "first exit $?"
            $TASKREG --database sqlite://small/t.db sync many >/dev/null 2>small-error.txt; echo "second exit $?"
            cp small-error.txt error.txt
            $TASKREG --database sqlite://small/t.db --json list"#,
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert!(
         stdout.contains("first exit 0") && stdout.contains("second exit 2"),
