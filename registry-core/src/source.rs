@@ -162,7 +162,9 @@ impl SourceSpec {
     }
 }
 
-/// A built-in kind of source, registered with `inventory::submit!`.
+/// A kind of source: built in and registered with `inventory::submit!`, or handed to the
+/// host at run time (`RegistryBuilder::source_kind` in `registry-host`).
+#[derive(Clone, Copy)]
 pub struct SourceKind {
     pub name: &'static str,
     pub description: &'static str,

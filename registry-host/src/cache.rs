@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bytes of bundles the cache may hold by default.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Checked tasks by content, bounded by the bytes they hold; counts its hits and misses.
 pub struct CheckCache {
     entries: moka::sync::Cache<[u8; 32], LoadOutcome>,
     hits: AtomicU64,
@@ -29,6 +30,7 @@ impl std::fmt::Debug for CheckCache {
 }
 
 impl CheckCache {
+    /// An empty cache holding at most `capacity_bytes` of bundles.
     pub fn new(capacity_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .weigher(|_, outcome: &LoadOutcome| weight(outcome))
@@ -57,10 +59,12 @@ impl CheckCache {
         outcome
     }
 
+    /// Checks answered from the cache.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// Checks done afresh.
     pub fn misses(&self) -> u64 {
         self.misses.load(Ordering::Relaxed)
     }

@@ -28,29 +28,49 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
+/// Why a configuration file cannot be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("cannot read config {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// The file is not a valid configuration (every check of [`Config::load`]).
     #[error("invalid config {path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
 }
 
+/// A `taskreg.toml`, as read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Database URL; the command line and `TASKREG_DATABASE_URL` take precedence.
     pub database: Option<String>,
+    /// `[[sources]]`, in priority order.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// `[conflicts]`.
     #[serde(default)]
     pub conflicts: ConflictsConfig,
+    /// `[lifecycle]`.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// `[validation]`.
     #[serde(default)]
     pub validation: ValidationConfig,
+    /// `[serve]`.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// `[watch]`.
     #[serde(default)]
     pub watch: WatchConfig,
     /// Plugin libraries to load (`[[plugins]]` with `path` or `dir`).
@@ -64,6 +84,7 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
+/// `[conflicts]`: how different contents offered for one version are decided.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConflictsConfig {
@@ -88,6 +109,7 @@ fn default_strategy() -> String {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
+    /// The address to listen on (default 127.0.0.1:8080).
     pub listen: Option<std::net::SocketAddr>,
     /// Require `Authorization: Bearer <token>` on `/v1` and `/metrics`.
     pub token: Option<String>,
@@ -119,6 +141,7 @@ pub struct ValidationConfig {
     /// Warnings fail `taskreg validate` (and `sync --strict`) too.
     #[serde(default)]
     pub strict: bool,
+    /// `[validation.limits]`: the sizes and counts a task may reach.
     #[serde(default)]
     pub limits: registry_core::Limits,
     /// `error`, `warn` or `off` per rule; rules not named run at `error`.
@@ -126,6 +149,7 @@ pub struct ValidationConfig {
     pub rules: std::collections::BTreeMap<String, registry_core::RuleLevel>,
 }
 
+/// `[lifecycle]`: the guard against a source that suddenly looks empty.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleConfig {
@@ -151,13 +175,18 @@ fn default_max_removal_share() -> f64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
+    /// A library file, relative to the config file's folder.
     pub path: Option<PathBuf>,
+    /// A folder of libraries, relative to the config file's folder.
     pub dir: Option<PathBuf>,
 }
 
+/// One `[[sources]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SourceConfig {
+    /// Unique within the file; keys the source's tasks and problems in the catalogue.
     pub name: String,
+    /// The source kind (`type = "filesystem"`).
     #[serde(rename = "type")]
     pub kind: String,
     /// How often `watch` polls this source when it is not local (`"30s"`, `"5m"`, or seconds).
@@ -195,6 +224,8 @@ fn interval<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<
 }
 
 impl Config {
+    /// Reads and checks a configuration file: sources named once each, plugins with one
+    /// location, a known conflict strategy and rules, a valid serve and watch section.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.to_owned(),

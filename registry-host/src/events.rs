@@ -1,5 +1,6 @@
-//! What changed in the catalogue, as a stream: `serve --watch` sends it to clients as
-//! server-sent events at `/v1/events`.
+//! What changed in the catalogue, as a stream: [`Registry::subscribe`](crate::Registry::subscribe)
+//! hands it to the application, and `serve` sends it to clients as server-sent events at
+//! `/v1/events`.
 
 use registry_core::{ChangeSet, Severity, WriteKind};
 use serde::Serialize;
@@ -8,33 +9,56 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RegistryEvent {
+    /// A version entered the catalogue.
     TaskAdded {
+        /// The task's name.
         name: String,
+        /// Its semver version.
         version: String,
+        /// The content's digest (`sha256:…`).
         digest: String,
     },
+    /// A stored version's content was replaced (a conflict decided for other content).
     TaskChanged {
+        /// The task's name.
         name: String,
+        /// Its semver version.
         version: String,
+        /// The new content's digest.
         digest: String,
     },
+    /// No source offers a version any more: it stays in the history, unavailable.
     TaskMissing {
+        /// The task's name.
         name: String,
+        /// Its semver version.
         version: String,
     },
+    /// A missing version is offered again.
     TaskRevived {
+        /// The task's name.
         name: String,
+        /// Its semver version.
         version: String,
     },
+    /// A task (or a part of a source) has a problem.
     ProblemRaised {
+        /// The source's name.
         source: String,
+        /// Where in the source (a folder, an archive entry, a URL path).
         locator: String,
+        /// The problem's code (`metadata.version_invalid`).
         code: String,
+        /// Error or warning.
         severity: Severity,
+        /// What is wrong, for people.
         message: String,
     },
+    /// The problems of a locator are gone (fixed or removed).
     ProblemCleared {
+        /// The source's name.
         source: String,
+        /// Where in the source.
         locator: String,
     },
 }

@@ -34,33 +34,75 @@ pub const HOST_INTERFACE_VERSION: &str = registry_plugin_api::PROTOCOL_VERSION;
 /// Why a library was refused. Each names the file.
 #[derive(Debug, Error)]
 pub enum PluginLoadError {
+    /// The file is not a shared library this system can load.
     #[error("{path}: cannot open the library: {reason}")]
-    Open { path: PathBuf, reason: String },
+    Open {
+        /// The library (or folder).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A shared library without a taskreg root module.
     #[error("{path}: not a taskreg plugin (it exports no abi_stable root module)")]
-    NotAPlugin { path: PathBuf },
+    NotAPlugin {
+        /// The library (or folder).
+        path: PathBuf,
+    },
+    /// Built for an interface this host cannot load.
     #[error(
         "{path}: built for plugin interface {plugin_interface}, which this taskreg (interface {HOST_INTERFACE_VERSION}) cannot load; rebuild the plugin against registry-plugin-api {HOST_INTERFACE_VERSION}"
     )]
-    IncompatibleInterface { path: PathBuf, plugin_interface: String },
+    IncompatibleInterface {
+        /// The library (or folder).
+        path: PathBuf,
+        /// The interface version the library was built for.
+        plugin_interface: String,
+    },
+    /// The interface version fits but the types do not.
     #[error(
         "{path}: built for plugin interface {plugin_interface} but its types do not match this taskreg's (interface {HOST_INTERFACE_VERSION}): {summary}"
     )]
     LayoutMismatch {
+        /// The library.
         path: PathBuf,
+        /// The interface version it declares.
         plugin_interface: String,
+        /// abi_stable's report, in one paragraph.
         summary: String,
     },
+    /// The plugin's `info` failed or panicked.
     #[error("{path}: the plugin failed to start: {reason}")]
-    Failed { path: PathBuf, reason: String },
+    Failed {
+        /// The library (or folder).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A kind a built-in or an earlier library provides already.
     #[error("{path}: source kind `{kind}` is already provided by {other}")]
-    DuplicateKind { path: PathBuf, kind: String, other: String },
+    DuplicateKind {
+        /// The library (or folder).
+        path: PathBuf,
+        /// The kind both provide.
+        kind: String,
+        /// Who provides it already (built-in, or a library path).
+        other: String,
+    },
+    /// A `dir` entry that cannot be listed.
     #[error("plugin folder {path}: {reason}")]
-    Folder { path: PathBuf, reason: String },
+    Folder {
+        /// The library (or folder).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// A loaded plugin library.
 pub struct PluginLibrary {
+    /// The file it was loaded from.
     pub path: PathBuf,
+    /// What it says of itself: name, version, kinds.
     pub info: PluginInfo,
     /// The interface version the library was built against.
     pub interface_version: String,
@@ -150,7 +192,9 @@ fn summary(error: &LibraryError) -> String {
 /// Every plugin library of a configuration, and the ones that were refused.
 #[derive(Debug, Default)]
 pub struct PluginSet {
+    /// The libraries loaded, in load order.
     pub libraries: Vec<PluginLibrary>,
+    /// The libraries refused, with why.
     pub refused: Vec<PluginLoadError>,
 }
 
@@ -212,7 +256,9 @@ fn library_files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Where and how a plugin source runs, beyond its spec.
 #[derive(Debug, Clone)]
 pub struct PluginSourceOptions {
+    /// How long one call into the plugin may take.
     pub timeout: Duration,
+    /// The source's own folder for files kept between runs.
     pub cache_dir: PathBuf,
 }
 
@@ -456,8 +502,11 @@ fn host_callbacks(source: &str, cancelled: Arc<AtomicBool>) -> ffi::HostBox {
 /// A source whose kind no loaded plugin provides because a library was refused: every
 /// scan fails, so the catalogue keeps what it has of it.
 pub struct UnavailableSource {
+    /// The configured name.
     pub name: String,
+    /// The kind nobody provides.
     pub kind: String,
+    /// Why, as every scan reports it.
     pub reason: String,
 }
 

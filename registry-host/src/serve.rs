@@ -3,7 +3,8 @@
 //! Routes (see `docs/http-protocol.md`, and `/v1/openapi.json` built from [`ROUTES`]):
 //! - `GET /v1/tasks?cursor=…&limit=…` — the index, every version ever seen, paginated with a
 //!   cursor and a `Link: <…>; rel="next"` header;
-//! - `GET /v1/tasks/{name}` — one task's versions;
+//! - `GET /v1/tasks/{name}` — one task's versions; with `?req=^1.2`, the bundle of the newest
+//!   available version that matches;
 //! - `GET /v1/tasks/{name}/{version}` — the bundle: every file, canonical, so the digest
 //!   can be checked; `404` for a version never seen, `410` for one no longer available;
 //! - `GET /v1/events` — server-sent events of every change (with `serve --watch`);
@@ -43,7 +44,10 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/v1/tasks",
         "The index: every version ever seen, paginated (`cursor`, `limit`).",
     ),
-    ("/v1/tasks/{name}", "One task's versions."),
+    (
+        "/v1/tasks/{name}",
+        "One task's versions; with `req` (a semver requirement such as `^1.2`), the bundle of the newest available match.",
+    ),
     (
         "/v1/tasks/{name}/{version}",
         "A version's bundle: every file, canonical.",
@@ -88,6 +92,7 @@ impl Default for ServeOptions {
     }
 }
 
+/// What the server's handlers share: its catalogue connection, token and counters.
 pub struct ServeState {
     /// One connection, serialised: requests are short reads.
     store: Mutex<Store>,
@@ -96,17 +101,22 @@ pub struct ServeState {
     metrics_public: bool,
     /// The catalogue's figures for `/metrics` and when they were counted.
     counted: Mutex<Option<(std::time::Instant, crate::store::CatalogueCounts)>>,
-    /// What `/v1/events` relays; fed by the watch loop of `serve --watch`.
+    /// What `/v1/events` relays: every run the registry applies.
     pub events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
-    /// The watch loop's cache of checked tasks, for `/metrics` (set by `serve --watch`).
+    /// The registry's cache of checked tasks, for `/metrics` (set when the serving
+    /// registry syncs too).
     pub check_cache: std::sync::OnceLock<Arc<crate::cache::CheckCache>>,
     /// Requests served, by route and status.
     requests: StdMutex<BTreeMap<(String, u16), u64>>,
 }
 
 impl ServeState {
-    pub fn new(store: Store, options: &ServeOptions) -> Arc<Self> {
-        let (events, _) = tokio::sync::broadcast::channel(1024);
+    /// The state of a server answering from `store` and relaying `events` at `/v1/events`.
+    pub fn new(
+        store: Store,
+        options: &ServeOptions,
+        events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
+    ) -> Arc<Self> {
         Arc::new(ServeState {
             store: Mutex::new(store),
             token: options.token.as_deref().map(|t| Sha256::digest(t.as_bytes()).into()),
@@ -299,11 +309,21 @@ async fn index(
     Ok(response)
 }
 
+/// `?req=` on a task's route: a semver requirement as Cargo writes them.
+#[derive(Deserialize)]
+struct Requirement {
+    req: Option<String>,
+}
+
 async fn versions(
     State(state): State<Arc<ServeState>>,
     Path(name): Path<String>,
+    Query(query): Query<Requirement>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(requirement) = query.req {
+        return newest_match(&state, &name, &requirement, &headers).await;
+    }
     let history = state.store.lock().await.history(&name).await?;
     if history.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}`")));
@@ -314,6 +334,42 @@ async fn versions(
         .collect();
     let body = serde_json::to_vec(&json!({ "name": name, "versions": versions })).unwrap_or_default();
     Ok(conditional(&headers, body_etag(&body), body))
+}
+
+/// The bundle of the newest available version that `requirement` accepts, with its own
+/// route in `Content-Location`: `400` for a requirement semver refuses, `404` when no
+/// available version matches.
+async fn newest_match(
+    state: &ServeState,
+    name: &str,
+    requirement: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let parsed = semver::VersionReq::parse(requirement.trim()).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`{requirement}` is not a version requirement: {e}"),
+        )
+    })?;
+    let found = {
+        let mut store = state.store.lock().await;
+        match store.newest_matching(name, &parsed).await? {
+            Some(version) => store.show(name, Some(&version)).await?,
+            None => None,
+        }
+    };
+    let Some((task, _)) = found else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no available version of task `{name}` matches `{requirement}`"),
+        ));
+    };
+    let location = href(&task.name, &task.version);
+    let mut response = bundle_response(&task, headers)?;
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::CONTENT_LOCATION, location);
+    }
+    Ok(response)
 }
 
 async fn bundle(
@@ -331,11 +387,18 @@ async fn bundle(
             format!("`{name}@{version}` is no longer available"),
         ));
     }
-    let files = bundle_files(&task).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let body = serde_json::to_vec(&json!({ "name": name, "version": version, "digest": task.digest, "files": files }))
-        .unwrap_or_default();
+    bundle_response(&task, &headers)
+}
+
+/// A version's bundle: every file, canonical, named by its digest.
+fn bundle_response(task: &crate::store::StoredTask, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let files = bundle_files(task).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let body = serde_json::to_vec(
+        &json!({ "name": task.name, "version": task.version, "digest": task.digest, "files": files }),
+    )
+    .unwrap_or_default();
     // The content is identified by its digest: the strongest ETag there is.
-    Ok(conditional(&headers, format!("\"{}\"", task.digest), body))
+    Ok(conditional(headers, format!("\"{}\"", task.digest), body))
 }
 
 /// The task's files, canonical, as stored: hashing them gives the stored digest.
@@ -369,6 +432,22 @@ async fn openapi(headers: HeaderMap) -> Response {
     conditional(&headers, body_etag(&body), body)
 }
 
+/// The query parameters a route takes besides its path's.
+fn query_parameters(path: &str) -> Vec<Value> {
+    let text = |name: &str, description: &str| json!({ "name": name, "in": "query", "required": false, "description": description, "schema": { "type": "string" } });
+    match path {
+        "/v1/tasks" => vec![
+            text("cursor", "Where the previous page ended (from its `next`)."),
+            json!({ "name": "limit", "in": "query", "required": false, "description": "Items per page, 1 to 1000 (default 500).", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }),
+        ],
+        "/v1/tasks/{name}" => vec![text(
+            "req",
+            "A semver requirement as Cargo writes them (`^1.2`, `~1.2.3`, `>=1, <3`): answer the bundle of the newest available version that matches (`Content-Location` names it), 404 when none does.",
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// The OpenAPI 3.1 description of [`ROUTES`].
 pub fn openapi_document() -> Value {
     let paths: serde_json::Map<String, Value> = ROUTES
@@ -378,12 +457,14 @@ pub fn openapi_document() -> Value {
                 .split('/')
                 .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
                 .map(|p| json!({ "name": p, "in": "path", "required": true, "schema": { "type": "string" } }))
+                .chain(query_parameters(path))
                 .collect();
             let responses = json!({
                 "200": { "description": "OK" },
                 "304": { "description": "Not modified (If-None-Match)" },
                 "401": { "description": "Missing or wrong bearer token" },
-                "404": { "description": "Never seen" },
+                "400": { "description": "A `req` that is not a semver requirement" },
+                "404": { "description": "Never seen, or no available version matches `req`" },
                 "410": { "description": "No longer available" },
             });
             let operation = json!({ "summary": summary, "parameters": parameters, "responses": responses });

@@ -8,7 +8,6 @@
 
 use crate::store::{RunRecord, ScanOutcome, SourceRow, Store, StoreError, now_millis};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Scan, ScanScope,
     Snapshot, Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
@@ -17,14 +16,16 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+/// How a run loads, checks and plans.
+#[derive(Clone)]
 pub struct SyncOptions {
     /// Loads in flight at once.
     pub concurrency: usize,
-    /// Show a progress bar (only when a person is watching).
-    pub progress: bool,
+    /// Hears how the run goes (a progress bar); the library itself draws nothing.
+    pub observer: Option<std::sync::Arc<dyn SyncObserver>>,
     /// See [`PlanOptions::max_removal_share`].
     pub max_removal_share: f64,
+    /// Lets a scan remove more than `max_removal_share` of a source's tasks.
     pub allow_mass_removal: bool,
     /// The rules every loaded task is checked against.
     pub validation: Validation,
@@ -59,6 +60,32 @@ impl SnapshotCache {
     }
 }
 
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("concurrency", &self.concurrency)
+            .field("observed", &self.observer.is_some())
+            .field("max_removal_share", &self.max_removal_share)
+            .field("allow_mass_removal", &self.allow_mass_removal)
+            .field("validation", &self.validation)
+            .finish()
+    }
+}
+
+/// Hears how a run goes, to show progress: the CLI draws a bar on a terminal with it.
+/// Every method does nothing by default; they are called from the run's own task, so
+/// they must return quickly.
+pub trait SyncObserver: Send + Sync {
+    /// `count` more tasks are to be loaded in this run (called once per loading round).
+    fn loading(&self, count: usize) {
+        let _ = count;
+    }
+    /// One task was loaded and checked.
+    fn loaded(&self) {}
+    /// Loading is over; the run is planned and applied next.
+    fn finished(&self) {}
+}
+
 impl SyncOptions {
     fn plan<'s>(&self, strategy: &'s dyn ConflictStrategy) -> PlanOptions<'s> {
         PlanOptions {
@@ -74,7 +101,7 @@ impl Default for SyncOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         SyncOptions {
             concurrency: cores * 4,
-            progress: false,
+            observer: None,
             max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
             allow_mass_removal: false,
             validation: Validation::default(),
@@ -87,15 +114,21 @@ impl Default for SyncOptions {
 /// How one source fared in a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceReport {
+    /// The source's name.
     pub name: String,
+    /// The source's kind.
     pub kind: String,
+    /// Where it points.
     pub location: String,
     /// `ok` or `failed`.
     pub status: &'static str,
+    /// Whether the scan covered everything the source has.
     pub complete: bool,
     /// Entries the scan found.
     pub tasks: usize,
+    /// Why the scan failed.
     pub error: Option<String>,
+    /// How long the scan took.
     pub scan_ms: u64,
     /// The folders rescanned, when the scan covered only part of the source.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,16 +166,20 @@ pub enum Rescan {
 /// The outcome of one run, as `taskreg sync` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
+    /// The run's id (UUIDv7).
     pub run_id: String,
     #[serde(flatten)]
+    /// What it added, updated, removed, and the problems and conflicts.
     pub counts: RunCounts,
     /// Whether the run wrote anything (an unchanged resync does not).
     pub written: bool,
     /// Entries loaded and parsed in this run.
     pub loaded: usize,
+    /// How each scanned source fared.
     pub sources: Vec<SourceReport>,
     /// Problems found in this run, with where they are.
     pub problems: Vec<ReportedProblem>,
+    /// How long the run took.
     pub duration_ms: u64,
     /// What the run applied (empty when nothing changed).
     #[serde(skip)]
@@ -150,21 +187,29 @@ pub struct SyncReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// A problem of the run, with where it is.
 pub struct ReportedProblem {
+    /// The source's name.
     pub source: String,
+    /// Where in the source.
     pub locator: String,
     #[serde(flatten)]
+    /// What is wrong.
     pub problem: Problem,
 }
 
 impl SyncReport {
+    /// Error-severity problems.
     pub fn error_count(&self) -> usize {
         self.problems.iter().filter(|p| p.problem.is_error()).count()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a run could not be done (broken tasks and failing sources are not errors: they
+/// are in the report).
 pub enum SyncError {
+    /// The catalogue could not be read or written; nothing of the run was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -172,13 +217,19 @@ pub enum SyncError {
 /// A run planned and not yet applied: what [`apply_run`] will write.
 #[derive(Debug)]
 pub struct PlannedRun {
+    /// The run's id (UUIDv7).
     pub run_id: String,
+    /// When it started, for its duration.
     pub started: Instant,
+    /// When it started (Unix milliseconds).
     pub started_at: i64,
+    /// How each scanned source fared.
     pub sources: Vec<SourceReport>,
     /// Entries loaded and parsed.
     pub loaded: usize,
+    /// The problems of the scanned sources once applied.
     pub problems: Vec<ReportedProblem>,
+    /// What applying it writes.
     pub changes: ChangeSet,
     /// The snapshot planned against and its generation, when the caller keeps it.
     kept: Option<(std::sync::Arc<SnapshotCache>, i64, Snapshot)>,
@@ -319,22 +370,16 @@ pub async fn plan_rescan(
         });
     }
 
-    let progress = if options.progress {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} loading tasks {pos}/{len} [{elapsed}] {wide_bar}")
-            .expect("static template"),
-    );
+    let observer = options.observer.as_deref();
     let mut loaded: HashMap<ProblemKey, LoadOutcome> = HashMap::new();
     loop {
         let wanted = entries_to_load(&snapshot, &scans, &loaded);
         if wanted.is_empty() {
             break;
         }
-        progress.inc_length(wanted.len() as u64);
+        if let Some(observer) = observer {
+            observer.loading(wanted.len());
+        }
         let outcomes: Vec<(ProblemKey, LoadOutcome)> = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
@@ -345,12 +390,18 @@ pub async fn plan_rescan(
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
-            .inspect(|_| progress.inc(1))
+            .inspect(|_| {
+                if let Some(observer) = observer {
+                    observer.loaded();
+                }
+            })
             .collect()
             .await;
         loaded.extend(outcomes);
     }
-    progress.finish_and_clear();
+    if let Some(observer) = observer {
+        observer.finished();
+    }
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "loaded {} task(s)",

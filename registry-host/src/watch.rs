@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// How `watch` reacts and how often it polls.
 #[derive(Debug, Clone)]
 pub struct WatchOptions {
     /// Quiet time before changes are acted on.
@@ -35,6 +36,7 @@ pub struct WatchOptions {
     pub full_rescan_interval: Duration,
     /// File changes that do not start a run.
     pub ignore: IgnoreRules,
+    /// How each run loads, checks and plans.
     pub sync: SyncOptions,
 }
 
@@ -60,11 +62,15 @@ impl WatchOptions {
 /// Why a run was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// The initial sync.
     Start,
+    /// Files changed.
     Changes,
+    /// A remote source's poll interval passed.
     Poll,
     /// A source that failed is tried again.
     Retry,
+    /// The periodic rescan of everything.
     FullRescan,
 }
 
@@ -142,6 +148,17 @@ impl Timers {
     }
 }
 
+/// Why `watch` stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The platform's file watcher could not be started.
+    #[error("cannot follow file changes: {0}")]
+    Notify(#[from] notify_debouncer_full::notify::Error),
+    /// The initial sync failed (later runs that fail are reported to `on_run` and retried).
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
+}
+
 /// Watches until `shutdown` resolves; `on_run` hears about every run.
 pub async fn watch(
     store: &mut Store,
@@ -150,7 +167,7 @@ pub async fn watch(
     options: &WatchOptions,
     shutdown: impl std::future::Future<Output = ()>,
     mut on_run: impl FnMut(Trigger, &Result<SyncReport, crate::sync::SyncError>),
-) -> anyhow::Result<()> {
+) -> Result<(), WatchError> {
     let (events, mut changes) = tokio::sync::mpsc::unbounded_channel::<DebounceEventResult>();
     let mut debouncer = new_debouncer(options.debounce, None, move |result: DebounceEventResult| {
         let _ = events.send(result);

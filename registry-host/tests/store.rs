@@ -2,12 +2,12 @@
 
 use fs_source::FsSource;
 use registry_core::{Snapshot, Source, SourcePriority};
-use registry_host::fixtures::{write_named_task, write_tree};
-use registry_host::store::Store;
+use registry_host::generate::{write_named_task, write_tree};
+use registry_host::store::{DatabaseUrl, Store};
 use registry_host::sync::{Rescan, SyncOptions, SyncReport, apply_run, plan_run, sync, sync_rescan};
-use registry_host::testing::TestDatabase;
 use std::fs;
 use std::path::Path;
+use taskreg_test_support::TestDatabase;
 
 /// Instantiates each `async fn case(backend: &str)` once per backend.
 macro_rules! on_both_backends {
@@ -43,7 +43,9 @@ on_both_backends!(
 );
 
 async fn open(db: &TestDatabase) -> Store {
-    Store::open(&db.database_url()).await.expect("open the test database")
+    Store::open(&DatabaseUrl::parse(&db.url, "".as_ref()).unwrap())
+        .await
+        .expect("open the test database")
 }
 
 fn source(name: &str, root: &Path) -> Box<dyn Source> {

@@ -40,7 +40,7 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
         "_private",
     ];
     for folder in folders {
-        registry_host::fixtures::write_named_task(&root.path().join(folder).join("t"), folder, "1.0.0", 1).unwrap();
+        registry_host::generate::write_named_task(&root.path().join(folder).join("t"), folder, "1.0.0", 1).unwrap();
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

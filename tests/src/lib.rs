@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use registry_host::fixtures::{write_named_task, write_tree};
-pub use registry_host::testing::TestDatabase;
+pub use registry_host::generate::{write_named_task, write_tree};
+pub use taskreg_test_support::TestDatabase;
 
 /// The `taskreg` binary of this build.
 pub fn taskreg_binary() -> PathBuf {
@@ -40,6 +40,22 @@ pub fn taskreg_binary() -> PathBuf {
             binary.display()
         );
     }
+    binary
+}
+
+/// An example program of this build (`target/<profile>/examples/NAME`), which
+/// `cargo test --workspace` builds.
+pub fn example_binary(name: &str) -> PathBuf {
+    let binary = taskreg_binary()
+        .parent()
+        .expect("target/<profile>")
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the suite with `cargo test --workspace`, which builds the examples",
+        binary.display()
+    );
     binary
 }
 

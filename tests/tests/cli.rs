@@ -144,6 +144,37 @@ fn show_picks_a_version_and_reports_unknown_tasks() {
 }
 
 #[test]
+fn show_resolves_a_semver_requirement_to_the_newest_available_match() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    for (folder, version) in [("a", "1.2.0"), ("b", "1.10.3"), ("c", "2.0.0"), ("d", "1.11.0-beta.1")] {
+        write_named_task(&tasks.join(folder), "calc", version, version.len()).unwrap();
+    }
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    let version_of = |task: &str| taskreg.run(&["--json", "show", task]).assert_code(0).json()["version"].clone();
+    // Newest by semver, not by text; a pre-release only when the requirement names one.
+    assert_eq!(version_of("calc@^1"), "1.10.3");
+    assert_eq!(version_of("calc@~1.2"), "1.2.0");
+    assert_eq!(version_of("calc@>=1.3, <3"), "2.0.0");
+    assert_eq!(version_of("calc@*"), "2.0.0");
+    assert_eq!(version_of("calc@>=1.11.0-beta.0, <2"), "1.11.0-beta.1");
+    // An exact version still names exactly that version.
+    assert_eq!(version_of("calc@1.2.0"), "1.2.0");
+
+    let none = taskreg.run(&["show", "calc@^3"]);
+    none.assert_code(1);
+    assert!(
+        none.stderr.contains("no available version of task `calc` matches `^3`"),
+        "{}",
+        none.stderr
+    );
+    // A version that is gone from every source no longer resolves.
+    std::fs::remove_dir_all(tasks.join("b")).unwrap();
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    assert_eq!(version_of("calc@^1"), "1.2.0");
+}
+
+#[test]
 fn the_same_task_has_one_digest_whatever_its_folder_and_formatting() {
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (work.path().join("a"), work.path().join("b"));

@@ -81,7 +81,10 @@ async fn an_unchanged_re_poll_of_a_served_registry_is_one_request_answered_304()
 
     // B as a long-lived process would hold it: one source object across polls.
     let db = TestDatabase::sqlite();
-    let mut store = registry_host::store::Store::open(&db.database_url()).await.unwrap();
+    let mut store =
+        registry_host::store::Store::open(&registry_host::store::DatabaseUrl::parse(&db.url, "".as_ref()).unwrap())
+            .await
+            .unwrap();
     let settings = http_source::HttpSettings::new(format!("{}/v1/tasks", server.base));
     let sources: Vec<Box<dyn Source>> = vec![Box::new(http_source::HttpSource::new("a", settings).unwrap())];
     let first = sync(&mut store, &sources, &SourcePriority, &SyncOptions::default())
@@ -300,4 +303,70 @@ async fn the_token_is_read_from_a_file_and_the_scheme_is_case_insensitive() {
     // The token is nowhere in the process's arguments.
     let cmdline = fs::read(format!("/proc/{}/cmdline", server.child.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains("s3cret"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_route_with_a_requirement_answers_the_bundle_of_the_newest_match() {
+    let (work, taskreg) = taskreg_tests::workspace();
+    for (folder, version) in [("a", "1.2.0"), ("b", "1.4.1"), ("c", "2.0.0")] {
+        write_named_task(&work.path().join("tasks").join(folder), "calc", version, version.len()).unwrap();
+    }
+    taskreg.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&taskreg, &[]);
+    let http = client();
+
+    let answer = http
+        .get(format!("{}/v1/tasks/calc?req=%5E1", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-location"], "/v1/tasks/calc/1.4.1");
+    let etag = answer.headers()["etag"].to_str().unwrap().to_owned();
+    let bundle: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(bundle["version"], "1.4.1");
+    assert!(bundle["files"]["main.js"].is_string(), "{bundle}");
+    // The same bundle, and the same ETag, as the version's own route.
+    let direct = http
+        .get(format!("{}/v1/tasks/calc/1.4.1", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.headers()["etag"].to_str().unwrap(), etag);
+
+    let none = http
+        .get(format!("{}/v1/tasks/calc?req=%5E3", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+    let bad = http
+        .get(format!("{}/v1/tasks/calc?req=banana", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let error: serde_json::Value = bad.json().await.unwrap();
+    assert!(
+        error["error"].as_str().unwrap().contains("not a version requirement"),
+        "{error}"
+    );
+    // The OpenAPI document describes the parameter.
+    let openapi: serde_json::Value = http
+        .get(format!("{}/v1/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let parameters = &openapi["paths"]["/v1/tasks/{name}"]["get"]["parameters"];
+    assert!(
+        parameters
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "req" && p["in"] == "query"),
+        "{parameters}"
+    );
 }

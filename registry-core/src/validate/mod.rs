@@ -129,7 +129,21 @@ impl Validation {
         context: ValidationContext,
         strict: bool,
     ) -> Result<Self, CoreError> {
-        let all = validators();
+        Validation::configure_with(levels, context, strict, &[])
+    }
+
+    /// As [`Validation::configure`], with rules a host application adds at run time on
+    /// top of the registered ones (a rule of the same name replaces the registered one).
+    pub fn configure_with(
+        levels: &BTreeMap<String, RuleLevel>,
+        context: ValidationContext,
+        strict: bool,
+        extra: &[&'static dyn Validator],
+    ) -> Result<Self, CoreError> {
+        let mut all = validators();
+        all.retain(|v| !extra.iter().any(|e| e.rule() == v.rule()));
+        all.extend_from_slice(extra);
+        all.sort_by_key(|v| v.rule());
         if let Some(unknown) = levels
             .keys()
             .find(|rule| !all.iter().any(|v| v.rule() == rule.as_str()))

@@ -48,7 +48,7 @@ macro_rules! in_transaction {
 }
 
 mod read;
-pub mod schema;
+pub(crate) mod schema;
 mod status;
 mod write;
 
@@ -59,19 +59,35 @@ pub use read::{
 pub use status::{ScanOutcome, SourceStatus, Status, WatcherStatus};
 pub use write::{RunRecord, SourceRow};
 
+/// The catalogue's schema, embedded: applied by [`Store::open`].
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
 
+/// Why the catalogue could not be opened, read or written.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// Neither `sqlite://` nor `postgres://`.
     #[error("unsupported database URL `{0}`: expected sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    /// The database cannot be reached or opened.
     #[error("cannot open database {url}: {reason}")]
-    Open { url: String, reason: String },
+    Open {
+        /// The database, password hidden.
+        url: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// The schema could not be brought up to date.
     #[error("cannot migrate database {url}: {reason}")]
-    Migrate { url: String, reason: String },
+    Migrate {
+        /// The database, password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
     /// The disk (or the database's quota) is full. The transaction was rolled back: the
@@ -79,12 +95,23 @@ pub enum StoreError {
     #[error(
         "the disk holding the catalogue {url} is full: nothing of this run was written, the catalogue is intact ({detail})"
     )]
-    DiskFull { url: String, detail: String },
+    DiskFull {
+        /// The database, password hidden.
+        url: String,
+        /// What the database said.
+        detail: String,
+    },
     /// A read-only catalogue that has migrations this taskreg would apply.
     #[error(
         "the catalogue {url} is read-only and older than this taskreg ({pending} migration(s) to apply): open it once with write access"
     )]
-    ReadOnlyOutdated { url: String, pending: usize },
+    ReadOnlyOutdated {
+        /// The database, password hidden.
+        url: String,
+        /// Migrations this taskreg would apply.
+        pending: usize,
+    },
+    /// A stored value this taskreg cannot read.
     #[error("the catalogue holds a malformed value: {0}")]
     Corrupt(String),
 }
@@ -106,7 +133,9 @@ impl StoreError {
 /// Where the catalogue lives, parsed from a database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
+    /// A SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL URL, as given.
     Postgres(String),
 }
 
@@ -360,6 +389,7 @@ impl Store {
         &self.url
     }
 
+    /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self.conn {
             Connection::Sqlite(_) => "sqlite",

@@ -12,6 +12,7 @@ use uuid::Uuid;
 /// The core snapshot plus what the host itself keeps about sources.
 #[derive(Debug, Clone, Default)]
 pub struct StoreSnapshot {
+    /// What the core plans against.
     pub core: Snapshot,
     /// name → (kind, location) of every source ever stored.
     pub sources: HashMap<String, (String, String)>,
@@ -21,46 +22,72 @@ pub struct StoreSnapshot {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = task_versions)]
 pub struct VersionRow {
+    /// The task's name.
     pub name: String,
+    /// The semver version.
     pub version: String,
+    /// The content's digest.
     pub digest: String,
+    /// Whether some source offers it now.
     pub available: bool,
 }
 
 /// One version in `list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VersionSummary {
+    /// The task's name.
     pub name: String,
+    /// The semver version.
     pub version: String,
+    /// The content's digest.
     pub digest: String,
+    /// Whether some source offers it now.
     pub available: bool,
     /// Names of the sources offering it now.
     pub sources: Vec<String>,
 }
 
+/// Where a version is offered: a source and the locator inside it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OriginRef {
+    /// The source's name.
     pub source: String,
+    /// Where in the source.
     pub locator: String,
+    /// The digest this origin offers (it may lose a conflict).
     pub digest: String,
 }
 
 /// One stored version in full, as `show` prints it.
 #[derive(Debug, Clone, Queryable)]
 pub struct StoredTask {
+    /// The task's name.
     pub name: String,
+    /// The semver version.
     pub version: String,
+    /// The content's digest.
     pub digest: String,
+    /// The task's UUID.
     pub uuid: String,
+    /// `metadata.json`, canonical JSON.
     pub metadata: String,
+    /// `main.js`, as published.
     pub script: String,
+    /// `input.schema.json`, canonical JSON, when the task has one.
     pub input_schema: Option<String>,
+    /// `output.schema.json`, canonical JSON, when the task has one.
     pub output_schema: Option<String>,
+    /// The test cases as a JSON array of `{file, case}`.
     pub tests: String,
+    /// Whether some source offers it now.
     pub available: bool,
+    /// When it was first stored (Unix milliseconds).
     pub first_seen: i64,
+    /// When a scan last found it (Unix milliseconds).
     pub last_seen: i64,
+    /// Since when no source offers it (Unix milliseconds).
     pub missing_since: Option<i64>,
+    /// When its content last changed (Unix milliseconds).
     pub content_updated_at: i64,
 }
 
@@ -68,13 +95,19 @@ pub struct StoredTask {
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = conflicts)]
 pub struct ConflictRow {
+    /// The task's name.
     pub name: String,
+    /// The semver version.
     pub version: String,
+    /// The strategy that decided.
     pub strategy: String,
+    /// The content the catalogue holds, if any.
     pub kept_digest: Option<String>,
     /// JSON: the offers (source, locator, digest) and the decision.
     pub detail: String,
+    /// When the conflict was first seen (Unix milliseconds).
     pub first_seen: i64,
+    /// When a run last saw it (Unix milliseconds).
     pub last_seen: i64,
 }
 
@@ -82,20 +115,30 @@ pub struct ConflictRow {
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = task_versions)]
 pub struct HistoryRow {
+    /// The semver version.
     pub version: String,
+    /// The content's digest.
     pub digest: String,
+    /// Whether some source offers it now.
     pub available: bool,
+    /// When it was first stored (Unix milliseconds).
     pub first_seen: i64,
+    /// When a scan last found it (Unix milliseconds).
     pub last_seen: i64,
+    /// Since when no source offers it (Unix milliseconds).
     pub missing_since: Option<i64>,
+    /// When its content last changed (Unix milliseconds).
     pub content_updated_at: i64,
 }
 
 /// A current problem with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProblemRow {
+    /// The source's name.
     pub source: String,
+    /// Where in the source.
     pub locator: String,
+    /// What is wrong.
     pub problem: Problem,
 }
 
@@ -281,6 +324,71 @@ impl Store {
         Ok(list)
     }
 
+    /// Every version of one task, newest first, with the sources offering each.
+    pub async fn list_versions_of(&mut self, name: &str) -> Result<Vec<VersionSummary>, StoreError> {
+        let (rows, origin_rows) = with_conn!(&mut self.conn, |c| {
+            let rows: Vec<VersionRow> = task_versions::table
+                .filter(task_versions::name.eq(name))
+                .select(VersionRow::as_select())
+                .load(c)
+                .await?;
+            let origin_rows: Vec<(String, String)> = origins::table
+                .filter(origins::name.eq(name))
+                .select((origins::version, origins::source))
+                .load(c)
+                .await?;
+            Ok::<_, diesel::result::Error>((rows, origin_rows))
+        })?;
+        let mut list: Vec<VersionSummary> = rows
+            .into_iter()
+            .map(|row| {
+                let mut sources: Vec<String> = origin_rows
+                    .iter()
+                    .filter(|(version, _)| *version == row.version)
+                    .map(|(_, source)| source.clone())
+                    .collect();
+                sources.sort();
+                sources.dedup();
+                VersionSummary {
+                    name: row.name,
+                    version: row.version,
+                    digest: row.digest,
+                    available: row.available,
+                    sources,
+                }
+            })
+            .collect();
+        list.sort_by(|a, b| by_semver_descending(&a.version, &b.version));
+        Ok(list)
+    }
+
+    /// The available versions of one task, as stored.
+    async fn available_versions(&mut self, name: &str) -> Result<Vec<String>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            task_versions::table
+                .filter(task_versions::name.eq(name))
+                .filter(task_versions::available.eq(true))
+                .select(task_versions::version)
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// The newest available version of `name` that `requirement` accepts.
+    pub async fn newest_matching(
+        &mut self,
+        name: &str,
+        requirement: &semver::VersionReq,
+    ) -> Result<Option<String>, StoreError> {
+        let versions = self.available_versions(name).await?;
+        Ok(versions
+            .into_iter()
+            .filter_map(|text| Some((semver::Version::parse(&text).ok()?, text)))
+            .filter(|(version, _)| requirement.matches(version))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, text)| text))
+    }
+
     /// One version in full: `version`, or the newest available one by semver.
     pub async fn show(
         &mut self,
@@ -290,14 +398,7 @@ impl Store {
         let version = match version {
             Some(v) => v.to_owned(),
             None => {
-                let candidates: Vec<String> = with_conn!(&mut self.conn, |c| {
-                    task_versions::table
-                        .filter(task_versions::name.eq(name))
-                        .filter(task_versions::available.eq(true))
-                        .select(task_versions::version)
-                        .load(c)
-                        .await
-                })?;
+                let candidates = self.available_versions(name).await?;
                 match candidates.into_iter().min_by(|a, b| by_semver_descending(a, b)) {
                     Some(v) => v,
                     None => return Ok(None),
@@ -397,10 +498,15 @@ impl Store {
 /// What `/metrics` reports of the catalogue, counted by the database (no rows are read).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CatalogueCounts {
+    /// Versions some source offers.
     pub available_versions: i64,
+    /// Versions kept for history only.
     pub unavailable_versions: i64,
+    /// Current error problems.
     pub error_problems: i64,
+    /// Current warnings.
     pub warning_problems: i64,
+    /// Runs that wrote the catalogue.
     pub sync_runs: i64,
 }
 

@@ -13,15 +13,23 @@ use std::collections::HashMap;
 /// How one scan of a source went, as a run reports it.
 #[derive(Debug, Clone)]
 pub struct ScanOutcome {
+    /// The source's name.
     pub name: String,
+    /// The source's kind.
     pub kind: String,
+    /// Where it points.
     pub location: String,
+    /// Whether the scan succeeded.
     pub ok: bool,
+    /// Whether it covered everything the source has.
     pub complete: bool,
     /// The folders rescanned, when only part of the source was.
     pub rescanned: Option<Vec<String>>,
+    /// How long the scan took.
     pub duration_ms: u64,
+    /// Entries found.
     pub tasks: usize,
+    /// Why it failed.
     pub error: Option<String>,
 }
 
@@ -29,28 +37,35 @@ pub struct ScanOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
 #[diesel(table_name = source_status)]
 pub struct SourceStatus {
+    /// The source's name.
     pub name: String,
+    /// The source's kind.
     pub kind: String,
+    /// Where it points.
     pub location: String,
     /// Unix milliseconds.
     pub scanned_at: i64,
     /// `ok` or `failed`.
     pub status: String,
+    /// Whether the latest scan covered everything the source has.
     pub complete: bool,
     /// JSON array of the folders rescanned, as stored; `None` for a scan of the whole
     /// source. Serialized as the array itself.
     #[serde(serialize_with = "as_folders")]
     pub rescanned: Option<String>,
+    /// How long the latest scan took.
     pub duration_ms: i64,
     /// Entries found by the latest scan (in the part it covered).
     pub tasks: i64,
     /// Why the latest scan failed.
     pub error: Option<String>,
+    /// When a scan last succeeded (Unix milliseconds).
     pub last_ok_at: Option<i64>,
     /// Failed scans in a row.
     pub failures: i64,
     /// The most recent failure, also after the source recovered.
     pub last_error: Option<String>,
+    /// When that failure was (Unix milliseconds).
     pub last_error_at: Option<i64>,
 }
 
@@ -73,20 +88,30 @@ fn as_folders<S: serde::Serializer>(stored: &Option<String>, serializer: S) -> R
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable, Insertable)]
 #[diesel(table_name = watchers)]
 pub struct WatcherStatus {
+    /// The machine it runs on.
     pub host: String,
+    /// Its process id.
     pub pid: i64,
+    /// When it started (Unix milliseconds).
     pub started_at: i64,
+    /// When it last reported (Unix milliseconds).
     pub updated_at: i64,
+    /// Checks answered from its cache.
     pub cache_hits: i64,
+    /// Checks done afresh.
     pub cache_misses: i64,
+    /// Checked tasks its cache holds.
     pub cache_entries: i64,
 }
 
 /// Everything `taskreg status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// Bumped by every run that writes the catalogue.
     pub generation: i64,
+    /// Each source's latest scan.
     pub sources: Vec<SourceStatus>,
+    /// The long-lived processes that report their caches.
     pub watchers: Vec<WatcherStatus>,
 }
 
@@ -218,6 +243,7 @@ impl Store {
         Ok(())
     }
 
+    /// Everything `taskreg status` shows.
     pub async fn status(&mut self) -> Result<Status, StoreError> {
         let generation = self.generation().await?;
         let sources = with_conn!(&mut self.conn, |c| source_status::table

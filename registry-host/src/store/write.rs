@@ -14,8 +14,11 @@ const INSERT_CHUNK: usize = 500;
 /// A source as the run saw it.
 #[derive(Debug, Clone)]
 pub struct SourceRow {
+    /// The source's name.
     pub name: String,
+    /// The source's kind.
     pub kind: String,
+    /// Where it points.
     pub location: String,
     /// `ok` or `failed`.
     pub status: String,
@@ -24,9 +27,13 @@ pub struct SourceRow {
 /// The run itself, recorded with its changes.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
+    /// The run's id (UUIDv7).
     pub id: String,
+    /// When it started (Unix milliseconds).
     pub started_at: i64,
+    /// `ok`, or `partial` when a source failed.
     pub status: String,
+    /// What it changed.
     pub counts: RunCounts,
     /// Per-source results as JSON.
     pub sources_json: String,

@@ -5,41 +5,26 @@
 //! page cache warm for both `tar` and `taskreg`. Peak memory is the largest resident set
 //! of any child, from `getrusage(RUSAGE_CHILDREN)`.
 
+use crate::args::BenchArgs;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
-    /// Tasks to generate (each with both schemas and two tests).
-    #[arg(long, default_value_t = 10_000)]
-    pub tasks: usize,
-    /// Runs per measurement; the median is reported.
-    #[arg(long, default_value_t = 5)]
-    pub runs: usize,
-    /// Generate the tree here and keep it (default: a temporary folder).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-    /// Also run `taskreg watch` on the tree and time this many edits until the database
-    /// has the new content (0: skip).
-    #[arg(long, default_value_t = 20)]
-    pub watch_edits: usize,
-    /// Also sync the same tree from a git repository through this git source plugin
-    /// library (`cargo build --release -p git-source`): cold (clone and load every task),
-    /// no-change resync (fetch and walk the tree) and a commit that changes one task.
-    #[arg(long)]
-    pub git_plugin: Option<PathBuf>,
-}
-
 /// Runs the measurements and prints them, as one JSON object with `json`.
 pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
-    let temp = tempfile::tempdir()?;
-    let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let _scratch;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            _scratch = Scratch::new()?;
+            _scratch.0.clone()
+        }
+    };
     let tree = dir.join("tasks");
     if !tree.exists() {
         eprintln!("generating {} tasks in {} …", args.tasks, tree.display());
-        crate::fixtures::write_tree(&tree, args.tasks)?;
+        registry_host::generate::write_tree(&tree, args.tasks)?;
     }
     let runs = args.runs.max(1);
     let database = dir.join("bench.db");
@@ -245,7 +230,8 @@ async fn watch_edit_latencies(exe: &Path, database: &Path, tree: &Path, edits: u
     // Steady state: the initial sync opened every folder, and the watcher still works
     // through those ~20,000 access events for a moment (an edit then takes ~320 ms).
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut store = crate::store::Store::open(&crate::store::DatabaseUrl::parse(&url, "".as_ref())?).await?;
+    let mut store =
+        registry_host::store::Store::open(&registry_host::store::DatabaseUrl::parse(&url, "".as_ref())?).await?;
     let task = tree.join("group-000/task-00000");
     let mut latencies = Vec::with_capacity(edits);
     for edit in 0..edits {
@@ -329,4 +315,23 @@ fn peak_child_rss_bytes() -> u64 {
         usage
     };
     (usage.ru_maxrss as u64) * 1024 // kilobytes on Linux
+}
+
+/// A folder of the benchmark's own under the system's temporary folder, removed when the
+/// benchmark ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("taskreg-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

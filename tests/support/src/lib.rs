@@ -1,10 +1,10 @@
-//! Databases for tests: a fresh SQLite file, or a fresh schema in the PostgreSQL server.
+//! Test support for taskreg's crates, kept out of the product: databases for tests, a
+//! fresh SQLite file or a fresh schema in the PostgreSQL server.
 //!
 //! PostgreSQL tests always run: set `TASKREG_TEST_POSTGRES_URL` to point them elsewhere
 //! (default `postgres://postgres@127.0.0.1:5432/test`). An unreachable server fails them;
 //! they never skip silently.
 
-use crate::store::DatabaseUrl;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -60,10 +60,6 @@ impl TestDatabase {
             "postgres" => TestDatabase::postgres().await,
             other => panic!("unknown backend {other}"),
         }
-    }
-
-    pub fn database_url(&self) -> DatabaseUrl {
-        DatabaseUrl::parse(&self.url, "".as_ref()).expect("test database URL")
     }
 }
 

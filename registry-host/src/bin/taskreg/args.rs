@@ -1,0 +1,130 @@
+//! The command line's arguments: global flags, one variant per command.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskreg",
+    version,
+    about = "A registry of Ratchet JavaScript tasks: find, check and catalogue them"
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (default ./taskreg.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "TASKREG_DATABASE_URL", global = true)]
+    pub database: Option<String>,
+    /// Configuration file (default ./taskreg.toml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output on stdout; logs stay on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchTiming {
+    /// Quiet time before file changes are acted on.
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// How often remote sources are polled.
+    #[arg(long, default_value_t = 30)]
+    pub poll_secs: u64,
+    /// How often every source is rescanned as a backstop.
+    #[arg(long, default_value_t = 600)]
+    pub full_rescan_secs: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan the sources and bring the catalogue up to date.
+    Sync {
+        /// Folders to sync as ad-hoc filesystem sources instead of the configured sources.
+        paths: Vec<PathBuf>,
+        /// Exit 1 when any error-severity problem remains.
+        #[arg(long)]
+        strict: bool,
+        /// Loads in flight at once (default: 4 per core).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Let a scan remove more than `lifecycle.max_removal_share` of a source's tasks.
+        #[arg(long)]
+        allow_mass_removal: bool,
+    },
+    /// List the available task versions (with --all, unavailable ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one task version: NAME for the newest available, or NAME@VERSION.
+    Show { task: String },
+    /// Parse and check task folders without a database.
+    Validate {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// List the current problems.
+    Problems,
+    /// List the current conflicts: versions offered with different contents.
+    Conflicts,
+    /// Every version of a task ever seen, with availability and digests.
+    History { name: String },
+    /// How each source's latest scan went, and the watchers' caches. Exit 1 when a
+    /// source's latest scan failed.
+    Status,
+    /// Sync, then keep the catalogue current as files change and remote sources move.
+    Watch {
+        /// Folders or archives to watch instead of the configured sources.
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        timing: WatchTiming,
+    },
+    /// Serve the catalogue over HTTP (see docs/http-protocol.md).
+    Serve {
+        /// Keep the catalogue current while serving, as `taskreg watch` does.
+        #[arg(long)]
+        watch: bool,
+        #[command(flatten)]
+        timing: WatchTiming,
+        /// Address to listen on (default: `[serve] listen`, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Require `Authorization: Bearer TOKEN` on /v1 and /metrics.
+        #[arg(long, env = "TASKREG_SERVE_TOKEN", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// Read the token from this file (it then appears in no process list).
+        #[arg(long)]
+        token_file: Option<std::path::PathBuf>,
+    },
+    /// List every source kind: built in, or from which plugin library, with versions.
+    /// Exit 1 when a configured plugin library was refused.
+    Plugins,
+    /// Measure sync speed on a generated tree against `tar` reading the same tree.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Tasks to generate (each with both schemas and two tests).
+    #[arg(long, default_value_t = 10_000)]
+    pub tasks: usize,
+    /// Runs per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Generate the tree here and keep it (default: a temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Also run `taskreg watch` on the tree and time this many edits until the database
+    /// has the new content (0: skip).
+    #[arg(long, default_value_t = 20)]
+    pub watch_edits: usize,
+    /// Also sync the same tree from a git repository through this git source plugin
+    /// library (`cargo build --release -p git-source`): cold (clone and load every task),
+    /// no-change resync (fetch and walk the tree) and a commit that changes one task.
+    #[arg(long)]
+    pub git_plugin: Option<PathBuf>,
+}

@@ -1,0 +1,133 @@
+//! Checking task folders and archives without a database: the same load, parse and
+//! checks as a sync, reported instead of stored.
+
+use super::RegistryError;
+use crate::config::path_source_spec;
+use crate::sources::SourceBuilder;
+use crate::sync::{SyncOptions, load_and_check};
+use futures::StreamExt;
+use registry_core::{LoadOutcome, Problem, Source, SourceKind, SourceSpec, Validation};
+use std::path::PathBuf;
+
+/// One problem `validate` found, with where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The path as given.
+    pub path: PathBuf,
+    /// The task's locator inside it (`.` or empty for the path itself).
+    pub locator: String,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+impl Finding {
+    /// The task's folder as people write it: the path, then the locator inside it.
+    pub fn shown(&self) -> String {
+        let path = self.path.display().to_string();
+        if self.locator.is_empty() || self.locator == "." {
+            path
+        } else {
+            format!("{path}/{}", self.locator)
+        }
+    }
+}
+
+/// What [`Registry::validate`](super::Registry::validate) found.
+#[derive(Debug, Clone, Default)]
+pub struct ValidationReport {
+    /// Tasks that parsed and passed every error-level rule.
+    pub valid: usize,
+    /// Tasks refused, and paths that could not be scanned.
+    pub invalid: usize,
+    /// Every problem, errors and warnings, in path order.
+    pub findings: Vec<Finding>,
+    /// Whether warnings count as failures (the rules' `strict`).
+    pub strict: bool,
+}
+
+impl ValidationReport {
+    /// Error-severity findings.
+    pub fn errors(&self) -> usize {
+        self.findings.iter().filter(|f| f.problem.is_error()).count()
+    }
+
+    /// Warning-severity findings.
+    pub fn warnings(&self) -> usize {
+        self.findings.len() - self.errors()
+    }
+
+    /// Whether the paths fail validation: any error, or any finding when strict.
+    pub fn failed(&self) -> bool {
+        if self.strict {
+            !self.findings.is_empty()
+        } else {
+            self.errors() > 0
+        }
+    }
+}
+
+pub(super) async fn validate_paths(
+    paths: &[PathBuf],
+    validation: &Validation,
+    kinds: &[SourceKind],
+) -> Result<ValidationReport, RegistryError> {
+    let specs: Vec<SourceSpec> = paths
+        .iter()
+        .map(|p| SourceSpec {
+            limits: validation.read_limits(),
+            ..path_source_spec(p)
+        })
+        .collect();
+    let builder = SourceBuilder {
+        kinds: kinds.to_vec(),
+        ..SourceBuilder::default()
+    };
+    let sources = builder.build(&specs)?;
+    let mut report = ValidationReport {
+        strict: validation.strict,
+        ..ValidationReport::default()
+    };
+    for (path, source) in paths.iter().zip(&sources) {
+        let scan = match source.scan().await {
+            Ok(scan) => scan,
+            Err(e) => {
+                report.invalid += 1;
+                report.findings.push(Finding {
+                    path: path.clone(),
+                    locator: String::new(),
+                    problem: Problem::error("source.scan_failed", e.to_string()),
+                });
+                continue;
+            }
+        };
+        let source: &dyn Source = source.as_ref();
+        let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
+            .map(|entry| async move {
+                (
+                    entry.locator.clone(),
+                    load_and_check(source, entry, validation, None).await,
+                )
+            })
+            .buffered(SyncOptions::default().concurrency)
+            .collect()
+            .await;
+        for (locator, outcome) in outcomes {
+            let problems = match outcome {
+                LoadOutcome::Parsed { warnings, .. } => {
+                    report.valid += 1;
+                    warnings
+                }
+                LoadOutcome::Broken(problems) => {
+                    report.invalid += 1;
+                    problems
+                }
+            };
+            report.findings.extend(problems.into_iter().map(|problem| Finding {
+                path: path.clone(),
+                locator: locator.clone(),
+                problem,
+            }));
+        }
+    }
+    Ok(report)
+}

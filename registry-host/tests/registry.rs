@@ -1,0 +1,343 @@
+//! The `Registry` as a host application embeds it: built in code, extended at run time,
+//! against real databases (every case runs on SQLite and on PostgreSQL).
+
+use registry_core::{
+    Bundle, Entry, ParsedTask, Problem, Scan, Source, SourceError, SourceKind, SourceSpec, ValidationContext, Validator,
+};
+use registry_host::generate::write_named_task;
+use registry_host::{BuildError, ListFilter, Registry, RegistryError, RegistryEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use taskreg_test_support::TestDatabase;
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case(taskreg_test_support::TestDatabase::sqlite()).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case(taskreg_test_support::TestDatabase::postgres().await).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_registry_built_in_code_syncs_its_own_sources_and_rules_and_tells_subscribers,
+    resolve_answers_the_newest_available_match_of_a_requirement,
+    a_read_only_registry_reads_and_refuses_to_write,
+    watch_publishes_every_run_to_subscribers,
+);
+
+/// Tasks the application holds in memory: one per `(name, version)`.
+struct MemorySource {
+    name: String,
+    tasks: Vec<(String, String, String)>,
+}
+
+impl MemorySource {
+    fn files(name: &str, version: &str, script: &str) -> Vec<(&'static str, Vec<u8>)> {
+        let metadata =
+            format!(r#"{{"name":"{name}","version":"{version}","label":"{name}","description":"in memory"}}"#);
+        vec![
+            ("metadata.json", metadata.into_bytes()),
+            ("main.js", script.as_bytes().to_vec()),
+        ]
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for MemorySource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &str {
+        "memory"
+    }
+    fn location(&self) -> String {
+        "memory".into()
+    }
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        Ok(Scan {
+            entries: self
+                .tasks
+                .iter()
+                .map(|(name, version, script)| Entry {
+                    locator: format!("{name}@{version}"),
+                    fingerprint: format!("{}", script.len()),
+                })
+                .collect(),
+            complete: true,
+            issues: Vec::new(),
+        })
+    }
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        let (name, version, script) = self
+            .tasks
+            .iter()
+            .find(|(n, v, _)| format!("{n}@{v}") == entry.locator)
+            .expect("a scanned entry");
+        Ok(Bundle::from_files(MemorySource::files(name, version, script)))
+    }
+}
+
+/// A rule of the application's own: no `TODO` left in a script.
+struct NoTodo;
+
+impl Validator for NoTodo {
+    fn rule(&self) -> &'static str {
+        "no-todo"
+    }
+    fn description(&self) -> &'static str {
+        "Scripts have no TODO left"
+    }
+    fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
+        if task.task.file("main.js").is_some_and(|s| s.contains("TODO")) {
+            out.push(Problem::error("no-todo.found", "main.js still has a TODO").in_file("main.js"));
+        }
+    }
+}
+
+static NO_TODO: NoTodo = NoTodo;
+
+/// A source kind handed over at run time: `count` generated tasks named `kind-N`.
+fn counted_kind() -> SourceKind {
+    fn schema() -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "properties": { "count": { "type": "integer", "minimum": 0 } },
+            "required": ["count"],
+            "additionalProperties": false,
+        })
+    }
+    fn build(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
+        let count = spec.settings["count"].as_u64().unwrap_or(0);
+        Ok(Box::new(MemorySource {
+            name: spec.name.clone(),
+            tasks: (0..count)
+                .map(|i| {
+                    (
+                        format!("kind-{i}"),
+                        "1.0.0".into(),
+                        "(function (input) { return input; })".into(),
+                    )
+                })
+                .collect(),
+        }))
+    }
+    SourceKind {
+        name: "counted",
+        description: "generated in memory",
+        settings_schema: schema,
+        build,
+    }
+}
+
+fn added(events: &mut tokio::sync::broadcast::Receiver<RegistryEvent>) -> Vec<String> {
+    let mut added = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let RegistryEvent::TaskAdded { name, version, .. } = event {
+            added.push(format!("{name}@{version}"));
+        }
+    }
+    added.sort();
+    added
+}
+
+async fn a_registry_built_in_code_syncs_its_own_sources_and_rules_and_tells_subscribers(db: TestDatabase) {
+    let folder = tempfile::tempdir().unwrap();
+    write_named_task(&folder.path().join("on-disk"), "on-disk", "1.0.0", 1).unwrap();
+    let memory = MemorySource {
+        name: "app".into(),
+        tasks: vec![
+            (
+                "clean".into(),
+                "2.0.0".into(),
+                "(function (input) { return input; })".into(),
+            ),
+            (
+                "unfinished".into(),
+                "1.0.0".into(),
+                "(function (input) { /* TODO */ return input; })".into(),
+            ),
+        ],
+    };
+    let registry = Registry::builder()
+        .database(&db.url)
+        .path_source(folder.path())
+        .source_object(memory)
+        .source_kind(counted_kind())
+        .source(SourceSpec::new(
+            "generated",
+            "counted",
+            serde_json::json!({ "count": 2 }),
+        ))
+        .validator(&NO_TODO)
+        .open()
+        .await
+        .unwrap();
+    let shared = Arc::new(registry);
+    assert_send_sync(&shared);
+    let mut events = shared.subscribe();
+
+    let report = shared.sync().await.unwrap();
+    assert_eq!(
+        (report.counts.added, report.counts.invalid),
+        (4, 1),
+        "{:?}",
+        report.counts
+    );
+    assert_eq!(
+        added(&mut events),
+        ["clean@2.0.0", "kind-0@1.0.0", "kind-1@1.0.0", "on-disk@1.0.0"]
+    );
+    // The application's rule refused the unfinished task, with where it is.
+    let refused: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.problem.is_error())
+        .map(|p| (p.source.as_str(), p.locator.as_str(), p.problem.code.as_str()))
+        .collect();
+    assert_eq!(refused, [("app", "unfinished@1.0.0", "no-todo.found")]);
+    let stored = shared.problems().await.unwrap();
+    assert_eq!(stored.iter().filter(|p| p.problem.is_error()).count(), 1);
+
+    let listed: Vec<String> = shared
+        .list(ListFilter::available())
+        .await
+        .unwrap()
+        .iter()
+        .map(|v| format!("{}@{}", v.name, v.version))
+        .collect();
+    assert_eq!(listed, ["clean@2.0.0", "kind-0@1.0.0", "kind-1@1.0.0", "on-disk@1.0.0"]);
+    let shown = shared.show("clean", None).await.unwrap().expect("clean is stored");
+    assert_eq!(shown.origins.len(), 1);
+    assert_eq!(shown.origins[0].source, "app");
+
+    // A second, unchanged run applies nothing and tells nobody anything.
+    let again = shared.sync().await.unwrap();
+    assert!(!again.written);
+    assert!(added(&mut events).is_empty());
+}
+
+fn assert_send_sync<T: Send + Sync>(_: &T) {}
+
+async fn resolve_answers_the_newest_available_match_of_a_requirement(db: TestDatabase) {
+    let folder = tempfile::tempdir().unwrap();
+    for version in ["1.2.0", "1.10.0", "2.0.0", "1.11.0-rc.1"] {
+        write_named_task(&folder.path().join(version), "calc", version, version.len()).unwrap();
+    }
+    let registry = Registry::builder().database(&db.url).open().await.unwrap();
+    registry.sync_paths(&[folder.path().to_owned()]).await.unwrap();
+
+    let resolved = |requirement: &'static str| {
+        let registry = &registry;
+        async move {
+            registry
+                .resolve("calc", requirement)
+                .await
+                .unwrap()
+                .map(|found| found.task.version)
+        }
+    };
+    assert_eq!(resolved("^1").await.as_deref(), Some("1.10.0"));
+    assert_eq!(resolved("~1.2").await.as_deref(), Some("1.2.0"));
+    assert_eq!(resolved(">=1.11.0-rc.0, <2").await.as_deref(), Some("1.11.0-rc.1"));
+    assert_eq!(resolved("^3").await, None);
+    assert!(matches!(
+        registry.resolve("calc", "banana").await,
+        Err(RegistryError::Requirement { .. })
+    ));
+    let versions: Vec<String> = registry
+        .versions("calc")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, ["2.0.0", "1.11.0-rc.1", "1.10.0", "1.2.0"]);
+    assert_eq!(registry.history("calc").await.unwrap().len(), 4);
+}
+
+async fn a_read_only_registry_reads_and_refuses_to_write(db: TestDatabase) {
+    let folder = tempfile::tempdir().unwrap();
+    write_named_task(&folder.path().join("t"), "t", "1.0.0", 1).unwrap();
+    let writer = Registry::builder().database(&db.url).open().await.unwrap();
+    writer.sync_paths(&[folder.path().to_owned()]).await.unwrap();
+
+    let reader = Registry::builder().database(&db.url).read_only().open().await.unwrap();
+    assert_eq!(reader.list(ListFilter::all()).await.unwrap().len(), 1);
+    assert!(matches!(
+        reader.sync_paths(&[folder.path().to_owned()]).await,
+        Err(RegistryError::ReadOnly(_))
+    ));
+    // Errors are typed: a caller can tell a misconfigured source from anything else.
+    let unknown = Registry::builder()
+        .database(&db.url)
+        .source(SourceSpec::new("odd", "no-such-kind", serde_json::json!({})))
+        .open()
+        .await
+        .unwrap();
+    assert!(matches!(
+        unknown.sync().await,
+        Err(RegistryError::Source(BuildError::UnknownKind(_)))
+    ));
+    assert!(matches!(
+        Registry::builder().database(&db.url).open().await.unwrap().sync().await,
+        Err(RegistryError::NoSources)
+    ));
+}
+
+/// Waits for the first `task_added` of `name` on `events`.
+async fn wait_for_added(events: &mut tokio::sync::broadcast::Receiver<RegistryEvent>, name: &str) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(RegistryEvent::TaskAdded { name: added, .. }) = events.recv().await
+                && added == name
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no task_added event for {name}"));
+}
+
+async fn watch_publishes_every_run_to_subscribers(db: TestDatabase) {
+    let folder = tempfile::tempdir().unwrap();
+    write_named_task(&folder.path().join("first"), "first", "1.0.0", 1).unwrap();
+    let registry = Registry::builder()
+        .database(&db.url)
+        .path_source(folder.path())
+        .watch_timing(
+            Duration::from_millis(50),
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+        )
+        .open()
+        .await
+        .unwrap();
+    let mut events = registry.subscribe();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watching = registry.watch(async {
+        let _ = stopped.await;
+    });
+    let editing = async {
+        wait_for_added(&mut events, "first").await;
+        write_named_task(&folder.path().join("second"), "second", "1.0.0", 2).unwrap();
+        wait_for_added(&mut events, "second").await;
+        let _ = stop.send(());
+    };
+    let (watched, ()) = tokio::join!(watching, editing);
+    watched.unwrap();
+    // The watch loop's runs are the catalogue's: a plain read sees them.
+    let names: Vec<String> = registry
+        .list(ListFilter::available())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+}
