@@ -23,17 +23,16 @@
 //! assert!(parsed.task.digest.to_string().starts_with("sha256:"));
 //! ```
 
-mod check;
 mod digest;
 mod error;
 mod merge;
 mod plan;
 mod problem;
+mod schema;
 mod source;
 mod task;
 mod validate;
 
-pub use check::{MetadataValidator, check_cross_task, check_metadata};
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use merge::{
@@ -41,13 +40,17 @@ pub use merge::{
     SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
-    ChangeSet, LoadOutcome, OriginRow, PlanOptions, ProblemKey, RunCounts, ScanScope, Snapshot, SourceScan,
-    StoredOrigin, StoredVersion, VersionKey, VersionWrite, WriteKind, entries_to_load, plan,
+    ChangeSet, OriginRow, PlanOptions, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion,
+    VersionKey, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan,
 };
 pub use problem::{Problem, Severity};
-pub use source::{Bundle, Entry, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, find_kind, kinds};
+pub use schema::{Compiled, SchemaError, compile};
+pub use source::{
+    Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
+    file_too_large, find_kind, kinds, task_too_large,
+};
 pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, parse_version, task_files};
 pub use validate::{
-    Compiled, Limits, ReadBudget, RegisteredValidator, RuleLevel, SchemaError, Validation, ValidationContext,
-    Validator, check_bundle, compile, file_too_large, task_too_large, validators,
+    LoadOutcome, MetadataValidator, RegisteredValidator, RuleLevel, Validation, ValidationContext, Validator,
+    check_bundle, check_metadata, validators,
 };

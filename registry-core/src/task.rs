@@ -12,8 +12,8 @@
 
 use crate::digest::{Digest, canonical_json};
 use crate::problem::Problem;
+use crate::schema::{Compiled, compile};
 use crate::source::Bundle;
-use crate::validate::{Compiled, compile};
 use serde_json::Value;
 use uuid::Uuid;
 

@@ -34,23 +34,23 @@
 //! The configuration sets each rule to `error` (findings count as reported), `warn` (errors
 //! become warnings: the task is accepted) or `off`.
 
-mod compile;
 mod limits;
+mod metadata;
 mod schemas;
 mod script;
 mod test_cases;
 
-pub use compile::{Compiled, SchemaError, compile};
-pub use limits::{Limits, ReadBudget, file_too_large, task_too_large};
+pub use metadata::{MetadataValidator, check_metadata};
 
 use crate::CoreError;
-use crate::plan::LoadOutcome;
 use crate::problem::{Problem, Severity};
-use crate::source::Bundle;
+use crate::source::{Bundle, Limits};
+use crate::task::TaskDefinition;
 use crate::task::{ParsedTask, parse_bundle};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// What every validator may consult besides the task.
 #[derive(Debug, Clone, Default)]
@@ -226,4 +226,16 @@ pub fn check_bundle(bundle: &Bundle, validation: &Validation) -> LoadOutcome {
             }
         }
     }
+}
+
+/// What loading, parsing and checking one entry gave.
+#[derive(Debug, Clone)]
+pub enum LoadOutcome {
+    Parsed {
+        task: Arc<TaskDefinition>,
+        /// Warnings only: a task with an error is `Broken`.
+        warnings: Vec<Problem>,
+        modified: Option<SystemTime>,
+    },
+    Broken(Vec<Problem>),
 }

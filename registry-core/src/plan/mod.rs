@@ -9,12 +9,16 @@
 //! - different content for one version is a conflict decided by the [`ConflictStrategy`];
 //! - nothing unchanged is written, so an unchanged resync writes no row.
 
-use crate::check::check_cross_task;
 use crate::digest::Digest;
 use crate::merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy};
 use crate::problem::Problem;
-use crate::source::{Entry, Scan};
+use crate::source::{Entry, Scan, ScanScope};
 use crate::task::TaskDefinition;
+use crate::validate::LoadOutcome;
+mod claims;
+
+pub use claims::check_cross_task;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -104,45 +108,6 @@ impl SourceScan {
             scope: ScanScope::Within(Vec::new()),
         }
     }
-}
-
-/// Which part of a source a scan looked at. `taskreg watch` rescans only the folders that
-/// changed; everything the store holds outside them is taken as unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum ScanScope {
-    /// Everything the source has.
-    #[default]
-    Whole,
-    /// The locators equal to or below these prefixes (`""` covers the whole source). The
-    /// scan's `complete` speaks for this part only; the source's own problems (a failed or
-    /// guarded scan) are left as they were.
-    Within(Vec<String>),
-}
-
-impl ScanScope {
-    pub fn covers(&self, locator: &str) -> bool {
-        match self {
-            ScanScope::Whole => true,
-            ScanScope::Within(prefixes) => prefixes.iter().any(|p| {
-                p.is_empty()
-                    || locator
-                        .strip_prefix(p.as_str())
-                        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
-            }),
-        }
-    }
-}
-
-/// What loading, parsing and checking one entry gave.
-#[derive(Debug, Clone)]
-pub enum LoadOutcome {
-    Parsed {
-        task: Arc<TaskDefinition>,
-        /// Warnings only: a task with an error is `Broken`.
-        warnings: Vec<Problem>,
-        modified: Option<SystemTime>,
-    },
-    Broken(Vec<Problem>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,39 +464,75 @@ fn touched_versions<'a>(
 }
 
 /// Plans one run: what to write so that the catalogue reflects `scans` and `loaded`.
+///
+/// The phases, each a function of this module, in order: `claim_uuids` (one UUID per
+/// name, in `claims.rs`), `collect_candidates` of every source (with the removal guard),
+/// `decide_versions` (conflicts included), `reconcile_origins`, `mark_missing` (what no
+/// source offers any more) and `diff_problems` (only the problem sets that changed).
 pub fn plan(
     snapshot: &Snapshot,
     scans: &[SourceScan],
     loaded: &HashMap<ProblemKey, LoadOutcome>,
     options: &PlanOptions<'_>,
 ) -> ChangeSet {
-    let strategy = options.strategy;
     let run = RunIndex::new(snapshot, loaded);
-    let mut counts = RunCounts::default();
-    let claims: Vec<(&str, Uuid)> = loaded
-        .values()
-        .filter_map(|o| match o {
-            LoadOutcome::Parsed { task, .. } => Some((task.name.as_str(), task.uuid)),
-            LoadOutcome::Broken(_) => None,
-        })
-        .collect();
-    let claimed: HashSet<Uuid> = claims.iter().map(|(_, u)| *u).collect();
-    let stored_owners: HashMap<Uuid, String> = snapshot
-        .task_uuids
-        .iter()
-        .filter(|(_, u)| claimed.contains(u))
-        .map(|(n, u)| (*u, n.clone()))
-        .collect();
-    let rejected = check_cross_task(claims, &stored_owners, &snapshot.task_uuids);
+    let rejected = claims::claim_uuids(loaded.values(), &snapshot.task_uuids);
+    let collected = collect_candidates(&run, snapshot, scans, &rejected, options);
+    let mut counts = collected.counts;
+    counts.unchanged += collected.untouched.len();
+    let mut changes = ChangeSet::default();
+    let added = decide_versions(
+        &run,
+        snapshot,
+        &collected.candidates,
+        options.strategy,
+        &mut changes,
+        &mut counts,
+    );
+    let offered = reconcile_origins(&run, &collected, &added, &mut changes);
+    mark_missing(&run, &offered, &mut changes, &mut counts);
+    changes.versions.sort_by(|a, b| a.key.cmp(&b.key));
+    changes.new_tasks.sort();
+    changes
+        .conflicts
+        .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+    changes.conflicts_cleared.sort();
 
-    // Origins after this run: the stored ones, less `removed`, with `offered_now` on top.
+    changes.problem_sets = diff_problems(snapshot, collected.problem_sets);
+    changes.counts = counts;
+    changes
+}
+
+/// What every source offers in this run, before versions are decided.
+struct Collected<'r> {
+    candidates: Vec<Candidate<'r>>,
+    /// Origins that complete scans no longer found.
+    removed: HashSet<Ref<'r>>,
+    /// Origins loaded in this run: their fingerprint and offer.
+    offered_now: HashMap<Ref<'r>, (&'r str, Offer<'r>)>,
+    problem_sets: BTreeMap<ProblemKey, Vec<Problem>>,
+    /// Versions offered only from outside every scope and touched by nothing in this run:
+    /// unchanged by definition, counted without being grouped.
+    untouched: HashSet<Ref<'r>>,
+    counts: RunCounts,
+}
+
+/// Walks every source's scan in rank order: each entry offers what it loaded (or, broken
+/// or unchanged, its last good version); a complete scan removes what it no longer found,
+/// unless the mass-removal guard holds it back.
+fn collect_candidates<'r>(
+    run: &'r RunIndex<'r>,
+    snapshot: &'r Snapshot,
+    scans: &'r [SourceScan],
+    rejected: &HashMap<(String, Uuid), Problem>,
+    options: &PlanOptions<'_>,
+) -> Collected<'r> {
+    let mut counts = RunCounts::default();
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
     let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
     let mut problem_sets: BTreeMap<ProblemKey, Vec<Problem>> = BTreeMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
-    let touched = touched_versions(&run, scans, snapshot);
-    // Versions offered only from outside every scope and touched by nothing in this run:
-    // unchanged by definition, counted without being grouped.
+    let touched = touched_versions(run, scans, snapshot);
     let mut untouched: HashSet<Ref<'_>> = HashSet::new();
 
     for (rank, scan) in scans.iter().enumerate() {
@@ -648,15 +649,34 @@ pub fn plan(
         }
     }
 
+    Collected {
+        candidates,
+        removed,
+        offered_now,
+        problem_sets,
+        untouched,
+        counts,
+    }
+}
+
+/// Groups the candidates by version and decides each: agreeing offers need no decision;
+/// different contents are a conflict the strategy decides, recorded when new or changed.
+/// Returns the versions added.
+fn decide_versions<'r>(
+    run: &RunIndex<'r>,
+    snapshot: &Snapshot,
+    candidates: &'r [Candidate<'r>],
+    strategy: &dyn ConflictStrategy,
+    changes: &mut ChangeSet,
+    counts: &mut RunCounts,
+) -> HashSet<Ref<'r>> {
     let mut groups: HashMap<Ref<'_>, Vec<&Candidate<'_>>> = HashMap::new();
-    for candidate in &candidates {
+    for candidate in candidates {
         groups
             .entry((candidate.name, candidate.version))
             .or_default()
             .push(candidate);
     }
-    let mut changes = ChangeSet::default();
-    counts.unchanged += untouched.len();
     let mut new_names: HashSet<&str> = HashSet::new();
     let mut added: HashSet<Ref<'_>> = HashSet::new();
     for (version, mut group) in groups {
@@ -735,6 +755,18 @@ pub fn plan(
         });
     }
 
+    added
+}
+
+/// Writes the origins of this run: an origin may only point at a version that exists
+/// after it. Returns every version some origin offers after the run.
+fn reconcile_origins<'r>(
+    run: &'r RunIndex<'r>,
+    collected: &Collected<'r>,
+    added: &HashSet<Ref<'r>>,
+    changes: &mut ChangeSet,
+) -> HashSet<Ref<'r>> {
+    let (removed, offered_now) = (&collected.removed, &collected.offered_now);
     // An origin may only point at a version that exists after this run.
     let exists = |name: &str, version: &str| {
         run.stored_versions.contains_key(&(name, version)) || added.contains(&(name, version))
@@ -745,7 +777,7 @@ pub fn plan(
             offered.insert((&origin.name, &origin.version));
         }
     }
-    for (k, (fingerprint, offer)) in &offered_now {
+    for (k, (fingerprint, offer)) in offered_now {
         let stored = run.stored_origins.get(k);
         if !exists(offer.name, offer.version) {
             if stored.is_some() {
@@ -780,6 +812,11 @@ pub fn plan(
         .origin_upserts
         .sort_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
 
+    offered
+}
+
+/// Makes every stored available version that no origin offers any more missing.
+fn mark_missing(run: &RunIndex<'_>, offered: &HashSet<Ref<'_>>, changes: &mut ChangeSet, counts: &mut RunCounts) {
     for (k, stored) in &run.stored_versions {
         if stored.available && !offered.contains(k) {
             counts.missing += 1;
@@ -790,19 +827,17 @@ pub fn plan(
             });
         }
     }
-    changes.versions.sort_by(|a, b| a.key.cmp(&b.key));
-    changes.new_tasks.sort();
-    changes
-        .conflicts
-        .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
-    changes.conflicts_cleared.sort();
+}
 
-    changes.problem_sets = problem_sets
+/// Keeps the problem sets that differ from the stored ones (an empty set clears a key).
+fn diff_problems(
+    snapshot: &Snapshot,
+    problem_sets: BTreeMap<ProblemKey, Vec<Problem>>,
+) -> Vec<(ProblemKey, Vec<Problem>)> {
+    problem_sets
         .into_iter()
         .filter(|(k, set)| snapshot.problems.get(k).map_or(!set.is_empty(), |old| old != set))
-        .collect();
-    changes.counts = counts;
-    changes
+        .collect()
 }
 
 #[cfg(test)]

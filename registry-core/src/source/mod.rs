@@ -9,6 +9,10 @@
 //! `inventory::submit!`, so the host finds it without a central list. A source only reports
 //! what it has; what becomes of it (merge, conflicts, removal) is decided by the pipeline.
 
+mod limits;
+
+pub use limits::{Limits, ReadBudget, file_too_large, task_too_large};
+
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -127,10 +131,7 @@ pub trait Source: Send + Sync {
     /// Rescans only what a change at `changed` (absolute paths below [`Source::watch_path`])
     /// can have affected, returning the part scanned and what it holds. `None` (the
     /// default) means the source can only be scanned whole, and `watch` calls `scan`.
-    async fn scan_changed(
-        &self,
-        changed: &[std::path::PathBuf],
-    ) -> Option<Result<(crate::ScanScope, Scan), SourceError>> {
+    async fn scan_changed(&self, changed: &[std::path::PathBuf]) -> Option<Result<(ScanScope, Scan), SourceError>> {
         let _ = changed;
         None
     }
@@ -147,7 +148,7 @@ pub struct SourceSpec {
     pub base_dir: PathBuf,
     /// The most a load may read of one task: checked against sizes before reading, and
     /// enforced while reading (see [`crate::Validation::read_limits`]).
-    pub limits: crate::Limits,
+    pub limits: Limits,
 }
 
 impl SourceSpec {
@@ -157,7 +158,7 @@ impl SourceSpec {
             kind: kind.into(),
             settings,
             base_dir: PathBuf::new(),
-            limits: crate::Limits::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -186,4 +187,31 @@ pub fn kinds() -> Vec<&'static SourceKind> {
 /// The built-in kind called `name`.
 pub fn find_kind(name: &str) -> Option<&'static SourceKind> {
     inventory::iter::<SourceKind>.into_iter().find(|k| k.name == name)
+}
+
+/// Which part of a source a scan looked at. `taskreg watch` rescans only the folders that
+/// changed; everything the store holds outside them is taken as unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ScanScope {
+    /// Everything the source has.
+    #[default]
+    Whole,
+    /// The locators equal to or below these prefixes (`""` covers the whole source). The
+    /// scan's `complete` speaks for this part only; the source's own problems (a failed or
+    /// guarded scan) are left as they were.
+    Within(Vec<String>),
+}
+
+impl ScanScope {
+    pub fn covers(&self, locator: &str) -> bool {
+        match self {
+            ScanScope::Whole => true,
+            ScanScope::Within(prefixes) => prefixes.iter().any(|p| {
+                p.is_empty()
+                    || locator
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+            }),
+        }
+    }
 }
