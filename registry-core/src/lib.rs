@@ -36,8 +36,8 @@ mod validate;
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use merge::{
-    Candidate, ConflictDecision, ConflictRecord, ConflictStrategy, Immutable, Newest, RegisteredStrategy, Reject,
-    SourcePriority, find_strategy, strategies,
+    Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy, Immutable, Newest,
+    RegisteredStrategy, Reject, SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
     ChangeSet, OriginRow, PlanOptions, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion,

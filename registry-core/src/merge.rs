@@ -176,32 +176,45 @@ impl ConflictStrategy for Reject {
 pub struct ConflictRecord {
     pub name: String,
     pub version: String,
-    pub strategy: String,
+    /// The content stored before this run's decision.
     pub stored: Option<Digest>,
-    /// `(source, locator, digest)` of every candidate, highest priority first.
-    pub offers: Vec<(String, String, Digest)>,
+    /// What was offered and decided.
+    pub detail: ConflictDetail,
+}
+
+/// One offer of a conflicting version.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConflictOffer {
+    pub source: String,
+    pub locator: String,
+    pub digest: Digest,
+}
+
+/// What is kept of a conflict: stored as canonical JSON, printed by `taskreg conflicts`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConflictDetail {
+    /// The strategy that decided.
+    pub strategy: String,
+    /// Every candidate, highest priority first.
+    pub offers: Vec<ConflictOffer>,
     /// The content the catalogue holds after the decision (`None`: the version was not added).
     pub kept: Option<Digest>,
     /// The decision in words: which offer was taken, or that the stored content stayed.
     pub decision: String,
 }
 
-impl ConflictRecord {
-    /// The record as canonical JSON, for storage and for comparing with the stored record.
-    /// `stored` is left out: it is the previous run's outcome, not part of the conflict.
-    pub fn detail_json(&self) -> String {
-        let offers: Vec<serde_json::Value> = self
-            .offers
-            .iter()
-            .map(|(source, locator, digest)| {
-                serde_json::json!({"source": source, "locator": locator, "digest": digest.to_string()})
-            })
-            .collect();
-        crate::canonical_json(&serde_json::json!({
-            "strategy": self.strategy,
-            "offers": offers,
-            "kept": self.kept.map(|d| d.to_string()),
-            "decision": self.decision,
-        }))
+impl ConflictDetail {
+    /// As stored: canonical JSON, so an unchanged conflict compares equal to its record.
+    pub fn to_json(&self) -> String {
+        crate::canonical_json(&serde_json::to_value(self).expect("a conflict detail is JSON"))
+    }
+}
+
+impl TryFrom<String> for ConflictDetail {
+    type Error = serde_json::Error;
+
+    /// Reads a stored detail.
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        serde_json::from_str(&text)
     }
 }

@@ -6,7 +6,8 @@
 //! when nothing changed; each scanned source's status row is, after the catalogue's
 //! transaction. A run may scan only part of the sources ([`Rescan`]); see `watch`.
 
-use crate::store::{RunRecord, ScanOutcome, SourceRow, Store, StoreError, now_millis};
+pub use crate::store::SourceReport;
+use crate::store::{RunRecord, RunStatus, ScanStatus, Store, StoreError, now_millis};
 use futures::StreamExt;
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Scan, ScanScope,
@@ -107,47 +108,6 @@ impl Default for SyncOptions {
             validation: Validation::default(),
             cache: None,
             snapshot_cache: None,
-        }
-    }
-}
-
-/// How one source fared in a run.
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceReport {
-    /// The source's name.
-    pub name: String,
-    /// The source's kind.
-    pub kind: String,
-    /// Where it points.
-    pub location: String,
-    /// `ok` or `failed`.
-    pub status: &'static str,
-    /// Whether the scan covered everything the source has.
-    pub complete: bool,
-    /// Entries the scan found.
-    pub tasks: usize,
-    /// Why the scan failed.
-    pub error: Option<String>,
-    /// How long the scan took.
-    pub scan_ms: u64,
-    /// The folders rescanned, when the scan covered only part of the source.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rescanned: Option<Vec<String>>,
-}
-
-impl SourceReport {
-    /// The scan as `taskreg status` records it.
-    fn outcome(&self) -> ScanOutcome {
-        ScanOutcome {
-            name: self.name.clone(),
-            kind: self.kind.clone(),
-            location: self.location.clone(),
-            ok: self.status == "ok",
-            complete: self.complete,
-            rescanned: self.rescanned.clone(),
-            duration_ms: self.scan_ms,
-            tasks: self.tasks,
-            error: self.error.clone(),
         }
     }
 }
@@ -454,25 +414,15 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
 async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: bool) -> Result<SyncReport, SyncError> {
     let written = !planned.changes.is_empty();
     if written {
-        let all_ok = planned.sources.iter().all(|r| r.status == "ok");
+        let all_ok = planned.sources.iter().all(|r| r.status.is_ok());
         let run = RunRecord {
             id: planned.run_id.clone(),
             started_at: planned.started_at,
-            status: if all_ok { "ok".into() } else { "partial".into() },
+            status: if all_ok { RunStatus::Ok } else { RunStatus::Partial },
             counts: planned.changes.counts,
             sources_json: serde_json::to_string(&planned.sources).unwrap_or_default(),
         };
-        let rows: Vec<SourceRow> = planned
-            .sources
-            .iter()
-            .map(|r| SourceRow {
-                name: r.name.clone(),
-                kind: r.kind.clone(),
-                location: r.location.clone(),
-                status: r.status.into(),
-            })
-            .collect();
-        let generation = match store.apply(&run, &rows, &planned.changes).await {
+        let generation = match store.apply(&run, &planned.sources, &planned.changes).await {
             Ok(generation) => generation,
             Err(e) => {
                 if record_failure {
@@ -491,9 +441,8 @@ async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: b
     } else if let Some((cache, generation, snapshot)) = planned.kept {
         cache.keep(generation, snapshot);
     }
-    let outcomes: Vec<ScanOutcome> = planned.sources.iter().map(SourceReport::outcome).collect();
     // The run itself succeeded: a status that cannot be written is worth a warning only.
-    if let Err(e) = store.record_scans(&outcomes).await {
+    if let Err(e) = store.record_scans(&planned.sources).await {
         tracing::warn!("cannot record the sources' status: {e}");
     }
     Ok(SyncReport {
@@ -534,12 +483,12 @@ fn refuse_unstorable_locators(mut scan: Scan) -> Scan {
 
 /// Marks every source of a run that could not be applied as failed, with the reason.
 async fn record_failed_apply(store: &mut Store, sources: &[SourceReport], error: &StoreError) {
-    let outcomes: Vec<ScanOutcome> = sources
+    let outcomes: Vec<SourceReport> = sources
         .iter()
-        .map(|r| ScanOutcome {
-            ok: false,
+        .map(|r| SourceReport {
+            status: ScanStatus::Failed,
             error: Some(format!("the run could not be written to the catalogue: {error}")),
-            ..r.outcome()
+            ..r.clone()
         })
         .collect();
     // The database may be what failed (a full disk): then this cannot be written either.
@@ -558,7 +507,11 @@ fn source_report(
         name: source.name().to_owned(),
         kind: source.kind().to_owned(),
         location: source.location(),
-        status: if result.is_ok() { "ok" } else { "failed" },
+        status: if result.is_ok() {
+            ScanStatus::Ok
+        } else {
+            ScanStatus::Failed
+        },
         complete: scan.is_some_and(|s| s.complete),
         tasks: scan.map_or(0, |s| s.entries.len()),
         error: result.as_ref().err().map(ToString::to_string),

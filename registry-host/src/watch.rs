@@ -128,7 +128,7 @@ impl Timers {
                 continue;
             };
             let interval = self.intervals[i];
-            if scanned.status == "ok" {
+            if scanned.status.is_ok() {
                 self.retrying[i] = None;
                 self.due[i] = interval.map(|i| now + i);
             } else {

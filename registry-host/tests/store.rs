@@ -3,7 +3,7 @@
 use fs_source::FsSource;
 use registry_core::{Snapshot, Source, SourcePriority};
 use registry_host::generate::{write_named_task, write_tree};
-use registry_host::store::{DatabaseUrl, Store};
+use registry_host::store::{DatabaseUrl, ScanStatus, Store};
 use registry_host::sync::{Rescan, SyncOptions, SyncReport, apply_run, plan_run, sync, sync_rescan};
 use std::fs;
 use std::path::Path;
@@ -141,8 +141,8 @@ async fn a_source_whose_root_vanishes_keeps_its_tasks_while_others_sync(backend:
     assert!(!doomed_path.exists());
     write_named_task(&healthy.path().join("h2"), "healthy-two", "1.0.0", 8).unwrap();
     let report = run(&mut store, &sources).await;
-    assert_eq!(report.sources[0].status, "failed");
-    assert_eq!(report.sources[1].status, "ok");
+    assert_eq!(report.sources[0].status, ScanStatus::Failed);
+    assert_eq!(report.sources[1].status, ScanStatus::Ok);
     assert_eq!((report.counts.missing, report.counts.added), (0, 1));
     let available: Vec<String> = store
         .list_versions(false)
@@ -184,15 +184,20 @@ async fn a_failing_apply_leaves_the_catalogue_as_it_was(backend: &str) {
     let run_record = registry_host::store::RunRecord {
         id: "poisoned".into(),
         started_at: 0,
-        status: "ok".into(),
+        status: registry_host::store::RunStatus::Ok,
         counts: poisoned.counts,
         sources_json: "[]".into(),
     };
-    let rows = [registry_host::store::SourceRow {
+    let rows = [registry_host::store::SourceReport {
         name: "tree".into(),
         kind: "filesystem".into(),
         location: "x".into(),
-        status: "ok".into(),
+        status: registry_host::store::ScanStatus::Ok,
+        complete: true,
+        tasks: 1,
+        error: None,
+        scan_ms: 0,
+        rescanned: None,
     }];
     let error = store
         .apply(&run_record, &rows, &poisoned)
@@ -389,9 +394,10 @@ async fn each_conflict_strategy_decides_between_two_sources(backend: &str) {
         let conflicts = store.conflicts().await.unwrap();
         assert_eq!(conflicts.len(), 1);
         assert_eq!(conflicts[0].strategy, strategy.name());
-        let detail: serde_json::Value = serde_json::from_str(&conflicts[0].detail).unwrap();
-        assert_eq!(detail["offers"].as_array().unwrap().len(), 2);
-        assert!(detail["decision"].is_string());
+        let detail = &conflicts[0].detail;
+        assert_eq!(detail.offers.len(), 2);
+        assert_eq!(detail.strategy, strategy.name());
+        assert!(!detail.decision.is_empty());
     }
 }
 
@@ -685,7 +691,7 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
     // The refused run shows in `status` as a failure of the source it scanned.
     let status = second.status().await.unwrap();
     let b_status = status.sources.iter().find(|s| s.name == "b").unwrap();
-    assert_eq!(b_status.status, "failed");
+    assert_eq!(b_status.status, ScanStatus::Failed);
     assert!(
         b_status.error.as_deref().unwrap().contains("could not be written"),
         "{b_status:?}"
@@ -712,7 +718,7 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
             .find(|s| s.name == "b")
             .unwrap()
             .status,
-        "ok"
+        ScanStatus::Ok
     );
 
     // One name, two UUIDs, planned at once: the second write is refused as well.
@@ -844,5 +850,5 @@ async fn a_run_whose_write_another_process_beat_is_planned_again(backend: &str) 
     sources.sort();
     assert_eq!(sources, ["a", "b"], "one version, offered by both");
     let status = mine.status().await.unwrap();
-    assert!(status.sources.iter().all(|s| s.status == "ok"), "{status:?}");
+    assert!(status.sources.iter().all(|s| s.status == ScanStatus::Ok), "{status:?}");
 }

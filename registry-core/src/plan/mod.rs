@@ -10,7 +10,7 @@
 //! - nothing unchanged is written, so an unchanged resync writes no row.
 
 use crate::digest::Digest;
-use crate::merge::{Candidate, ConflictDecision, ConflictRecord, ConflictStrategy};
+use crate::merge::{Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy};
 use crate::problem::Problem;
 use crate::source::{Entry, Scan, ScanScope};
 use crate::task::TaskDefinition;
@@ -55,7 +55,7 @@ pub struct Snapshot {
     pub task_uuids: HashMap<String, Uuid>,
     /// Current problems, in the order they were reported.
     pub problems: HashMap<ProblemKey, Vec<Problem>>,
-    /// Current conflicts, as [`ConflictRecord::detail_json`].
+    /// Current conflicts, as [`ConflictDetail::to_json`].
     pub conflicts: HashMap<VersionKey, String>,
 }
 
@@ -230,7 +230,7 @@ impl Snapshot {
         }
         for record in &changes.conflicts {
             self.conflicts
-                .insert(key(&record.name, &record.version), record.detail_json());
+                .insert(key(&record.name, &record.version), record.detail.to_json());
         }
     }
 }
@@ -716,16 +716,22 @@ fn decide_versions<'r>(
             let record = ConflictRecord {
                 name: version.0.to_owned(),
                 version: version.1.to_owned(),
-                strategy: strategy.name().to_owned(),
                 stored: stored_digest,
-                offers: group
-                    .iter()
-                    .map(|c| (c.source.to_owned(), c.locator.to_owned(), c.digest))
-                    .collect(),
-                kept,
-                decision,
+                detail: ConflictDetail {
+                    strategy: strategy.name().to_owned(),
+                    offers: group
+                        .iter()
+                        .map(|c| ConflictOffer {
+                            source: c.source.to_owned(),
+                            locator: c.locator.to_owned(),
+                            digest: c.digest,
+                        })
+                        .collect(),
+                    kept,
+                    decision,
+                },
             };
-            if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail_json()) {
+            if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail.to_json()) {
                 changes.conflicts.push(record);
             }
             new_content

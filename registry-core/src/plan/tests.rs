@@ -213,11 +213,11 @@ fn different_content_for_one_version_is_a_recorded_conflict_won_by_the_first_sou
     assert_eq!(changes.counts.conflicts, 1);
     assert_eq!(changes.counts.added, 1);
     let record = &changes.conflicts[0];
-    assert_eq!(record.offers[0].0, "second");
-    assert_eq!(record.kept, Some(record.offers[0].2));
+    assert_eq!(record.detail.offers[0].source, "second");
+    assert_eq!(record.detail.kept, Some(record.detail.offers[0].digest));
     assert_eq!(
         world.snapshot.versions[&key("alpha", "1.0.0")].digest,
-        record.offers[0].2
+        record.detail.offers[0].digest
     );
 
     // The same conflict on the next run is counted but not written again.
@@ -311,9 +311,9 @@ fn source_priority_takes_the_first_source_every_time() {
     assert_eq!(one, Some(digest_of("first", "2026-01-01T00:00:00Z")));
     assert_eq!(two, Some(digest_of("first, edited", "2026-12-01T00:00:00Z")));
     assert!(
-        changes.conflicts[0].decision.starts_with("took sha256:"),
+        changes.conflicts[0].detail.decision.starts_with("took sha256:"),
         "{}",
-        changes.conflicts[0].decision
+        changes.conflicts[0].detail.decision
     );
 }
 
@@ -350,7 +350,7 @@ fn reject_adds_nothing_disputed_and_keeps_what_is_stored() {
         world.snapshot.origins.is_empty(),
         "no origin may point at a version that does not exist"
     );
-    assert_eq!(changes.conflicts[0].kept, None);
+    assert_eq!(changes.conflicts[0].detail.kept, None);
 
     // Stored content stays when a source later disagrees.
     let mut world = World::new();

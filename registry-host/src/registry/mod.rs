@@ -433,7 +433,7 @@ impl Registry {
     /// ```no_run
     /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
     /// let status = registry.status().await?;
-    /// let failing: Vec<_> = status.sources.iter().filter(|s| s.status != "ok").map(|s| &s.name).collect();
+    /// let failing: Vec<_> = status.sources.iter().filter(|s| !s.status.is_ok()).map(|s| &s.name).collect();
     /// # Ok(()) }
     /// ```
     pub async fn status(&self) -> Result<Status, RegistryError> {

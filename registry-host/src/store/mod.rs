@@ -56,8 +56,8 @@ pub use read::{
     CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow,
     VersionSummary,
 };
-pub use status::{ScanOutcome, SourceStatus, Status, WatcherStatus};
-pub use write::{RunRecord, SourceRow};
+pub use status::{RunStatus, ScanStatus, SourceReport, SourceStatus, Status, WatcherStatus};
+pub use write::RunRecord;
 
 /// The catalogue's schema, embedded: applied by [`Store::open`].
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -103,8 +103,9 @@ pub struct ConflictRow {
     pub strategy: String,
     /// The content the catalogue holds, if any.
     pub kept_digest: Option<String>,
-    /// JSON: the offers (source, locator, digest) and the decision.
-    pub detail: String,
+    /// The offers and the decision.
+    #[diesel(deserialize_as = String)]
+    pub detail: registry_core::ConflictDetail,
     /// When the conflict was first seen (Unix milliseconds).
     pub first_seen: i64,
     /// When a run last saw it (Unix milliseconds).

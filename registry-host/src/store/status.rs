@@ -10,27 +10,90 @@ use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// How one scan of a source went, as a run reports it.
-#[derive(Debug, Clone)]
-pub struct ScanOutcome {
+/// How a source's latest scan went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanStatus {
+    /// The scan answered (it may still be partial: see `complete`).
+    Ok,
+    /// The scan failed: nothing of the source was removed.
+    Failed,
+}
+
+impl ScanStatus {
+    /// As stored and printed: `ok` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Ok => "ok",
+            ScanStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether the scan answered.
+    pub fn is_ok(self) -> bool {
+        self == ScanStatus::Ok
+    }
+}
+
+impl From<String> for ScanStatus {
+    /// Stored text: anything but `ok` is a failure.
+    fn from(text: String) -> Self {
+        if text == "ok" {
+            ScanStatus::Ok
+        } else {
+            ScanStatus::Failed
+        }
+    }
+}
+
+impl std::fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a run went as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every scanned source answered.
+    Ok,
+    /// Some source failed; the others were applied.
+    Partial,
+}
+
+impl RunStatus {
+    /// As stored: `ok` or `partial`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+        }
+    }
+}
+
+/// How one source fared in a run: what `taskreg sync` reports and `taskreg status` keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
     /// The source's name.
     pub name: String,
     /// The source's kind.
     pub kind: String,
     /// Where it points.
     pub location: String,
-    /// Whether the scan succeeded.
-    pub ok: bool,
-    /// Whether it covered everything the source has.
+    /// Whether the scan answered.
+    pub status: ScanStatus,
+    /// Whether the scan covered everything the source has.
     pub complete: bool,
-    /// The folders rescanned, when only part of the source was.
-    pub rescanned: Option<Vec<String>>,
-    /// How long the scan took.
-    pub duration_ms: u64,
-    /// Entries found.
+    /// Entries the scan found.
     pub tasks: usize,
-    /// Why it failed.
+    /// Why the scan failed.
     pub error: Option<String>,
+    /// How long the scan took.
+    pub scan_ms: u64,
+    /// The folders rescanned, when the scan covered only part of the source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescanned: Option<Vec<String>>,
 }
 
 /// The latest scan of one source and its record of failures.
@@ -45,8 +108,9 @@ pub struct SourceStatus {
     pub location: String,
     /// Unix milliseconds.
     pub scanned_at: i64,
-    /// `ok` or `failed`.
-    pub status: String,
+    /// Whether the latest scan answered.
+    #[diesel(deserialize_as = String)]
+    pub status: ScanStatus,
     /// Whether the latest scan covered everything the source has.
     pub complete: bool,
     /// JSON array of the folders rescanned, as stored; `None` for a scan of the whole
@@ -125,7 +189,7 @@ impl Store {
     }
 
     /// Records the scans of one run, keeping each source's failure record.
-    pub async fn record_scans(&mut self, scans: &[ScanOutcome]) -> Result<(), StoreError> {
+    pub async fn record_scans(&mut self, scans: &[SourceReport]) -> Result<(), StoreError> {
         if scans.is_empty() {
             return Ok(());
         }
@@ -148,21 +212,21 @@ impl Store {
                     kind: scan.kind.clone(),
                     location: scan.location.clone(),
                     scanned_at: now,
-                    status: if scan.ok { "ok" } else { "failed" }.to_owned(),
+                    status: scan.status,
                     complete: scan.complete,
                     rescanned: scan
                         .rescanned
                         .as_ref()
                         .map(|r| serde_json::to_string(r).unwrap_or_default()),
-                    duration_ms: scan.duration_ms as i64,
+                    duration_ms: scan.scan_ms as i64,
                     tasks: scan.tasks as i64,
                     error: scan.error.as_deref().map(super::storable),
-                    last_ok_at: if scan.ok {
+                    last_ok_at: if scan.status.is_ok() {
                         Some(now)
                     } else {
                         before.and_then(|b| b.last_ok_at)
                     },
-                    failures: if scan.ok {
+                    failures: if scan.status.is_ok() {
                         0
                     } else {
                         before.map_or(0, |b| b.failures) + 1
@@ -172,7 +236,7 @@ impl Store {
                         .as_deref()
                         .map(super::storable)
                         .or_else(|| before.and_then(|b| b.last_error.clone())),
-                    last_error_at: if scan.ok {
+                    last_error_at: if scan.status.is_ok() {
                         before.and_then(|b| b.last_error_at)
                     } else {
                         Some(now)
@@ -188,7 +252,7 @@ impl Store {
                         source_status::kind.eq(&row.kind),
                         source_status::location.eq(&row.location),
                         source_status::scanned_at.eq(row.scanned_at),
-                        source_status::status.eq(&row.status),
+                        source_status::status.eq(row.status.as_str()),
                         source_status::complete.eq(row.complete),
                         source_status::rescanned.eq(&row.rescanned),
                         source_status::duration_ms.eq(row.duration_ms),

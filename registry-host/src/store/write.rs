@@ -1,7 +1,7 @@
 //! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
 
 use super::schema::{catalogue_state, conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
-use super::{InsertMany, Store, StoreError, now_millis, storable};
+use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
@@ -11,19 +11,6 @@ use registry_core::{ChangeSet, RunCounts, WriteKind};
 /// with our widest table (14 columns).
 const INSERT_CHUNK: usize = 500;
 
-/// A source as the run saw it.
-#[derive(Debug, Clone)]
-pub struct SourceRow {
-    /// The source's name.
-    pub name: String,
-    /// The source's kind.
-    pub kind: String,
-    /// Where it points.
-    pub location: String,
-    /// `ok` or `failed`.
-    pub status: String,
-}
-
 /// The run itself, recorded with its changes.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
@@ -31,8 +18,8 @@ pub struct RunRecord {
     pub id: String,
     /// When it started (Unix milliseconds).
     pub started_at: i64,
-    /// `ok`, or `partial` when a source failed.
-    pub status: String,
+    /// Whether every scanned source answered.
+    pub status: RunStatus,
     /// What it changed.
     pub counts: RunCounts,
     /// Per-source results as JSON.
@@ -116,7 +103,7 @@ impl Store {
     pub async fn apply(
         &mut self,
         run: &RunRecord,
-        scanned: &[SourceRow],
+        scanned: &[SourceReport],
         changes: &ChangeSet,
     ) -> Result<i64, StoreError> {
         let now = now_millis();
@@ -197,7 +184,7 @@ impl Store {
                         sources::location.eq(&source.location),
                         sources::first_seen.eq(now),
                         sources::last_scan_at.eq(now),
-                        sources::last_status.eq(&source.status),
+                        sources::last_status.eq(source.status.as_str()),
                     ))
                     .on_conflict(sources::name)
                     .do_update()
@@ -316,9 +303,9 @@ impl Store {
                     .values((
                         conflicts::name.eq(&record.name),
                         conflicts::version.eq(&record.version),
-                        conflicts::strategy.eq(&record.strategy),
-                        conflicts::kept_digest.eq(record.kept.map(|d| d.to_string())),
-                        conflicts::detail.eq(record.detail_json()),
+                        conflicts::strategy.eq(&record.detail.strategy),
+                        conflicts::kept_digest.eq(record.detail.kept.map(|d| d.to_string())),
+                        conflicts::detail.eq(record.detail.to_json()),
                         conflicts::first_seen.eq(now),
                         conflicts::last_seen.eq(now),
                     ))
@@ -339,7 +326,7 @@ impl Store {
                     sync_runs::id.eq(&run.id),
                     sync_runs::started_at.eq(run.started_at),
                     sync_runs::finished_at.eq(now_millis()),
-                    sync_runs::status.eq(&run.status),
+                    sync_runs::status.eq(run.status.as_str()),
                     sync_runs::added.eq(count(counts.added)),
                     sync_runs::updated.eq(count(counts.updated)),
                     sync_runs::unchanged.eq(count(counts.unchanged)),

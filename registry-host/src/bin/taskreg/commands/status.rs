@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 pub async fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
     let status = globals.reader().await?.status().await?;
-    let failing = status.sources.iter().any(|s| s.status != "ok");
+    let failing = status.sources.iter().any(|s| !s.status.is_ok());
     if globals.json {
         super::print_json(&status)?;
     } else {
