@@ -96,6 +96,20 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+impl serde::Serialize for Digest {
+    /// As its text, `sha256:<hex>`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,19 +142,5 @@ mod tests {
         assert_eq!(text.len(), "sha256:".len() + 64);
         assert_eq!(text.parse::<Digest>().unwrap(), digest);
         assert!("md5:00".parse::<Digest>().is_err());
-    }
-}
-
-impl serde::Serialize for Digest {
-    /// As its text, `sha256:<hex>`.
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
     }
 }
