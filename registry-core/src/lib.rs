@@ -28,6 +28,7 @@ mod error;
 mod merge;
 mod plan;
 mod problem;
+pub mod protocol;
 mod schema;
 mod source;
 mod task;
@@ -49,7 +50,10 @@ pub use source::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
     file_too_large, find_kind, kinds, task_too_large,
 };
-pub use task::{ParsedTask, TaskDefinition, TaskFile, TaskTest, is_task_file, parse_bundle, parse_version, task_files};
+pub use task::{
+    ParsedTask, TaskDefinition, TaskFile, TaskTest, files_from_stored, is_task_file, parse_bundle, parse_version,
+    task_files,
+};
 pub use validate::{
     LoadOutcome, MetadataValidator, RegisteredValidator, RuleLevel, Validation, ValidationContext, Validator,
     check_bundle, check_metadata, validators,

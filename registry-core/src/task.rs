@@ -108,6 +108,33 @@ impl TaskDefinition {
     }
 }
 
+/// A task's files from the form the catalogue stores them in (`metadata_json`, the
+/// script, the schemas and [`TaskDefinition::tests_json`]): the inverse of that encoding,
+/// so the files hash to the stored digest again.
+pub fn files_from_stored(
+    metadata: &str,
+    script: &str,
+    input_schema: Option<&str>,
+    output_schema: Option<&str>,
+    tests_json: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut files = std::collections::BTreeMap::new();
+    files.insert(METADATA_FILE.to_owned(), metadata.to_owned());
+    files.insert(SCRIPT_FILE.to_owned(), script.to_owned());
+    if let Some(schema) = input_schema {
+        files.insert(INPUT_SCHEMA_FILE.to_owned(), schema.to_owned());
+    }
+    if let Some(schema) = output_schema {
+        files.insert(OUTPUT_SCHEMA_FILE.to_owned(), schema.to_owned());
+    }
+    let tests: Vec<Value> = serde_json::from_str(tests_json).map_err(|e| format!("stored tests are not JSON: {e}"))?;
+    for test in tests {
+        let file = test["file"].as_str().ok_or("a stored test has no file")?.to_owned();
+        files.insert(file, canonical_json(&test["case"]));
+    }
+    Ok(files)
+}
+
 /// One test case of a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskTest {

@@ -28,7 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use registry_core::{Digest, canonical_json};
+use registry_core::protocol::{BundleDocument, IndexItem, IndexPage, TaskVersions, VersionItem};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -279,10 +279,16 @@ async fn index(
     let start = after.map_or(0, |(name, version)| {
         all.partition_point(|v| (v.name.as_str(), v.version.as_str()) <= (name, version))
     });
-    let items: Vec<Value> = all[start..]
+    let items: Vec<IndexItem> = all[start..]
         .iter()
         .take(limit)
-        .map(|v| json!({ "name": v.name, "version": v.version, "digest": v.digest, "available": v.available, "href": href(&v.name, &v.version) }))
+        .map(|v| IndexItem {
+            name: v.name.clone(),
+            version: v.version.clone(),
+            digest: v.digest.clone(),
+            available: v.available,
+            href: href(&v.name, &v.version),
+        })
         .collect();
     let next = (start + items.len() < all.len()).then(|| {
         let last = &all[start + items.len() - 1];
@@ -291,7 +297,11 @@ async fn index(
             encode(&format!("{}@{}", last.name, last.version))
         )
     });
-    let body = serde_json::to_vec(&json!({ "items": items, "next": next })).unwrap_or_default();
+    let body = serde_json::to_vec(&IndexPage {
+        items,
+        next: next.clone(),
+    })
+    .unwrap_or_default();
     // Every page's ETag covers the whole catalogue: a 304 on the first page means nothing
     // changed on any page, so a client may keep its whole listing.
     let mut whole = Sha256::new();
@@ -328,11 +338,16 @@ async fn versions(
     if history.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}`")));
     }
-    let versions: Vec<Value> = history
+    let versions: Vec<VersionItem> = history
         .iter()
-        .map(|v| json!({ "version": v.version, "digest": v.digest, "available": v.available, "href": href(&name, &v.version) }))
+        .map(|v| VersionItem {
+            version: v.version.clone(),
+            digest: v.digest.clone(),
+            available: v.available,
+            href: href(&name, &v.version),
+        })
         .collect();
-    let body = serde_json::to_vec(&json!({ "name": name, "versions": versions })).unwrap_or_default();
+    let body = serde_json::to_vec(&TaskVersions { name, versions }).unwrap_or_default();
     Ok(conditional(&headers, body_etag(&body), body))
 }
 
@@ -392,39 +407,18 @@ async fn bundle(
 
 /// A version's bundle: every file, canonical, named by its digest.
 fn bundle_response(task: &crate::store::StoredTask, headers: &HeaderMap) -> Result<Response, ApiError> {
-    let files = bundle_files(task).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let body = serde_json::to_vec(
-        &json!({ "name": task.name, "version": task.version, "digest": task.digest, "files": files }),
-    )
-    .unwrap_or_default();
+    let files = task
+        .files()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let document = BundleDocument {
+        name: task.name.clone(),
+        version: task.version.clone(),
+        digest: task.digest.clone(),
+        files,
+    };
+    let body = serde_json::to_vec(&document).unwrap_or_default();
     // The content is identified by its digest: the strongest ETag there is.
     Ok(conditional(headers, format!("\"{}\"", task.digest), body))
-}
-
-/// The task's files, canonical, as stored: hashing them gives the stored digest.
-pub fn bundle_files(task: &crate::store::StoredTask) -> Result<BTreeMap<String, String>, String> {
-    let mut files = BTreeMap::new();
-    files.insert("metadata.json".to_owned(), task.metadata.clone());
-    files.insert("main.js".to_owned(), task.script.clone());
-    if let Some(schema) = &task.input_schema {
-        files.insert("input.schema.json".to_owned(), schema.clone());
-    }
-    if let Some(schema) = &task.output_schema {
-        files.insert("output.schema.json".to_owned(), schema.clone());
-    }
-    let tests: Vec<Value> = serde_json::from_str(&task.tests).map_err(|e| format!("stored tests are not JSON: {e}"))?;
-    for test in tests {
-        let file = test["file"].as_str().ok_or("a stored test has no file")?.to_owned();
-        files.insert(file, canonical_json(&test["case"]));
-    }
-    let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
-    if digest.to_string() != task.digest {
-        return Err(format!(
-            "the stored files of {}@{} do not hash to its digest",
-            task.name, task.version
-        ));
-    }
-    Ok(files)
 }
 
 async fn openapi(headers: HeaderMap) -> Response {

@@ -25,12 +25,13 @@
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
+use registry_core::protocol::{BundleDocument, IndexPage};
 use registry_core::{Bundle, Digest, Entry, Limits, ReadBudget, Scan, Source, SourceError, SourceKind, SourceSpec};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
@@ -111,33 +112,6 @@ impl HttpSettings {
     pub fn new(url: impl Into<String>) -> Self {
         serde_json::from_value(serde_json::json!({ "url": url.into() })).expect("defaults for every other field")
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct IndexItem {
-    name: String,
-    version: String,
-    digest: String,
-    #[serde(default = "yes")]
-    available: bool,
-    href: String,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Deserialize)]
-struct IndexPage {
-    items: Vec<IndexItem>,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct BundleDocument {
-    digest: String,
-    files: BTreeMap<String, String>,
 }
 
 /// The last index seen, for conditional requests and to find bundles.

@@ -91,6 +91,28 @@ pub struct StoredTask {
     pub content_updated_at: i64,
 }
 
+impl StoredTask {
+    /// The version's files, canonical, as published: hashing them gives the stored digest
+    /// (checked: a row that does not is reported, never served).
+    pub fn files(&self) -> Result<BTreeMap<String, String>, String> {
+        let files = registry_core::files_from_stored(
+            &self.metadata,
+            &self.script,
+            self.input_schema.as_deref(),
+            self.output_schema.as_deref(),
+            &self.tests,
+        )?;
+        let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+        if digest.to_string() != self.digest {
+            return Err(format!(
+                "the stored files of {}@{} do not hash to its digest",
+                self.name, self.version
+            ));
+        }
+        Ok(files)
+    }
+}
+
 /// A current conflict, as `taskreg conflicts` prints it.
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = conflicts)]

@@ -1,0 +1,71 @@
+//! The HTTP protocol's documents (see `docs/http-protocol.md`), defined once: `taskreg
+//! serve` writes them and the `http` source reads them.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One page of `GET /v1/tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPage {
+    /// Versions, ordered by name then version text.
+    pub items: Vec<IndexItem>,
+    /// The next page's URL, absent on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// One version in the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexItem {
+    /// The task's name.
+    pub name: String,
+    /// The semver version.
+    pub version: String,
+    /// The content's digest (`sha256:…`).
+    pub digest: String,
+    /// Whether the registry offers it now (absent: available, as static registries write it).
+    #[serde(default = "available")]
+    pub available: bool,
+    /// Where its bundle is, relative to the index.
+    pub href: String,
+}
+
+/// `GET /v1/tasks/{name}`: every version of one task ever seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskVersions {
+    /// The task's name.
+    pub name: String,
+    /// Its versions.
+    pub versions: Vec<VersionItem>,
+}
+
+/// One version of [`TaskVersions`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionItem {
+    /// The semver version.
+    pub version: String,
+    /// The content's digest.
+    pub digest: String,
+    /// Whether the registry offers it now.
+    pub available: bool,
+    /// Where its bundle is.
+    pub href: String,
+}
+
+/// `GET /v1/tasks/{name}/{version}`: a version's files, canonical, so that hashing them
+/// gives `digest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleDocument {
+    /// The task's name.
+    pub name: String,
+    /// The semver version.
+    pub version: String,
+    /// The content's digest.
+    pub digest: String,
+    /// Relative path → contents.
+    pub files: BTreeMap<String, String>,
+}
+
+fn available() -> bool {
+    true
+}
