@@ -2,7 +2,8 @@
 //! against real databases (every case runs on SQLite and on PostgreSQL).
 
 use registry_core::{
-    Bundle, Entry, ParsedTask, Problem, Scan, Source, SourceError, SourceKind, SourceSpec, ValidationContext, Validator,
+    Bundle, Candidate, ConflictDecision, ConflictStrategy, Digest, Entry, ParsedTask, Problem, Scan, Source,
+    SourceError, SourceKind, SourceSpec, ValidationContext, Validator,
 };
 use registry_host::generate::write_named_task;
 use registry_host::{BuildError, ListFilter, Registry, RegistryError, RegistryEvent};
@@ -28,6 +29,7 @@ on_both_backends!(
     resolve_answers_the_newest_available_match_of_a_requirement,
     a_read_only_registry_reads_and_refuses_to_write,
     watch_publishes_every_run_to_subscribers,
+    a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -340,4 +342,64 @@ async fn watch_publishes_every_run_to_subscribers(db: TestDatabase) {
         .map(|v| v.name)
         .collect();
     assert_eq!(names, ["first", "second"]);
+}
+
+/// A strategy of the application's own: the last source in priority order wins.
+struct LastSourceWins;
+
+impl ConflictStrategy for LastSourceWins {
+    fn name(&self) -> &'static str {
+        "last-source-wins"
+    }
+    fn description(&self) -> &'static str {
+        "the lowest-priority source wins"
+    }
+    fn decide(&self, _stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision {
+        ConflictDecision::Take(candidates.last().expect("at least two candidates").digest)
+    }
+}
+
+static LAST_SOURCE_WINS: LastSourceWins = LastSourceWins;
+
+fn echo_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "object", "properties": { "script": { "type": "string" } }, "additionalProperties": false })
+}
+
+/// One task `shared@1.0.0` whose script is the `script` setting.
+fn build_echo(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
+    let script = spec.settings["script"]
+        .as_str()
+        .unwrap_or("(function (input) { return input; })");
+    Ok(Box::new(MemorySource {
+        name: spec.name.clone(),
+        tasks: vec![("shared".into(), "1.0.0".into(), script.into())],
+    }))
+}
+
+// Registered for every registry of this test binary, as an application's crate would.
+inventory::submit!(SourceKind {
+    name: "echo-submitted",
+    description: "one task whose script is a setting",
+    settings_schema: echo_schema,
+    build: build_echo,
+});
+
+async fn a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds(db: TestDatabase) {
+    let spec =
+        |name: &str, script: &str| SourceSpec::new(name, "echo-submitted", serde_json::json!({ "script": script }));
+    let registry = Registry::builder()
+        .database(&db.url)
+        .source(spec("first", "(function (input) { return 1; })"))
+        .source(spec("second", "(function (input) { return 2; })"))
+        .conflict_strategy(&LAST_SOURCE_WINS)
+        .open()
+        .await
+        .unwrap();
+    let report = registry.sync().await.unwrap();
+    assert_eq!((report.counts.added, report.counts.conflicts), (1, 1));
+    let stored = registry.show("shared", Some("1.0.0")).await.unwrap().unwrap();
+    assert!(stored.task.script.contains("return 2"), "{}", stored.task.script);
+    let conflicts = registry.conflicts().await.unwrap();
+    assert_eq!(conflicts[0].strategy, "last-source-wins");
+    assert_eq!(conflicts[0].detail.offers.len(), 2);
 }

@@ -193,6 +193,14 @@ impl Registry {
     /// Builds the configured sources (loading plugin libraries) unless done already, and
     /// returns the plugin libraries that were refused, one line each. A source whose kind
     /// a refused library may have provided fails its scans; the others sync.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
+    /// for refused in registry.load_sources().await? {
+    ///     eprintln!("plugin refused: {refused}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn load_sources(&self) -> Result<Vec<String>, RegistryError> {
         Ok(self.sources().await?.refused.clone())
     }
@@ -470,6 +478,17 @@ impl Registry {
     }
 
     /// [`watch`](Registry::watch), telling `on_run` how every run went and why it ran.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
+    /// registry
+    ///     .watch_with(async { tokio::signal::ctrl_c().await.ok(); }, |trigger, result| match result {
+    ///         Ok(report) => println!("{trigger:?}: {} added", report.counts.added),
+    ///         Err(e) => eprintln!("{trigger:?} run failed: {e}"),
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn watch_with(
         &self,
         shutdown: impl Future<Output = ()>,
@@ -484,6 +503,13 @@ impl Registry {
 
     /// [`watch_with`](Registry::watch_with) on folders and archives given as paths
     /// instead of the configured sources.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
+    /// let stop = async { tokio::signal::ctrl_c().await.ok(); };
+    /// registry.watch_paths_with(&["tasks".into()], stop, |_, _| {}).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn watch_paths_with(
         &self,
         paths: &[PathBuf],
