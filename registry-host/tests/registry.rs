@@ -30,6 +30,7 @@ on_both_backends!(
     a_read_only_registry_reads_and_refuses_to_write,
     watch_publishes_every_run_to_subscribers,
     a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds,
+    the_observer_the_caller_passes_hears_every_load,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -402,4 +403,50 @@ async fn a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_bu
     let conflicts = registry.conflicts().await.unwrap();
     assert_eq!(conflicts[0].strategy, "last-source-wins");
     assert_eq!(conflicts[0].detail.offers.len(), 2);
+}
+
+/// Counts what a run tells its observer.
+#[derive(Default)]
+struct CountingObserver {
+    announced: std::sync::atomic::AtomicUsize,
+    loaded: std::sync::atomic::AtomicUsize,
+    finished: std::sync::atomic::AtomicUsize,
+}
+
+impl registry_host::SyncObserver for CountingObserver {
+    fn loading(&self, count: usize) {
+        self.announced.fetch_add(count, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn loaded(&self) {
+        self.loaded.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn finished(&self) {
+        self.finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn the_observer_the_caller_passes_hears_every_load(db: TestDatabase) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let folder = tempfile::tempdir().unwrap();
+    registry_host::generate::write_tree(folder.path(), 7).unwrap();
+    let observer = Arc::new(CountingObserver::default());
+    let registry = Registry::builder()
+        .database(&db.url)
+        .path_source(folder.path())
+        .observer(observer.clone())
+        .open()
+        .await
+        .unwrap();
+    registry.sync().await.unwrap();
+    assert_eq!(
+        (
+            observer.announced.load(SeqCst),
+            observer.loaded.load(SeqCst),
+            observer.finished.load(SeqCst)
+        ),
+        (7, 7, 1)
+    );
+    // An unchanged resync loads nothing, and says so.
+    registry.sync().await.unwrap();
+    assert_eq!((observer.loaded.load(SeqCst), observer.finished.load(SeqCst)), (7, 2));
 }
