@@ -25,6 +25,7 @@
 
 mod digest;
 mod error;
+mod keys;
 mod merge;
 mod plan;
 mod problem;
@@ -36,13 +37,14 @@ mod validate;
 
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
+pub use keys::{OriginKey, VersionKey};
 pub use merge::{
     Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy, Immutable, Newest,
     RegisteredStrategy, Reject, SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
-    ChangeSet, OriginRow, PlanOptions, ProblemKey, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion,
-    VersionKey, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan,
+    ChangeSet, OriginRow, PlanOptions, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion, VersionWrite,
+    WriteKind, check_cross_task, entries_to_load, plan,
 };
 pub use problem::{Problem, Severity};
 pub use schema::{Compiled, SchemaError, compile};

@@ -2,6 +2,7 @@
 //! hands it to the application, and `serve` sends it to clients as server-sent events at
 //! `/v1/events`.
 
+use registry_core::OriginKey;
 use registry_core::{ChangeSet, Severity, WriteKind};
 use serde::Serialize;
 
@@ -81,7 +82,7 @@ impl RegistryEvent {
 pub fn events_of(changes: &ChangeSet) -> Vec<RegistryEvent> {
     let mut events = Vec::new();
     for write in &changes.versions {
-        let (name, version) = (write.key.0.clone(), write.key.1.clone());
+        let (name, version) = (write.key.name.clone(), write.key.version.clone());
         let digest = write.task.as_ref().map(|t| t.digest.to_string()).unwrap_or_default();
         events.push(match write.kind {
             WriteKind::Added => RegistryEvent::TaskAdded { name, version, digest },
@@ -90,7 +91,7 @@ pub fn events_of(changes: &ChangeSet) -> Vec<RegistryEvent> {
             WriteKind::Revived => RegistryEvent::TaskRevived { name, version },
         });
     }
-    for ((source, locator), problems) in &changes.problem_sets {
+    for (OriginKey { source, locator }, problems) in &changes.problem_sets {
         if problems.is_empty() {
             events.push(RegistryEvent::ProblemCleared {
                 source: source.clone(),

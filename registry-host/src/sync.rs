@@ -10,7 +10,7 @@ pub use crate::store::SourceReport;
 use crate::store::{RunRecord, RunStatus, ScanStatus, Store, StoreError, now_millis};
 use futures::StreamExt;
 use registry_core::{
-    ChangeSet, ConflictStrategy, Entry, LoadOutcome, PlanOptions, Problem, ProblemKey, RunCounts, Scan, ScanScope,
+    ChangeSet, ConflictStrategy, Entry, LoadOutcome, OriginKey, PlanOptions, Problem, RunCounts, Scan, ScanScope,
     Snapshot, Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
@@ -331,7 +331,7 @@ pub async fn plan_rescan(
     }
 
     let observer = options.observer.as_deref();
-    let mut loaded: HashMap<ProblemKey, LoadOutcome> = HashMap::new();
+    let mut loaded: HashMap<OriginKey, LoadOutcome> = HashMap::new();
     loop {
         let wanted = entries_to_load(&snapshot, &scans, &loaded);
         if wanted.is_empty() {
@@ -340,13 +340,13 @@ pub async fn plan_rescan(
         if let Some(observer) = observer {
             observer.loading(wanted.len());
         }
-        let outcomes: Vec<(ProblemKey, LoadOutcome)> = futures::stream::iter(wanted)
+        let outcomes: Vec<(OriginKey, LoadOutcome)> = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
                 let (validation, cache) = (&options.validation, options.cache.clone());
                 async move {
                     let outcome = load_and_check(source, &entry, validation, cache).await;
-                    ((source.name().to_owned(), entry.locator), outcome)
+                    (OriginKey::new(source.name(), entry.locator), outcome)
                 }
             })
             .buffer_unordered(options.concurrency.max(1))
@@ -555,20 +555,20 @@ pub async fn load_and_check(
 /// The problems of the scanned sources once this run is applied: the stored ones with
 /// this run's replacements, so a task that stays broken is still reported.
 fn current_problems(
-    stored: &HashMap<ProblemKey, Vec<Problem>>,
+    stored: &HashMap<OriginKey, Vec<Problem>>,
     scans: &[SourceScan],
     changes: &ChangeSet,
 ) -> Vec<ReportedProblem> {
-    let mut current: std::collections::BTreeMap<&ProblemKey, &Vec<Problem>> = stored
+    let mut current: std::collections::BTreeMap<&OriginKey, &Vec<Problem>> = stored
         .iter()
-        .filter(|((source, _), _)| scans.iter().any(|s| &s.name == source))
+        .filter(|(key, _)| scans.iter().any(|s| s.name == key.source))
         .collect();
     for (key, set) in &changes.problem_sets {
         current.insert(key, set);
     }
     current
         .into_iter()
-        .flat_map(|((source, locator), set)| {
+        .flat_map(|(OriginKey { source, locator }, set)| {
             set.iter().map(|p| ReportedProblem {
                 source: source.clone(),
                 locator: locator.clone(),

@@ -10,6 +10,7 @@
 //! - nothing unchanged is written, so an unchanged resync writes no row.
 
 use crate::digest::Digest;
+use crate::keys::{OriginKey, VersionKey};
 use crate::merge::{Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy};
 use crate::problem::Problem;
 use crate::source::{Entry, Scan, ScanScope};
@@ -23,12 +24,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 use uuid::Uuid;
-
-/// `(source, locator)`: where a task is offered; keys origins and problems. A problem of
-/// the source as a whole has an empty locator.
-pub type ProblemKey = (String, String);
-/// `(name, version)`: a task version.
-pub type VersionKey = (String, String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredVersion {
@@ -49,12 +44,12 @@ pub struct StoredOrigin {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub versions: HashMap<VersionKey, StoredVersion>,
-    pub origins: HashMap<ProblemKey, StoredOrigin>,
+    pub origins: HashMap<OriginKey, StoredOrigin>,
     /// The UUID of every task name ever stored. Needed only when something was loaded (a
     /// plan with no loads adds no task and claims no UUID), so a store may leave it empty then.
     pub task_uuids: HashMap<String, Uuid>,
     /// Current problems, in the order they were reported.
-    pub problems: HashMap<ProblemKey, Vec<Problem>>,
+    pub problems: HashMap<OriginKey, Vec<Problem>>,
     /// Current conflicts, as [`ConflictDetail::to_json`].
     pub conflicts: HashMap<VersionKey, String>,
 }
@@ -159,9 +154,9 @@ pub struct ChangeSet {
     /// Task names seen for the first time, with their UUID.
     pub new_tasks: Vec<(String, Uuid)>,
     pub origin_upserts: Vec<OriginRow>,
-    pub origin_deletes: Vec<ProblemKey>,
+    pub origin_deletes: Vec<OriginKey>,
     /// Replaces all problems at a key; an empty list clears them.
-    pub problem_sets: Vec<(ProblemKey, Vec<Problem>)>,
+    pub problem_sets: Vec<(OriginKey, Vec<Problem>)>,
     pub conflicts: Vec<ConflictRecord>,
     pub conflicts_cleared: Vec<VersionKey>,
     pub counts: RunCounts,
@@ -216,7 +211,8 @@ impl Snapshot {
             self.origins.remove(k);
         }
         for row in &changes.origin_upserts {
-            self.origins.insert(key(&row.source, &row.locator), row.origin.clone());
+            self.origins
+                .insert(OriginKey::new(&row.source, &row.locator), row.origin.clone());
         }
         for (k, problems) in &changes.problem_sets {
             if problems.is_empty() {
@@ -230,20 +226,20 @@ impl Snapshot {
         }
         for record in &changes.conflicts {
             self.conflicts
-                .insert(key(&record.name, &record.version), record.detail.to_json());
+                .insert(VersionKey::new(&record.name, &record.version), record.detail.to_json());
         }
     }
-}
-
-fn key(a: &str, b: &str) -> (String, String) {
-    (a.to_owned(), b.to_owned())
 }
 
 /// A borrowed `(String, String)` key: lookups during a plan allocate nothing.
 type Ref<'a> = (&'a str, &'a str);
 
-fn index<V>(map: &HashMap<(String, String), V>) -> HashMap<Ref<'_>, &V> {
-    map.iter().map(|((a, b), v)| ((a.as_str(), b.as_str()), v)).collect()
+fn index_versions<V>(map: &HashMap<VersionKey, V>) -> HashMap<Ref<'_>, &V> {
+    map.iter().map(|(k, v)| (k.parts(), v)).collect()
+}
+
+fn index_origins<V>(map: &HashMap<OriginKey, V>) -> HashMap<Ref<'_>, &V> {
+    map.iter().map(|(k, v)| (k.parts(), v)).collect()
 }
 
 /// What one entry offers: from this run's load, or from the store when unchanged.
@@ -286,18 +282,18 @@ struct RunIndex<'a> {
 }
 
 impl<'a> RunIndex<'a> {
-    fn new(snapshot: &'a Snapshot, loaded: &'a HashMap<ProblemKey, LoadOutcome>) -> Self {
+    fn new(snapshot: &'a Snapshot, loaded: &'a HashMap<OriginKey, LoadOutcome>) -> Self {
         let loaded_versions = loaded
             .iter()
-            .filter_map(|((s, l), o)| match o {
-                LoadOutcome::Parsed { task, .. } => Some(((s.as_str(), l.as_str()), task.version.to_string())),
+            .filter_map(|(k, o)| match o {
+                LoadOutcome::Parsed { task, .. } => Some((k.parts(), task.version.to_string())),
                 LoadOutcome::Broken(_) => None,
             })
             .collect();
         RunIndex {
-            stored_origins: index(&snapshot.origins),
-            stored_versions: index(&snapshot.versions),
-            loaded: index(loaded),
+            stored_origins: index_origins(&snapshot.origins),
+            stored_versions: index_versions(&snapshot.versions),
+            loaded: index_origins(loaded),
             loaded_versions,
         }
     }
@@ -347,7 +343,7 @@ impl<'a> RunIndex<'a> {
 pub fn entries_to_load(
     snapshot: &Snapshot,
     scans: &[SourceScan],
-    loaded: &HashMap<ProblemKey, LoadOutcome>,
+    loaded: &HashMap<OriginKey, LoadOutcome>,
 ) -> Vec<(usize, Entry)> {
     let run = RunIndex::new(snapshot, loaded);
     let ok_scans = || {
@@ -360,7 +356,7 @@ pub fn entries_to_load(
         .problems
         .iter()
         .filter(|(_, ps)| ps.iter().any(Problem::is_error))
-        .map(|((s, l), _)| (s.as_str(), l.as_str()))
+        .map(|(k, _)| k.parts())
         .collect();
     let mut changed = Vec::new();
     for (i, source, scan) in ok_scans() {
@@ -383,7 +379,7 @@ pub fn entries_to_load(
     }
 
     let mut contested: HashMap<Ref<'_>, HashSet<Digest>> = HashMap::new();
-    for (name, version) in snapshot.conflicts.keys() {
+    for VersionKey { name, version } in snapshot.conflicts.keys() {
         contested.entry((name.as_str(), version.as_str())).or_default();
     }
     for (k, outcome) in &run.loaded {
@@ -443,11 +439,7 @@ fn touched_versions<'a>(
     if scans.iter().all(|s| s.scope == ScanScope::Whole) {
         return None;
     }
-    let mut touched: HashSet<Ref<'a>> = snapshot
-        .conflicts
-        .keys()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
+    let mut touched: HashSet<Ref<'a>> = snapshot.conflicts.keys().map(VersionKey::parts).collect();
     for (k, outcome) in &run.loaded {
         if let LoadOutcome::Parsed { task, .. } = outcome {
             touched.insert((task.name.as_str(), run.loaded_versions[k].as_str()));
@@ -472,7 +464,7 @@ fn touched_versions<'a>(
 pub fn plan(
     snapshot: &Snapshot,
     scans: &[SourceScan],
-    loaded: &HashMap<ProblemKey, LoadOutcome>,
+    loaded: &HashMap<OriginKey, LoadOutcome>,
     options: &PlanOptions<'_>,
 ) -> ChangeSet {
     let run = RunIndex::new(snapshot, loaded);
@@ -510,7 +502,7 @@ struct Collected<'r> {
     removed: HashSet<Ref<'r>>,
     /// Origins loaded in this run: their fingerprint and offer.
     offered_now: HashMap<Ref<'r>, (&'r str, Offer<'r>)>,
-    problem_sets: BTreeMap<ProblemKey, Vec<Problem>>,
+    problem_sets: BTreeMap<OriginKey, Vec<Problem>>,
     /// Versions offered only from outside every scope and touched by nothing in this run:
     /// unchanged by definition, counted without being grouped.
     untouched: HashSet<Ref<'r>>,
@@ -530,7 +522,7 @@ fn collect_candidates<'r>(
     let mut counts = RunCounts::default();
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
     let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
-    let mut problem_sets: BTreeMap<ProblemKey, Vec<Problem>> = BTreeMap::new();
+    let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let touched = touched_versions(run, scans, snapshot);
     let mut untouched: HashSet<Ref<'_>> = HashSet::new();
@@ -540,7 +532,7 @@ fn collect_candidates<'r>(
         let result = match &scan.result {
             Err(message) => {
                 problem_sets.insert(
-                    key(source, ""),
+                    OriginKey::source(source),
                     vec![Problem::error("source.scan_failed", message.clone())],
                 );
                 continue;
@@ -549,11 +541,11 @@ fn collect_candidates<'r>(
         };
         let whole = scan.scope == ScanScope::Whole;
         if whole {
-            problem_sets.insert(key(source, ""), Vec::new());
+            problem_sets.insert(OriginKey::source(source), Vec::new());
         }
         for issue in &result.issues {
             problem_sets
-                .entry(key(source, &issue.locator))
+                .entry(OriginKey::new(source, &issue.locator))
                 .or_default()
                 .push(Problem {
                     severity: issue.severity,
@@ -594,18 +586,18 @@ fn collect_candidates<'r>(
                     if let Some(problem) = rejected.get(&(task.name.clone(), task.uuid)) {
                         let mut problems = warnings.clone();
                         problems.push(problem.clone());
-                        problem_sets.insert(key(k.0, k.1), problems);
+                        problem_sets.insert(OriginKey::new(k.0, k.1), problems);
                         counts.invalid += 1;
                         candidates.extend(last_good);
                         continue;
                     }
-                    problem_sets.insert(key(k.0, k.1), warnings.clone());
+                    problem_sets.insert(OriginKey::new(k.0, k.1), warnings.clone());
                     let offer = run.loaded_offer(k, task);
                     candidates.push(candidate(rank, source, locator, fingerprint, &offer, *modified));
                     offered_now.insert(k, (fingerprint, offer));
                 }
                 Some(LoadOutcome::Broken(problems)) => {
-                    problem_sets.insert(key(k.0, k.1), problems.clone());
+                    problem_sets.insert(OriginKey::new(k.0, k.1), problems.clone());
                     counts.invalid += 1;
                     // A broken task keeps offering its last good version.
                     candidates.extend(last_good);
@@ -635,15 +627,15 @@ fn collect_candidates<'r>(
                     options.max_removal_share * 100.0
                 );
                 problem_sets.insert(
-                    key(source, ""),
+                    OriginKey::source(source),
                     vec![Problem::error("source.mass_removal_blocked", message)],
                 );
                 continue;
             }
             removed.extend(vanished);
-            for (s, l) in snapshot.problems.keys() {
+            for OriginKey { source: s, locator: l } in snapshot.problems.keys() {
                 if s == source && !l.is_empty() && scan.scope.covers(l) && !seen.contains(l.as_str()) {
-                    problem_sets.entry(key(s, l)).or_default();
+                    problem_sets.entry(OriginKey::new(s, l)).or_default();
                 }
             }
         }
@@ -686,8 +678,8 @@ fn decide_versions<'r>(
             group.iter().all(|c| c.digest == group[0].digest) && stored_digest.is_none_or(|d| d == group[0].digest);
         let new_content = if agreed {
             // The common case, and the whole of an unchanged resync: nothing to decide.
-            if snapshot.conflicts.contains_key(&key(version.0, version.1)) {
-                changes.conflicts_cleared.push(key(version.0, version.1));
+            if snapshot.conflicts.contains_key(&VersionKey::new(version.0, version.1)) {
+                changes.conflicts_cleared.push(VersionKey::new(version.0, version.1));
             }
             if stored.is_none() {
                 group.iter().find_map(|c| c.task)
@@ -731,7 +723,7 @@ fn decide_versions<'r>(
                     decision,
                 },
             };
-            if snapshot.conflicts.get(&key(version.0, version.1)) != Some(&record.detail.to_json()) {
+            if snapshot.conflicts.get(&VersionKey::new(version.0, version.1)) != Some(&record.detail.to_json()) {
                 changes.conflicts.push(record);
             }
             new_content
@@ -755,7 +747,7 @@ fn decide_versions<'r>(
             }
         }
         changes.versions.push(VersionWrite {
-            key: key(version.0, version.1),
+            key: VersionKey::new(version.0, version.1),
             kind,
             task: new_content.cloned(),
         });
@@ -787,7 +779,7 @@ fn reconcile_origins<'r>(
         let stored = run.stored_origins.get(k);
         if !exists(offer.name, offer.version) {
             if stored.is_some() {
-                changes.origin_deletes.push(key(k.0, k.1));
+                changes.origin_deletes.push(OriginKey::new(k.0, k.1));
             }
             continue;
         }
@@ -811,7 +803,7 @@ fn reconcile_origins<'r>(
         removed
             .iter()
             .filter(|k| !offered_now.contains_key(*k))
-            .map(|k| key(k.0, k.1)),
+            .map(|k| OriginKey::new(k.0, k.1)),
     );
     changes.origin_deletes.sort();
     changes
@@ -827,7 +819,7 @@ fn mark_missing(run: &RunIndex<'_>, offered: &HashSet<Ref<'_>>, changes: &mut Ch
         if stored.available && !offered.contains(k) {
             counts.missing += 1;
             changes.versions.push(VersionWrite {
-                key: key(k.0, k.1),
+                key: VersionKey::new(k.0, k.1),
                 kind: WriteKind::Missing,
                 task: None,
             });
@@ -838,8 +830,8 @@ fn mark_missing(run: &RunIndex<'_>, offered: &HashSet<Ref<'_>>, changes: &mut Ch
 /// Keeps the problem sets that differ from the stored ones (an empty set clears a key).
 fn diff_problems(
     snapshot: &Snapshot,
-    problem_sets: BTreeMap<ProblemKey, Vec<Problem>>,
-) -> Vec<(ProblemKey, Vec<Problem>)> {
+    problem_sets: BTreeMap<OriginKey, Vec<Problem>>,
+) -> Vec<(OriginKey, Vec<Problem>)> {
     problem_sets
         .into_iter()
         .filter(|(k, set)| snapshot.problems.get(k).map_or(!set.is_empty(), |old| old != set))

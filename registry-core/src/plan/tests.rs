@@ -72,7 +72,7 @@ impl World {
                     },
                     Err(problems) => LoadOutcome::Broken(problems),
                 };
-                loaded.insert((scans[i].name.clone(), entry.locator.clone()), outcome);
+                loaded.insert(OriginKey::new(&scans[i].name, &entry.locator), outcome);
             }
         }
         let changes = plan(&self.snapshot, &scans, &loaded, options);
@@ -83,7 +83,7 @@ impl World {
     fn available(&self, name: &str, version: &str) -> bool {
         self.snapshot
             .versions
-            .get(&key(name, version))
+            .get(&VersionKey::new(name, version))
             .is_some_and(|v| v.available)
     }
 }
@@ -127,17 +127,20 @@ fn only_a_complete_scan_makes_tasks_missing_and_they_revive_when_back() {
     let changes = world.sync(vec![failed("s")], &[]);
     assert_eq!(changes.counts.missing, 0);
     assert!(world.available("alpha", "1.0.0") && world.available("beta", "1.0.0"));
-    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.scan_failed");
+    assert_eq!(
+        world.snapshot.problems[&OriginKey::new("s", "")][0].code,
+        "source.scan_failed"
+    );
 
     let changes = world.sync(vec![scan_of("s", &partial)], &[("s", &partial)]);
     assert_eq!(changes.counts.missing, 1);
     assert!(!world.available("beta", "1.0.0"));
     assert!(
-        world.snapshot.versions.contains_key(&key("beta", "1.0.0")),
+        world.snapshot.versions.contains_key(&VersionKey::new("beta", "1.0.0")),
         "history is kept"
     );
     assert!(
-        !world.snapshot.problems.contains_key(&key("s", "")),
+        !world.snapshot.problems.contains_key(&OriginKey::new("s", "")),
         "the scan failure clears"
     );
 
@@ -167,15 +170,18 @@ fn a_broken_edit_keeps_the_last_good_version_until_fixed() {
     let mut world = World::new();
     let good: Tree = vec![task("a", "alpha", "1.0.0", "1")];
     world.sync(vec![scan_of("s", &good)], &[("s", &good)]);
-    let good_digest = world.snapshot.versions[&key("alpha", "1.0.0")].digest;
+    let good_digest = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
 
     let broken: Tree = vec![("a", r#"{"name":"alpha","version":"one"}"#.into(), "1".into())];
     let changes = world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
     assert_eq!(changes.counts.invalid, 1);
     assert!(world.available("alpha", "1.0.0"));
-    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, good_digest);
     assert_eq!(
-        world.snapshot.problems[&key("s", "a")][0].code,
+        world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest,
+        good_digest
+    );
+    assert_eq!(
+        world.snapshot.problems[&OriginKey::new("s", "a")][0].code,
         "metadata.version_not_semver"
     );
 
@@ -195,7 +201,7 @@ fn removing_a_broken_task_clears_its_problem() {
     let mut world = World::new();
     let broken: Tree = vec![("x", "{".into(), "1".into())];
     world.sync(vec![scan_of("s", &broken)], &[("s", &broken)]);
-    assert!(world.snapshot.problems.contains_key(&key("s", "x")));
+    assert!(world.snapshot.problems.contains_key(&OriginKey::new("s", "x")));
     let empty: Tree = vec![];
     world.sync(vec![scan_of("s", &empty)], &[]);
     assert!(world.snapshot.problems.is_empty());
@@ -216,7 +222,7 @@ fn different_content_for_one_version_is_a_recorded_conflict_won_by_the_first_sou
     assert_eq!(record.detail.offers[0].source, "second");
     assert_eq!(record.detail.kept, Some(record.detail.offers[0].digest));
     assert_eq!(
-        world.snapshot.versions[&key("alpha", "1.0.0")].digest,
+        world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest,
         record.detail.offers[0].digest
     );
 
@@ -262,7 +268,7 @@ fn a_uuid_claimed_by_a_second_name_is_a_problem_for_that_task_only() {
     assert_eq!(changes.counts.invalid, 1);
     assert!(world.available("alpha", "1.0.0"));
     assert_eq!(
-        world.snapshot.problems[&key("s", "b")].last().unwrap().code,
+        world.snapshot.problems[&OriginKey::new("s", "b")].last().unwrap().code,
         "metadata.uuid_duplicate"
     );
 }
@@ -285,14 +291,22 @@ fn contest(strategy: &dyn ConflictStrategy) -> (World, [Option<Digest>; 2], Chan
         vec![scan_of("first", &first), scan_of("second", &second)],
         &[("first", &first), ("second", &second)],
     );
-    let after_one = world.snapshot.versions.get(&key("alpha", "1.0.0")).map(|v| v.digest);
+    let after_one = world
+        .snapshot
+        .versions
+        .get(&VersionKey::new("alpha", "1.0.0"))
+        .map(|v| v.digest);
     let edited: Tree = vec![with_updated_at("a", "first, edited", "2026-12-01T00:00:00Z")];
     world.sync_with(
         &options,
         vec![scan_of("first", &edited), scan_of("second", &second)],
         &[("first", &edited), ("second", &second)],
     );
-    let after_two = world.snapshot.versions.get(&key("alpha", "1.0.0")).map(|v| v.digest);
+    let after_two = world
+        .snapshot
+        .versions
+        .get(&VersionKey::new("alpha", "1.0.0"))
+        .map(|v| v.digest);
     (world, [after_one, after_two], changes)
 }
 
@@ -322,7 +336,7 @@ fn immutable_keeps_the_first_stored_content_forever() {
     let (world, [one, two], _) = contest(&Immutable);
     assert_eq!(one, Some(digest_of("first", "2026-01-01T00:00:00Z")));
     assert_eq!(two, one, "the edit is refused");
-    let detail = &world.snapshot.conflicts[&key("alpha", "1.0.0")];
+    let detail = &world.snapshot.conflicts[&VersionKey::new("alpha", "1.0.0")];
     assert!(detail.contains("kept the stored"), "{detail}");
 }
 
@@ -357,10 +371,13 @@ fn reject_adds_nothing_disputed_and_keeps_what_is_stored() {
     let options = PlanOptions::new(&Reject);
     let agreed: Tree = vec![task("a", "alpha", "1.0.0", "same")];
     world.sync_with(&options, vec![scan_of("s", &agreed)], &[("s", &agreed)]);
-    let stored = world.snapshot.versions[&key("alpha", "1.0.0")].digest;
+    let stored = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
     let edited: Tree = vec![task("a", "alpha", "1.0.0", "edited")];
     world.sync_with(&options, vec![scan_of("s", &edited)], &[("s", &edited)]);
-    assert_eq!(world.snapshot.versions[&key("alpha", "1.0.0")].digest, stored);
+    assert_eq!(
+        world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest,
+        stored
+    );
 }
 
 #[test]
@@ -380,7 +397,7 @@ fn a_scan_that_would_remove_most_of_a_source_removes_nothing_unless_allowed() {
     let changes = world.sync(vec![scan_of("s", &one_left)], &[("s", &one_left)]);
     assert_eq!(changes.counts.missing, 0);
     assert_eq!(
-        world.snapshot.problems[&key("s", "")][0].code,
+        world.snapshot.problems[&OriginKey::new("s", "")][0].code,
         "source.mass_removal_blocked"
     );
     assert!(world.available("t3", "1.0.0"));
@@ -390,7 +407,7 @@ fn a_scan_that_would_remove_most_of_a_source_removes_nothing_unless_allowed() {
     let changes = world.sync_with(&options, vec![scan_of("s", &one_left)], &[("s", &one_left)]);
     assert_eq!(changes.counts.missing, 3);
     assert!(
-        !world.snapshot.problems.contains_key(&key("s", "")),
+        !world.snapshot.problems.contains_key(&OriginKey::new("s", "")),
         "the guard's problem clears"
     );
 }
@@ -443,7 +460,7 @@ fn a_scoped_rescan_ends_where_a_full_rescan_ends_but_loads_less() {
         loads: 0,
     };
     full.loads = 0;
-    assert!(full.snapshot.problems.contains_key(&key("a", "g2/x")));
+    assert!(full.snapshot.problems.contains_key(&OriginKey::new("a", "g2/x")));
 
     let by_full = full.sync(vec![scan_of("a", &after), scan_of("b", &other)], &sources_after);
     let by_scope = scoped.sync(
@@ -457,7 +474,7 @@ fn a_scoped_rescan_ends_where_a_full_rescan_ends_but_loads_less() {
     assert_eq!(by_full.counts.conflicts, 1);
     assert!(scoped.available("alpha", "1.0.0") && !scoped.available("beta", "1.0.0"));
     assert!(
-        scoped.snapshot.problems.contains_key(&key("a", "g2/x")),
+        scoped.snapshot.problems.contains_key(&OriginKey::new("a", "g2/x")),
         "a problem outside the scope stays"
     );
     assert!(scoped.loads < full.loads, "{} vs {}", scoped.loads, full.loads);
@@ -495,13 +512,16 @@ fn a_scoped_rescan_keeps_the_source_level_problem_and_obeys_the_removal_guard() 
     world.sync(vec![failed("s")], &[]);
     // Only a scan of the whole source can say the source as a whole is fine again.
     world.sync(vec![scoped_scan_of("s", &tree, &["h"])], &[("s", &tree)]);
-    assert_eq!(world.snapshot.problems[&key("s", "")][0].code, "source.scan_failed");
+    assert_eq!(
+        world.snapshot.problems[&OriginKey::new("s", "")][0].code,
+        "source.scan_failed"
+    );
     // The folder `g` emptied: two of three tasks, more than the default half.
     let emptied: Tree = vec![task("h/c", "gamma", "1.0.0", "3")];
     let changes = world.sync(vec![scoped_scan_of("s", &emptied, &["g"])], &[("s", &emptied)]);
     assert_eq!(changes.counts.missing, 0);
     assert_eq!(
-        world.snapshot.problems[&key("s", "")][0].code,
+        world.snapshot.problems[&OriginKey::new("s", "")][0].code,
         "source.mass_removal_blocked"
     );
     assert!(world.available("alpha", "1.0.0"));

@@ -6,6 +6,7 @@ use super::{LoadAll, Store, StoreError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use registry_core::{Digest, Problem, Severity, Snapshot, StoredOrigin, StoredVersion};
+use registry_core::{OriginKey, VersionKey};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -239,7 +240,7 @@ impl Store {
                 digest: digest(&row.digest)?,
                 available: row.available,
             };
-            core.versions.insert((row.name, row.version), version);
+            core.versions.insert(VersionKey::new(row.name, row.version), version);
         }
         core.origins.reserve(origin_rows.len());
         for (source, locator, fingerprint, name, version, digest_text) in origin_rows {
@@ -249,16 +250,16 @@ impl Store {
                 version,
                 digest: digest(&digest_text)?,
             };
-            core.origins.insert((source, locator), origin);
+            core.origins.insert(OriginKey::new(source, locator), origin);
         }
         for row in self.problems().await? {
             core.problems
-                .entry((row.source, row.locator))
+                .entry(OriginKey::new(row.source, row.locator))
                 .or_default()
                 .push(row.problem);
         }
         for (name, version, detail) in conflict_rows {
-            core.conflicts.insert((name, version), detail);
+            core.conflicts.insert(VersionKey::new(name, version), detail);
         }
         for (name, kind, location) in source_rows {
             snapshot.sources.insert(name, (kind, location));

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use registry_core::{ChangeSet, RunCounts, WriteKind};
+use registry_core::{OriginKey, VersionKey};
 
 /// Rows per multi-row INSERT: far below SQLite's and PostgreSQL's bind-parameter limits
 /// with our widest table (14 columns).
@@ -113,8 +114,8 @@ impl Store {
             .filter(|w| w.kind == WriteKind::Added)
             .filter_map(|w| w.task.as_ref().map(|t| (w, t)))
             .map(|(w, t)| NewVersion {
-                name: w.key.0.clone(),
-                version: w.key.1.clone(),
+                name: w.key.name.clone(),
+                version: w.key.version.clone(),
                 digest: t.digest.to_string(),
                 uuid: t.uuid.to_string(),
                 metadata: t.metadata_json().to_owned(),
@@ -147,7 +148,7 @@ impl Store {
         let new_problems: Vec<NewProblem> = changes
             .problem_sets
             .iter()
-            .flat_map(|((source, locator), set)| {
+            .flat_map(|(OriginKey { source, locator }, set)| {
                 set.iter().enumerate().map(move |(seq, p)| NewProblem {
                     source: source.clone(),
                     locator: storable(locator),
@@ -205,8 +206,8 @@ impl Store {
             }
             for write in &changes.versions {
                 let row = task_versions::table
-                    .filter(task_versions::name.eq(&write.key.0))
-                    .filter(task_versions::version.eq(&write.key.1));
+                    .filter(task_versions::name.eq(&write.key.name))
+                    .filter(task_versions::version.eq(&write.key.version));
                 match write.kind {
                     WriteKind::Added => {}
                     WriteKind::Changed => {
@@ -249,7 +250,7 @@ impl Store {
                     }
                 }
             }
-            for (source, locator) in &changes.origin_deletes {
+            for OriginKey { source, locator } in &changes.origin_deletes {
                 diesel::delete(
                     origins::table
                         .filter(origins::source.eq(source))
@@ -277,7 +278,7 @@ impl Store {
                 .execute(c)
                 .await?;
             }
-            for ((source, locator), _) in &changes.problem_sets {
+            for (OriginKey { source, locator }, _) in &changes.problem_sets {
                 diesel::delete(
                     problems::table
                         .filter(problems::source.eq(source))
@@ -289,7 +290,7 @@ impl Store {
             for chunk in new_problems {
                 c.insert_many(problems::table, chunk).await?;
             }
-            for (name, version) in &changes.conflicts_cleared {
+            for VersionKey { name, version } in &changes.conflicts_cleared {
                 diesel::delete(
                     conflicts::table
                         .filter(conflicts::name.eq(name))
