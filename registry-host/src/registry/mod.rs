@@ -89,8 +89,9 @@ pub struct TaskDetails {
 /// ```
 pub struct Registry {
     database: DatabaseUrl,
-    /// Reads: `list`, `show`, … (also of a read-only registry).
-    reader: Mutex<Store>,
+    /// Reads: `list`, `show`, … Opened with the registry when read-only, else on the first
+    /// read (a process that only syncs never opens it).
+    reader: OnceCell<Mutex<Store>>,
     /// `sync()`'s connection; `None` when read-only. `watch` and `serve` open their own.
     writer: Option<Mutex<Store>>,
     entries: std::sync::Mutex<Vec<SourceEntry>>,
@@ -133,12 +134,13 @@ impl Registry {
     async fn open(builder: RegistryBuilder) -> Result<Registry, RegistryError> {
         let validation = builder.validation()?;
         let database = DatabaseUrl::parse(&builder.database.0, &builder.database.1)?;
-        let (reader, writer) = if builder.read_only {
-            (Store::open_for_reading(&database).await?, None)
+        let reader = OnceCell::new();
+        let writer = if builder.read_only {
+            let _ = reader.set(Mutex::new(Store::open_for_reading(&database).await?));
+            None
         } else {
-            // The writer migrates; the reader then opens the migrated catalogue.
-            let writer = Store::open(&database).await?;
-            (Store::open(&database).await?, Some(Mutex::new(writer)))
+            // Opening the writer migrates the catalogue.
+            Some(Mutex::new(Store::open(&database).await?))
         };
         let keep_between_runs = builder.cache_capacity_bytes > 0 && !builder.read_only;
         let mut sync_options = SyncOptions {
@@ -156,7 +158,7 @@ impl Registry {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Registry {
             database,
-            reader: Mutex::new(reader),
+            reader,
             writer,
             entries: std::sync::Mutex::new(builder.sources),
             built: OnceCell::new(),
@@ -178,6 +180,15 @@ impl Registry {
     /// The catalogue's database, for messages (any password hidden).
     pub fn database(&self) -> String {
         self.database.display()
+    }
+
+    /// The connection reads go through, opened on first use.
+    async fn reader(&self) -> Result<tokio::sync::MutexGuard<'_, Store>, RegistryError> {
+        let reader = self
+            .reader
+            .get_or_try_init(|| async { Store::open(&self.database).await.map(Mutex::new) })
+            .await?;
+        Ok(reader.lock().await)
     }
 
     /// The cache of checked tasks kept between runs (`None` with a capacity of 0).
@@ -336,12 +347,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn list(&self, filter: ListFilter) -> Result<Vec<VersionSummary>, RegistryError> {
-        Ok(self
-            .reader
-            .lock()
-            .await
-            .list_versions(filter.include_unavailable)
-            .await?)
+        Ok(self.reader().await?.list_versions(filter.include_unavailable).await?)
     }
 
     /// The available versions of one task, newest first (empty when none is).
@@ -352,7 +358,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionSummary>, RegistryError> {
-        let mut versions = self.reader.lock().await.list_versions_of(name).await?;
+        let mut versions = self.reader().await?.list_versions_of(name).await?;
         versions.retain(|v| v.available);
         Ok(versions)
     }
@@ -370,7 +376,7 @@ impl Registry {
     /// ```
     pub async fn resolve(&self, name: &str, requirement: &str) -> Result<Option<TaskDetails>, RegistryError> {
         let requirement = parse_requirement(requirement)?;
-        let mut store = self.reader.lock().await;
+        let mut store = self.reader().await?;
         let Some(version) = store.newest_matching(name, &requirement).await? else {
             return Ok(None);
         };
@@ -393,7 +399,7 @@ impl Registry {
     pub async fn show(&self, name: &str, version: Option<&str>) -> Result<Option<TaskDetails>, RegistryError> {
         // `1.2.0+build` is version `1.2.0`: build metadata names no other version.
         let version = version.map(|v| registry_core::parse_version(v).map_or_else(|_| v.to_owned(), |v| v.to_string()));
-        let found = self.reader.lock().await.show(name, version.as_deref()).await?;
+        let found = self.reader().await?.show(name, version.as_deref()).await?;
         Ok(found.map(|(task, origins)| TaskDetails { task, origins }))
     }
 
@@ -408,7 +414,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn history(&self, name: &str) -> Result<Vec<HistoryRow>, RegistryError> {
-        Ok(self.reader.lock().await.history(name).await?)
+        Ok(self.reader().await?.history(name).await?)
     }
 
     /// The current problems, by source and locator.
@@ -419,7 +425,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn problems(&self) -> Result<Vec<ProblemRow>, RegistryError> {
-        Ok(self.reader.lock().await.problems().await?)
+        Ok(self.reader().await?.problems().await?)
     }
 
     /// The current conflicts: versions offered with different contents, and what the
@@ -433,7 +439,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn conflicts(&self) -> Result<Vec<ConflictRow>, RegistryError> {
-        Ok(self.reader.lock().await.conflicts().await?)
+        Ok(self.reader().await?.conflicts().await?)
     }
 
     /// How each source's latest scan went, and the long-lived processes' caches.
@@ -445,7 +451,7 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn status(&self) -> Result<Status, RegistryError> {
-        Ok(self.reader.lock().await.status().await?)
+        Ok(self.reader().await?.status().await?)
     }
 
     /// A receiver of every change this registry applies, whoever started the run:
