@@ -21,23 +21,29 @@ pub fn taskreg_binary() -> PathBuf {
         binary.display()
     );
     // `cargo test -p taskreg-tests` rebuilds the host library but not its binary: refuse a
-    // binary older than the library rather than test yesterday's code.
+    // binary older than the sources it is built from rather than test yesterday's code.
+    // (Sources, not the library's rlib: builds with other feature sets leave rlibs of their
+    // own, newer than a binary that is up to date.)
     let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let newest_library = std::fs::read_dir(profile_dir.join("deps"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("libregistry_host-") && name.ends_with(".rlib")
-        })
-        .filter_map(|e| modified(&e.path()))
-        .max();
-    if let (Some(library), Some(binary_time)) = (newest_library, modified(&binary)) {
+    let root = repository_root();
+    let newest_source = [
+        "registry-host/src",
+        "registry-core/src",
+        "registry-plugin-api/src",
+        "plugins/fs/src",
+        "plugins/zip/src",
+        "plugins/http/src",
+    ]
+    .iter()
+    .flat_map(|dir| rust_files(&root.join(dir)))
+    .filter_map(|file| modified(&file).map(|time| (time, file)))
+    .max();
+    if let (Some((source_time, source)), Some(binary_time)) = (newest_source, modified(&binary)) {
         assert!(
-            binary_time >= library,
-            "{} is older than the registry-host library: run `cargo test --workspace` (or `cargo build -p registry-host`)",
-            binary.display()
+            binary_time >= source_time,
+            "{} is older than {}: run `cargo test --workspace` (or `cargo build -p registry-host`)",
+            binary.display(),
+            source.display()
         );
     }
     binary
@@ -57,6 +63,23 @@ pub fn example_binary(name: &str) -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Every `.rs` file below `dir`.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 /// The repository root, for the shipped examples.
