@@ -366,13 +366,7 @@ async fn newest_match(
             format!("`{requirement}` is not a version requirement: {e}"),
         )
     })?;
-    let found = {
-        let mut store = state.store.lock().await;
-        match store.newest_matching(name, &parsed).await? {
-            Some(version) => store.show(name, Some(&version)).await?,
-            None => None,
-        }
-    };
+    let found = state.store.lock().await.resolve(name, &parsed).await?;
     let Some((task, _)) = found else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,

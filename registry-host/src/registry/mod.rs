@@ -376,14 +376,8 @@ impl Registry {
     /// ```
     pub async fn resolve(&self, name: &str, requirement: &str) -> Result<Option<TaskDetails>, RegistryError> {
         let requirement = parse_requirement(requirement)?;
-        let mut store = self.reader().await?;
-        let Some(version) = store.newest_matching(name, &requirement).await? else {
-            return Ok(None);
-        };
-        Ok(store
-            .show(name, Some(&version))
-            .await?
-            .map(|(task, origins)| TaskDetails { task, origins }))
+        let found = self.reader().await?.resolve(name, &requirement).await?;
+        Ok(found.map(|(task, origins)| TaskDetails { task, origins }))
     }
 
     /// One version in full: `version` exactly (build metadata ignored), or the newest

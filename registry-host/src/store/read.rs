@@ -398,8 +398,20 @@ impl Store {
         })?)
     }
 
+    /// The newest available version of `name` that `requirement` accepts, in full.
+    pub async fn resolve(
+        &mut self,
+        name: &str,
+        requirement: &semver::VersionReq,
+    ) -> Result<Option<(StoredTask, Vec<OriginRef>)>, StoreError> {
+        match self.newest_matching(name, requirement).await? {
+            Some(version) => self.show(name, Some(&version)).await,
+            None => Ok(None),
+        }
+    }
+
     /// The newest available version of `name` that `requirement` accepts.
-    pub async fn newest_matching(
+    async fn newest_matching(
         &mut self,
         name: &str,
         requirement: &semver::VersionReq,

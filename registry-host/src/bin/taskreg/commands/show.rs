@@ -6,34 +6,52 @@ use super::Globals;
 use crate::output::{print_task, task_json};
 use std::process::ExitCode;
 
+/// What `NAME@…` asks for, decided once.
+enum Wanted<'a> {
+    /// No suffix: the newest available version.
+    Newest,
+    /// A version (build metadata dropped): exactly that one.
+    Exact(String),
+    /// A requirement: the newest available match.
+    Matching(&'a str),
+    /// Neither: no task version can have it.
+    Unknown(&'a str),
+}
+
+impl<'a> Wanted<'a> {
+    fn parse(suffix: Option<&'a str>) -> Self {
+        match suffix {
+            None => Wanted::Newest,
+            Some(text) => match registry_core::parse_version(text) {
+                Ok(version) => Wanted::Exact(version.to_string()),
+                Err(_) if semver::VersionReq::parse(text.trim()).is_ok() => Wanted::Matching(text),
+                Err(_) => Wanted::Unknown(text),
+            },
+        }
+    }
+}
+
 pub async fn run(globals: &Globals, task: &str) -> anyhow::Result<ExitCode> {
     let registry = globals.reader().await?;
-    let (name, wanted) = match task.split_once('@') {
-        Some((name, wanted)) => (name, Some(wanted)),
+    let (name, suffix) = match task.split_once('@') {
+        Some((name, suffix)) => (name, Some(suffix)),
         None => (task, None),
     };
-    let found = match wanted {
-        None => registry.show(name, None).await?,
-        Some(version) if registry_core::parse_version(version).is_ok() => registry.show(name, Some(version)).await?,
-        Some(requirement) if semver::VersionReq::parse(requirement.trim()).is_ok() => {
-            registry.resolve(name, requirement).await?
-        }
-        // Neither a version nor a requirement: there is no such task version.
-        Some(other) => registry.show(name, Some(other)).await?,
+    let wanted = Wanted::parse(suffix);
+    let found = match &wanted {
+        Wanted::Newest => registry.show(name, None).await?,
+        Wanted::Exact(version) => registry.show(name, Some(version)).await?,
+        Wanted::Matching(requirement) => registry.resolve(name, requirement).await?,
+        Wanted::Unknown(_) => None,
     };
     let Some(found) = found else {
         let what = match wanted {
-            None => format!("no available version of task `{name}`"),
-            Some(version) if registry_core::parse_version(version).is_ok() => {
-                let version = registry_core::parse_version(version)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
-                format!("no task `{name}@{version}`")
-            }
-            Some(requirement) if semver::VersionReq::parse(requirement.trim()).is_ok() => {
+            Wanted::Newest => format!("no available version of task `{name}`"),
+            Wanted::Exact(version) => format!("no task `{name}@{version}`"),
+            Wanted::Matching(requirement) => {
                 format!("no available version of task `{name}` matches `{requirement}`")
             }
-            Some(other) => format!("no task `{name}@{other}`"),
+            Wanted::Unknown(text) => format!("no task `{name}@{text}`"),
         };
         eprintln!("error: {what}");
         return Ok(ExitCode::from(1));
