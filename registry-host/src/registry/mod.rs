@@ -265,14 +265,7 @@ impl Registry {
             kinds: self.kinds.clone(),
             ..SourceBuilder::default()
         };
-        let specs: Vec<SourceSpec> = paths
-            .iter()
-            .map(|p| SourceSpec {
-                limits: self.validation.read_limits(),
-                ..crate::config::path_source_spec(p)
-            })
-            .collect();
-        Ok(builder.build(&specs)?)
+        Ok(builder.build(&validate::path_specs(paths, &self.validation))?)
     }
 
     /// Scans every configured source and brings the catalogue up to date in one

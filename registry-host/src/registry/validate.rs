@@ -66,18 +66,23 @@ impl ValidationReport {
     }
 }
 
-pub(super) async fn validate_paths(
-    paths: &[PathBuf],
-    validation: &Validation,
-    kinds: &[SourceKind],
-) -> Result<ValidationReport, RegistryError> {
-    let specs: Vec<SourceSpec> = paths
+/// Ad-hoc sources for paths (a folder, or a `.zip`), reading at most what `validation` allows.
+pub(super) fn path_specs(paths: &[PathBuf], validation: &Validation) -> Vec<SourceSpec> {
+    paths
         .iter()
         .map(|p| SourceSpec {
             limits: validation.read_limits(),
             ..path_source_spec(p)
         })
-        .collect();
+        .collect()
+}
+
+pub(super) async fn validate_paths(
+    paths: &[PathBuf],
+    validation: &Validation,
+    kinds: &[SourceKind],
+) -> Result<ValidationReport, RegistryError> {
+    let specs = path_specs(paths, validation);
     let builder = SourceBuilder {
         kinds: kinds.to_vec(),
         ..SourceBuilder::default()
