@@ -26,6 +26,7 @@
 mod digest;
 mod error;
 mod keys;
+pub mod layout;
 mod merge;
 mod plan;
 mod problem;
@@ -38,6 +39,7 @@ mod validate;
 pub use digest::{Digest, canonical_json};
 pub use error::CoreError;
 pub use keys::{OriginKey, VersionKey};
+pub use layout::{Layout, digest_of_published};
 pub use merge::{
     Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy, Immutable, Newest,
     RegisteredStrategy, Reject, SourcePriority, find_strategy, strategies,
@@ -53,8 +55,8 @@ pub use source::{
     file_too_large, find_kind, kinds, task_too_large,
 };
 pub use task::{
-    ParsedTask, TaskDefinition, TaskFile, TaskTest, files_from_stored, is_task_file, parse_bundle, parse_version,
-    task_files,
+    ParsedTask, TASK_UUID_NAMESPACE, TaskDefinition, TaskFile, TaskTest, files_from_stored, is_task_file, parse_bundle,
+    parse_version, task_files,
 };
 pub use validate::{
     LoadOutcome, MetadataValidator, RegisteredValidator, RuleLevel, Validation, ValidationContext, Validator,

@@ -49,6 +49,12 @@ pub trait ConflictStrategy: Send + Sync {
     /// `candidates` are sorted by source rank, highest priority first, and offer at least
     /// two digests between them and `stored`. Loaded candidates carry their task.
     fn decide(&self, stored: Option<Digest>, candidates: &[&Candidate<'_>]) -> ConflictDecision;
+    /// Whether an author's edit in place is a conflict too: one origin offering new
+    /// content for the version it stored, and no origin still offering the old content.
+    /// `false` (the default): it is an update, as an author saving a file expects.
+    fn edits_are_conflicts(&self) -> bool {
+        false
+    }
 }
 
 /// A conflict strategy made available to configurations.
@@ -111,6 +117,10 @@ impl ConflictStrategy for Immutable {
         "immutable"
     }
 
+    fn edits_are_conflicts(&self) -> bool {
+        true
+    }
+
     fn description(&self) -> &'static str {
         "the content first stored for a version wins forever"
     }
@@ -160,6 +170,10 @@ pub struct Reject;
 impl ConflictStrategy for Reject {
     fn name(&self) -> &'static str {
         "reject"
+    }
+
+    fn edits_are_conflicts(&self) -> bool {
+        true
     }
 
     fn description(&self) -> &'static str {

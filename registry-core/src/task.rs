@@ -1,20 +1,14 @@
-//! The Ratchet task format and how a [`Bundle`] becomes a [`TaskDefinition`].
-//!
-//! ```text
-//! addition/
-//! ├── metadata.json        name, uuid, version, label, description, … (every field kept)
-//! ├── main.js              the task: a function expression, or a script defining `main`
-//! ├── input.schema.json    JSON Schema of the input (optional)
-//! ├── output.schema.json   JSON Schema of the output (optional)
-//! └── tests/
-//!     └── *.json           {"input": …, "expected_output": …, "mock": …}
-//! ```
+//! The task model, and how a [`Bundle`] becomes a [`TaskDefinition`] whatever its
+//! [`Layout`] (see [`crate::layout`]).
 
 use crate::digest::{Digest, canonical_json};
+use crate::layout::{Layout, is_script_name, meta_yaml};
 use crate::problem::Problem;
 use crate::schema::{Compiled, compile};
 use crate::source::Bundle;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 pub const METADATA_FILE: &str = task_files::METADATA;
@@ -22,7 +16,7 @@ pub const SCRIPT_FILE: &str = task_files::SCRIPT;
 pub const INPUT_SCHEMA_FILE: &str = task_files::INPUT_SCHEMA;
 pub const OUTPUT_SCHEMA_FILE: &str = task_files::OUTPUT_SCHEMA;
 
-/// The file names of the task format, relative to a task folder.
+/// The file names of the task layouts, relative to a task folder.
 pub mod task_files {
     pub const METADATA: &str = "metadata.json";
     pub const SCRIPT: &str = "main.js";
@@ -30,25 +24,39 @@ pub mod task_files {
     pub const OUTPUT_SCHEMA: &str = "output.schema.json";
     /// Test cases are `tests/*.json`.
     pub const TESTS_DIR: &str = "tests";
+    /// The `meta.yaml` layout's document.
+    pub const META_YAML: &str = "meta.yaml";
+    /// The `meta.yaml` layout's script when `entrypoint` does not name one.
+    pub const DEFAULT_ENTRYPOINT: &str = "task.js";
 }
 
 /// Namespace of the UUIDv5 given to a task whose metadata has no `uuid`: the same name
 /// always gets the same UUID, on every machine.
 pub const TASK_UUID_NAMESPACE: Uuid = Uuid::from_u128(0x7a5c_2f1e_9b3d_4c8a_a6e0_5d4f_3b2a_1c0e);
 
-/// Whether `path` (relative to a task folder, `/`-separated) is part of a task. Sources read
-/// only these files, and only these count towards the digest, so an editor's backup file or
-/// a README next to the task changes nothing.
+/// Whether `path` (relative to a task folder, `/`-separated) can be part of a task of any
+/// layout. Sources read only these files, and only a layout's own files count towards the
+/// digest, so an editor's backup file or a README next to the task changes nothing.
+/// Scripts directly in the folder are read because `meta.yaml` may name any of them.
 pub fn is_task_file(path: &str) -> bool {
     match path {
-        METADATA_FILE | SCRIPT_FILE | INPUT_SCHEMA_FILE | OUTPUT_SCHEMA_FILE => true,
+        METADATA_FILE | SCRIPT_FILE | INPUT_SCHEMA_FILE | OUTPUT_SCHEMA_FILE | task_files::META_YAML => true,
+        _ if !path.contains('/') => is_script_name(path),
         _ => path
             .strip_prefix("tests/")
             .is_some_and(|rest| rest.ends_with(".json") && !rest.contains('/') && !rest.starts_with('.')),
     }
 }
 
-/// One file of a task in canonical form: JSON canonicalised, `main.js` as written.
+/// Whether `path` is one of the files of a `metadata.json`-layout task.
+fn is_metadata_json_file(path: &str) -> bool {
+    match path {
+        METADATA_FILE | SCRIPT_FILE | INPUT_SCHEMA_FILE | OUTPUT_SCHEMA_FILE => true,
+        _ => path.starts_with("tests/") && is_task_file(path),
+    }
+}
+
+/// One file of a task as stored: JSON canonicalised; `meta.yaml` and scripts as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFile {
     pub path: String,
@@ -66,8 +74,26 @@ pub struct TaskDefinition {
     pub digest: Digest,
     /// `updated_at` from the metadata, as written.
     pub updated_at: Option<String>,
-    /// Every task file, sorted by path. Enough to rebuild the task with the same digest.
+    /// How the author laid the task out.
+    pub layout: Layout,
+    /// Every task file as published, sorted by path: enough to rebuild the task with the
+    /// same digest.
     pub files: Vec<TaskFile>,
+    /// The catalogue's layout-independent views of a task whose files are not already
+    /// them (`meta.yaml`): its metadata, schemas and test cases as JSON.
+    views: Option<Arc<CatalogueViews>>,
+}
+
+/// What the catalogue stores of a task beside its files, when the layout does not hold it
+/// as separate JSON files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CatalogueViews {
+    metadata: String,
+    script_path: String,
+    input_schema: Option<String>,
+    output_schema: Option<String>,
+    /// `(JSON pointer into the document, canonical case)`.
+    tests: Vec<(String, String)>,
 }
 
 impl TaskDefinition {
@@ -78,26 +104,69 @@ impl TaskDefinition {
             .map(|i| self.files[i].contents.as_str())
     }
 
+    /// The metadata as canonical JSON (for `meta.yaml`, its document without the schemas
+    /// and test cases, which have columns of their own).
     pub fn metadata_json(&self) -> &str {
-        self.file(METADATA_FILE).unwrap_or("{}")
+        match &self.views {
+            Some(views) => &views.metadata,
+            None => self.file(METADATA_FILE).unwrap_or("{}"),
+        }
+    }
+
+    /// The script's file name (`main.js`, or the `meta.yaml` entrypoint).
+    pub fn script_path(&self) -> &str {
+        self.views.as_ref().map_or(SCRIPT_FILE, |v| v.script_path.as_str())
     }
 
     pub fn script(&self) -> &str {
-        self.file(SCRIPT_FILE).unwrap_or("")
+        self.file(self.script_path()).unwrap_or("")
     }
 
-    /// The test cases as a JSON array of `{"file": …, "case": …}`, sorted by file.
+    /// The input schema as canonical JSON, when the task has one.
+    pub fn input_schema(&self) -> Option<&str> {
+        match &self.views {
+            Some(views) => views.input_schema.as_deref(),
+            None => self.file(INPUT_SCHEMA_FILE),
+        }
+    }
+
+    /// The output schema as canonical JSON, when the task has one.
+    pub fn output_schema(&self) -> Option<&str> {
+        match &self.views {
+            Some(views) => views.output_schema.as_deref(),
+            None => self.file(OUTPUT_SCHEMA_FILE),
+        }
+    }
+
+    /// The test cases as a JSON array of `{"file": …, "case": …}` (inline cases also carry
+    /// the `pointer` to them), in file order.
     pub fn tests_json(&self) -> String {
         let mut out = String::from("[");
-        for (i, file) in self.test_files().enumerate() {
+        let mut push = |i: usize, file: &str, pointer: Option<&str>, case: &str| {
             if i > 0 {
                 out.push(',');
             }
             out.push_str(r#"{"case":"#);
-            out.push_str(&file.contents);
+            out.push_str(case);
             out.push_str(r#","file":"#);
-            out.push_str(&Value::String(file.path.clone()).to_string());
+            out.push_str(&Value::String(file.to_owned()).to_string());
+            if let Some(pointer) = pointer {
+                out.push_str(r#","pointer":"#);
+                out.push_str(&Value::String(pointer.to_owned()).to_string());
+            }
             out.push('}');
+        };
+        match &self.views {
+            Some(views) => {
+                for (i, (pointer, case)) in views.tests.iter().enumerate() {
+                    push(i, self.layout.marker(), Some(pointer), case);
+                }
+            }
+            None => {
+                for (i, file) in self.test_files().enumerate() {
+                    push(i, &file.path, None, &file.contents);
+                }
+            }
         }
         out.push(']');
         out
@@ -105,6 +174,21 @@ impl TaskDefinition {
 
     pub fn test_files(&self) -> impl Iterator<Item = &TaskFile> {
         self.files.iter().filter(|f| f.path.starts_with("tests/"))
+    }
+
+    /// The files as published, as a JSON object (path → contents), for layouts whose files
+    /// are not the catalogue's columns; `None` for `metadata.json` tasks, which the columns
+    /// rebuild ([`files_from_stored`]).
+    pub fn published_files_json(&self) -> Option<String> {
+        if self.layout == Layout::MetadataJson {
+            return None;
+        }
+        let files: BTreeMap<&str, &str> = self
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.contents.as_str()))
+            .collect();
+        serde_json::to_string(&files).ok()
     }
 }
 
@@ -117,8 +201,8 @@ pub fn files_from_stored(
     input_schema: Option<&str>,
     output_schema: Option<&str>,
     tests_json: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
-    let mut files = std::collections::BTreeMap::new();
+) -> Result<BTreeMap<String, String>, String> {
+    let mut files = BTreeMap::new();
     files.insert(METADATA_FILE.to_owned(), metadata.to_owned());
     files.insert(SCRIPT_FILE.to_owned(), script.to_owned());
     if let Some(schema) = input_schema {
@@ -138,8 +222,20 @@ pub fn files_from_stored(
 /// One test case of a task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskTest {
+    /// The file holding it (`tests/one.json`, or `meta.yaml` for inline cases).
     pub file: String,
+    /// Where in that file: `""` for a file of its own, `/test_cases/0` inline.
+    pub pointer: String,
     pub case: Value,
+}
+
+impl TaskTest {
+    /// A problem about this case at `pointer` (relative to the case).
+    pub fn problem_at(&self, problem: Problem, pointer: &str) -> Problem {
+        problem
+            .in_file(&self.file)
+            .at_pointer(format!("{}{pointer}", self.pointer))
+    }
 }
 
 /// A task as parsed, with its JSON documents as values for the checks to look at. Dropped
@@ -147,12 +243,16 @@ pub struct TaskTest {
 #[derive(Debug, Clone)]
 pub struct ParsedTask {
     pub task: TaskDefinition,
+    /// The metadata document (for `meta.yaml`, the whole document).
     pub metadata: Value,
     pub input_schema: Option<Value>,
     pub output_schema: Option<Value>,
     pub tests: Vec<TaskTest>,
     /// True when the metadata has no `name` and the folder name was used (legacy format).
     pub legacy_name: bool,
+    /// The `uuid` as written when it is not a UUID (the task then has the UUIDv5 of its
+    /// name; the `uuid` rule reports it).
+    pub uuid_not_a_uuid: Option<String>,
     /// Problems found while parsing that do not stop the task (all warnings).
     pub warnings: Vec<Problem>,
     /// The schemas compiled on first use, shared by every rule that needs them.
@@ -173,18 +273,74 @@ impl ParsedTask {
             .get_or_init(|| self.output_schema.as_ref().map(compile))
             .as_ref()
     }
+
+    /// The file that holds the metadata (`metadata.json` or `meta.yaml`).
+    pub fn metadata_file(&self) -> &'static str {
+        self.task.layout.marker()
+    }
+
+    /// Where a spot of the input (or output) schema is written: the file, and `pointer`
+    /// (into the schema) as a pointer into that file. For `meta.yaml` that is under
+    /// `/input_schema`, or under `/inputs` for a schema built from the field map.
+    pub fn schema_location(&self, output: bool, pointer: &str) -> (&'static str, String) {
+        match self.task.layout {
+            Layout::MetadataJson => {
+                let file = if output { OUTPUT_SCHEMA_FILE } else { INPUT_SCHEMA_FILE };
+                (file, pointer.to_owned())
+            }
+            Layout::MetaYaml => {
+                let (inline, fields) = if output {
+                    ("output_schema", "outputs")
+                } else {
+                    ("input_schema", "inputs")
+                };
+                let pointer = match self.metadata.get(inline) {
+                    Some(v) if !v.is_null() => format!("/{inline}{pointer}"),
+                    _ => format!("/{fields}{}", pointer.strip_prefix("/properties").unwrap_or(pointer)),
+                };
+                (task_files::META_YAML, pointer)
+            }
+        }
+    }
 }
 
-/// Parses a bundle into a task. Every problem found is reported at once (not only the
-/// first), each naming its file; `Err` holds at least one error.
+/// Parses a bundle into a task, whatever its layout. Every problem found is reported at
+/// once (not only the first), each naming its file; `Err` holds at least one error.
 pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
     let mut problems = Vec::new();
-    let mut files = Vec::new();
-    let mut metadata = None;
-    let mut input_schema = None;
-    let mut output_schema = None;
-    let mut tests = Vec::new();
+    let texts = decode_texts(bundle, &mut problems);
+    let layout = Layout::detect(|name| bundle.files.contains_key(name));
+    match layout {
+        Some(Layout::MetadataJson) => {
+            if bundle.files.contains_key(task_files::META_YAML) {
+                problems.push(
+                    Problem::warning(
+                        "layout.ambiguous",
+                        "the folder has both metadata.json and meta.yaml; metadata.json is read, meta.yaml ignored",
+                    )
+                    .in_file(task_files::META_YAML),
+                );
+            }
+            parse_metadata_json(bundle, &texts, problems)
+        }
+        Some(Layout::MetaYaml) => meta_yaml::parse(&texts, problems),
+        None => {
+            problems.push(
+                Problem::error("task.metadata_missing", "the task has no metadata.json (or meta.yaml)")
+                    .in_file(METADATA_FILE),
+            );
+            if !bundle.files.contains_key(SCRIPT_FILE) {
+                problems.push(Problem::error("task.script_missing", "the task has no main.js").in_file(SCRIPT_FILE));
+            }
+            Err(problems)
+        }
+    }
+}
 
+/// The task files of `bundle` as text; a file that is not UTF-8 or holds a NUL byte is a
+/// problem of that file and left out.
+fn decode_texts<'b>(bundle: &'b Bundle, problems: &mut Vec<Problem>) -> BTreeMap<&'b str, &'b str> {
+    let mut texts = BTreeMap::new();
     for (path, bytes) in bundle.files.iter().filter(|(p, _)| is_task_file(p)) {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
@@ -211,9 +367,26 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
             );
             continue;
         }
+        texts.insert(path.as_str(), text);
+    }
+    texts
+}
+
+fn parse_metadata_json(
+    bundle: &Bundle,
+    texts: &BTreeMap<&str, &str>,
+    mut problems: Vec<Problem>,
+) -> Result<ParsedTask, Vec<Problem>> {
+    let mut files = Vec::new();
+    let mut metadata = None;
+    let mut input_schema = None;
+    let mut output_schema = None;
+    let mut tests = Vec::new();
+
+    for (&path, &text) in texts.iter().filter(|(p, _)| is_metadata_json_file(p)) {
         if path == SCRIPT_FILE {
             files.push(TaskFile {
-                path: path.clone(),
+                path: path.to_owned(),
                 contents: text.to_owned(),
             });
             continue;
@@ -232,30 +405,28 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
             }
         };
         files.push(TaskFile {
-            path: path.clone(),
+            path: path.to_owned(),
             contents: canonical_json(&value),
         });
-        match path.as_str() {
+        match path {
             METADATA_FILE => metadata = Some(value),
             INPUT_SCHEMA_FILE => input_schema = Some(value),
             OUTPUT_SCHEMA_FILE => output_schema = Some(value),
             _ => tests.push(TaskTest {
-                file: path.clone(),
+                file: path.to_owned(),
+                pointer: String::new(),
                 case: value,
             }),
         }
     }
 
-    if !bundle.files.contains_key(METADATA_FILE) {
-        problems.push(Problem::error("task.metadata_missing", "the task has no metadata.json").in_file(METADATA_FILE));
-    }
     if !bundle.files.contains_key(SCRIPT_FILE) {
         problems.push(Problem::error("task.script_missing", "the task has no main.js").in_file(SCRIPT_FILE));
     }
 
     let identity = metadata
         .as_ref()
-        .map(|m| identity_from_metadata(m, bundle.folder_name.as_deref(), &mut problems));
+        .map(|m| identity_from_metadata(m, METADATA_FILE, bundle.folder_name.as_deref(), &mut problems));
     let mut warnings: Vec<Problem> = Vec::new();
     match identity {
         Some(Some(identity)) if !problems.iter().any(Problem::is_error) => {
@@ -275,22 +446,24 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
             files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
             let digest = Digest::of_files(files.iter().map(|f| (f.path.as_str(), f.contents.as_bytes())));
             let metadata = metadata.unwrap_or(Value::Null);
-            let updated_at = metadata.get("updated_at").and_then(Value::as_str).map(str::to_owned);
             tests.sort_by(|a, b| a.file.cmp(&b.file));
             Ok(ParsedTask {
                 task: TaskDefinition {
+                    updated_at: updated_at(&metadata),
                     name: identity.name,
                     version: identity.version,
                     uuid: identity.uuid,
                     digest,
-                    updated_at,
+                    layout: Layout::MetadataJson,
                     files,
+                    views: None,
                 },
                 metadata,
                 input_schema,
                 output_schema,
                 tests,
                 legacy_name: identity.legacy_name,
+                uuid_not_a_uuid: identity.uuid_not_a_uuid,
                 warnings,
                 compiled: Default::default(),
             })
@@ -299,11 +472,77 @@ pub fn parse_bundle(bundle: &Bundle) -> Result<ParsedTask, Vec<Problem>> {
     }
 }
 
-struct Identity {
-    name: String,
-    version: semver::Version,
-    uuid: Uuid,
-    legacy_name: bool,
+fn updated_at(metadata: &Value) -> Option<String> {
+    metadata.get("updated_at").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The parts a layout other than `metadata.json` hands to [`assemble`].
+pub(crate) struct LayoutParts {
+    pub layout: Layout,
+    pub identity: Identity,
+    pub metadata: Value,
+    /// The metadata as the catalogue's `metadata` column holds it.
+    pub metadata_view: Value,
+    pub script_path: String,
+    pub input_schema: Option<Value>,
+    pub output_schema: Option<Value>,
+    pub tests: Vec<TaskTest>,
+    /// `(path, as published, canonical)` of every file of the task.
+    pub files: Vec<(String, String, String)>,
+    pub warnings: Vec<Problem>,
+}
+
+/// A task from the parts of a layout whose files are not the catalogue's columns.
+pub(crate) fn assemble(parts: LayoutParts) -> ParsedTask {
+    let mut files = parts.files;
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let digest = Digest::of_files(
+        files
+            .iter()
+            .map(|(path, _, canonical)| (path.as_str(), canonical.as_bytes())),
+    );
+    let views = CatalogueViews {
+        metadata: canonical_json(&parts.metadata_view),
+        script_path: parts.script_path,
+        input_schema: parts.input_schema.as_ref().map(canonical_json),
+        output_schema: parts.output_schema.as_ref().map(canonical_json),
+        tests: parts
+            .tests
+            .iter()
+            .map(|t| (t.pointer.clone(), canonical_json(&t.case)))
+            .collect(),
+    };
+    ParsedTask {
+        task: TaskDefinition {
+            updated_at: updated_at(&parts.metadata),
+            name: parts.identity.name,
+            version: parts.identity.version,
+            uuid: parts.identity.uuid,
+            digest,
+            layout: parts.layout,
+            files: files
+                .into_iter()
+                .map(|(path, contents, _)| TaskFile { path, contents })
+                .collect(),
+            views: Some(Arc::new(views)),
+        },
+        metadata: parts.metadata,
+        input_schema: parts.input_schema,
+        output_schema: parts.output_schema,
+        tests: parts.tests,
+        legacy_name: parts.identity.legacy_name,
+        uuid_not_a_uuid: parts.identity.uuid_not_a_uuid,
+        warnings: parts.warnings,
+        compiled: Default::default(),
+    }
+}
+
+pub(crate) struct Identity {
+    pub name: String,
+    pub version: semver::Version,
+    pub uuid: Uuid,
+    pub legacy_name: bool,
+    pub uuid_not_a_uuid: Option<String>,
 }
 
 /// A task version as the catalogue keys it. Build metadata does not make another version
@@ -315,20 +554,21 @@ pub fn parse_version(text: &str) -> Result<semver::Version, semver::Error> {
     Ok(version)
 }
 
-/// Name, version and UUID: what a task cannot be stored without.
-fn identity_from_metadata(
+/// Name, version and UUID: what a task cannot be stored without. `file` is the document
+/// they are read from; `folder_name` stands in for a missing name (the legacy format).
+pub(crate) fn identity_from_metadata(
     metadata: &Value,
+    file: &str,
     folder_name: Option<&str>,
     problems: &mut Vec<Problem>,
 ) -> Option<Identity> {
-    let at = |code: &str, pointer: &str, message: String| {
-        Problem::error(code, message).in_file(METADATA_FILE).at_pointer(pointer)
-    };
+    let at =
+        |code: &str, pointer: &str, message: String| Problem::error(code, message).in_file(file).at_pointer(pointer);
     let Some(object) = metadata.as_object() else {
         problems.push(at(
             "metadata.not_object",
             "",
-            "metadata.json must be a JSON object".into(),
+            format!("{file} must hold an object (a mapping of fields)"),
         ));
         return None;
     };
@@ -355,11 +595,7 @@ fn identity_from_metadata(
         None => match folder_name {
             Some(folder) => (Some(folder.to_owned()), true),
             None => {
-                problems.push(at(
-                    "metadata.name_missing",
-                    "/name",
-                    "`name` is missing and there is no folder name to use".into(),
-                ));
+                problems.push(at("metadata.name_missing", "/name", "`name` is missing".into()));
                 (None, false)
             }
         },
@@ -380,7 +616,7 @@ fn identity_from_metadata(
             problems.push(at(
                 "metadata.version_not_semver",
                 "/version",
-                format!("`version` must be a semver string, found {other}"),
+                format!("`version` must be a semver string such as \"1.0.0\", found {other}"),
             ));
             None
         }
@@ -393,35 +629,25 @@ fn identity_from_metadata(
             None
         }
     };
-    let uuid = match object.get("uuid") {
-        Some(Value::String(text)) => match Uuid::parse_str(text) {
-            Ok(uuid) => Some(uuid),
-            Err(e) => {
-                problems.push(at(
-                    "metadata.uuid_invalid",
-                    "/uuid",
-                    format!("`uuid` `{text}` is not a UUID: {e}"),
-                ));
-                None
-            }
+    // A `uuid` that is not one does not stop a task Ratchet runs: the task gets the
+    // UUIDv5 of its name, and the `uuid` rule says so (an error only when configured).
+    let derived = name
+        .as_deref()
+        .map(|n| Uuid::new_v5(&TASK_UUID_NAMESPACE, n.as_bytes()));
+    let (uuid, uuid_not_a_uuid) = match object.get("uuid") {
+        Some(Value::String(text)) => match Uuid::parse_str(text.trim()) {
+            Ok(uuid) => (Some(uuid), None),
+            Err(_) => (derived, Some(text.clone())),
         },
-        Some(other) => {
-            problems.push(at(
-                "metadata.uuid_invalid",
-                "/uuid",
-                format!("`uuid` must be a string, found {other}"),
-            ));
-            None
-        }
-        None => name
-            .as_deref()
-            .map(|n| Uuid::new_v5(&TASK_UUID_NAMESPACE, n.as_bytes())),
+        Some(Value::Null) | None => (derived, None),
+        Some(other) => (derived, Some(other.to_string())),
     };
     Some(Identity {
         name: name?,
         version: version?,
         uuid: uuid?,
         legacy_name,
+        uuid_not_a_uuid,
     })
 }
 

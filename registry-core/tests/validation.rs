@@ -74,11 +74,32 @@ fn a_missing_schema_is_a_warning() {
     assert_eq!(found[0].file.as_deref(), Some("output.schema.json"));
 }
 
+fn strict() -> Validation {
+    Validation::configure(&BTreeMap::new(), ValidationContext::default(), true).unwrap()
+}
+
+fn with_level(rule: &str, level: RuleLevel) -> Validation {
+    let levels = BTreeMap::from([(rule.to_owned(), level)]);
+    Validation::configure(&levels, ValidationContext::default(), false).unwrap()
+}
+
 #[test]
 fn a_test_case_that_violates_its_schema_names_the_file_and_pointer() {
     let case = r#"{"input":{"n":"one"},"expected_output":{}}"#;
-    let (accepted, found) = problems(&bundle(&[("tests/bad.json", case)]), &Validation::default());
+    // Ratchet's samples carry deliberate failure cases: by default a warning, the task
+    // accepted; an error under `strict` or `tests = "error"`.
+    let (accepted, warned) = problems(&bundle(&[("tests/bad.json", case)]), &Validation::default());
+    assert!(accepted);
+    assert!(warned.iter().all(|p| !p.is_error()), "{warned:?}");
+    let refused = !problems(
+        &bundle(&[("tests/bad.json", case)]),
+        &with_level("tests", RuleLevel::Error),
+    )
+    .0;
+    assert!(refused);
+    let (accepted, found) = problems(&bundle(&[("tests/bad.json", case)]), &strict());
     assert!(!accepted);
+    assert_eq!(codes(&found), codes(&warned));
     let input = found
         .iter()
         .find(|p| p.code == "tests.input_invalid")
@@ -100,14 +121,43 @@ fn a_test_case_that_violates_its_schema_names_the_file_and_pointer() {
 }
 
 #[test]
-fn a_test_case_without_expected_output_is_an_error() {
-    let (accepted, found) = problems(
-        &bundle(&[("tests/a.json", r#"{"input":{"n":1}}"#)]),
-        &Validation::default(),
-    );
+fn a_test_case_without_expected_output_is_a_warning_and_an_error_when_strict() {
+    let task = bundle(&[("tests/a.json", r#"{"input":{"n":1}}"#)]);
+    let (accepted, found) = problems(&task, &Validation::default());
+    assert!(accepted);
+    assert_eq!(codes(&found), ["tests.field_missing"]);
+    assert!(!found[0].is_error());
+    assert_eq!(found[0].pointer.as_deref(), Some("/expected_output"));
+    let (accepted, found) = problems(&task, &strict());
     assert!(!accepted);
     assert_eq!(codes(&found), ["tests.field_missing"]);
-    assert_eq!(found[0].pointer.as_deref(), Some("/expected_output"));
+}
+
+#[test]
+fn a_uuid_that_is_not_one_gives_the_name_s_uuidv5_with_a_warning() {
+    let metadata = r#"{"name":"t","version":"1.0.0","label":"T","description":"d","uuid":"task-0001"}"#;
+    let task = bundle(&[("metadata.json", metadata)]);
+    let outcome = check_bundle(&task, &Validation::default());
+    let LoadOutcome::Parsed {
+        task: parsed, warnings, ..
+    } = outcome
+    else {
+        panic!("refused: {outcome:?}");
+    };
+    assert_eq!(
+        parsed.uuid,
+        uuid::Uuid::new_v5(&registry_core::TASK_UUID_NAMESPACE, b"t")
+    );
+    assert_eq!(codes(&warnings), ["metadata.uuid_invalid"]);
+    assert!(warnings[0].message.contains("task-0001") && warnings[0].message.contains(&parsed.uuid.to_string()));
+    assert_eq!(warnings[0].pointer.as_deref(), Some("/uuid"));
+    // Refused when the operator asks for it.
+    assert!(!problems(&task, &strict()).0);
+    assert!(!problems(&task, &with_level("uuid", RuleLevel::Error)).0);
+    // A per-rule level beats `strict`.
+    let levels = BTreeMap::from([("uuid".to_owned(), RuleLevel::Warn)]);
+    let lenient = Validation::configure(&levels, ValidationContext::default(), true).unwrap();
+    assert!(problems(&task, &lenient).0);
 }
 
 #[test]
@@ -246,6 +296,7 @@ fn a_schema_that_does_not_compile_is_a_problem_and_its_cases_are_never_passed() 
             &Validation::default(),
         );
         assert!(!accepted, "{schema}");
+        assert!(found.iter().any(|p| p.code == "schema.uncompilable" && p.is_error()));
         let uncompilable = found
             .iter()
             .find(|p| p.code == "schema.uncompilable")
@@ -261,16 +312,17 @@ fn a_schema_that_does_not_compile_is_a_problem_and_its_cases_are_never_passed() 
         assert_eq!(unchecked.file.as_deref(), Some("tests/a.json"));
         assert_eq!(unchecked.pointer.as_deref(), Some("/input"));
     }
-    // With the schemas rule off, the cases still cannot pass unchecked.
+    // With the schemas rule off, the cases still cannot pass unchecked: reported (an error
+    // under `strict`).
+    let task = bundle(&[
+        ("input.schema.json", cases[0].0),
+        ("tests/a.json", r#"{"input":42,"expected_output":{"n":1}}"#),
+    ]);
+    let (_, found) = problems(&task, &with_level("schemas", RuleLevel::Off));
+    assert_eq!(codes(&found), ["tests.unchecked"]);
     let levels = BTreeMap::from([("schemas".to_owned(), RuleLevel::Off)]);
-    let validation = Validation::configure(&levels, ValidationContext::default(), false).unwrap();
-    let (accepted, found) = problems(
-        &bundle(&[
-            ("input.schema.json", cases[0].0),
-            ("tests/a.json", r#"{"input":42,"expected_output":{"n":1}}"#),
-        ]),
-        &validation,
-    );
+    let strict_without_schemas = Validation::configure(&levels, ValidationContext::default(), true).unwrap();
+    let (accepted, found) = problems(&task, &strict_without_schemas);
     assert!(!accepted);
     assert_eq!(codes(&found), ["tests.unchecked"]);
 }

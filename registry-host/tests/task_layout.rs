@@ -18,6 +18,14 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
         "README.md",
         "main.js.bak",
         "sub/metadata.json",
+        "meta.yaml",
+        "meta.yml",
+        "task.js",
+        "helper.cjs",
+        "module.mjs",
+        ".hidden.js",
+        ".js",
+        "lib/util.js",
     ];
     for path in paths {
         assert_eq!(
@@ -27,6 +35,15 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
         );
     }
     assert_eq!(layout::METADATA, registry_core::task_files::METADATA);
+    assert_eq!(layout::META_YAML, registry_core::task_files::META_YAML);
+    for name in ["metadata.json", "meta.yaml", "meta.yml", "main.js"] {
+        assert_eq!(
+            layout::is_task_marker(name),
+            registry_core::layout::is_task_marker(name),
+            "{name}"
+        );
+    }
+    assert_eq!(layout::TASK_LIKE_FILES, registry_core::layout::TASK_LIKE_FILES);
 
     // The filesystem source skips hidden folders and node_modules: a tree holding a task in
     // each folder below shows which ones it walks, and the plugin rule must skip the same.

@@ -6,6 +6,10 @@
 //! │   ├── metadata.json
 //! │   ├── main.js
 //! │   └── tests/one.json
+//! ├── weather/                a task in Ratchet's current layout: meta.yaml + its script
+//! │   ├── meta.yaml
+//! │   └── task.js
+//! ├── drafts/sketch/          main.js, no metadata: reported as `layout.unrecognized`
 //! ├── team-a/
 //! │   └── weather/            tasks may sit at any depth
 //! ├── .git/                   hidden folders are skipped
@@ -44,6 +48,7 @@ mod folder;
 
 use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
+use registry_core::layout::{is_task_marker, task_like_files, unrecognized_message};
 use registry_core::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
     is_task_file, task_files,
@@ -57,13 +62,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-const TOP_LEVEL_FILES: [&str; 4] = [
-    task_files::METADATA,
-    task_files::SCRIPT,
-    task_files::INPUT_SCHEMA,
-    task_files::OUTPUT_SCHEMA,
-];
 
 inventory::submit! {
     SourceKind {
@@ -265,7 +263,9 @@ fn scope_of(root: &Path, path: &Path) -> Option<String> {
 }
 
 fn is_task_dir(folder: &Path) -> bool {
-    fs::symlink_metadata(folder.join(task_files::METADATA)).is_ok_and(|m| !m.is_dir())
+    [task_files::METADATA, task_files::META_YAML]
+        .iter()
+        .any(|marker| fs::symlink_metadata(folder.join(marker)).is_ok_and(|m| !m.is_dir()))
 }
 
 fn scan_of(found: Found) -> Scan {
@@ -298,8 +298,9 @@ impl Found {
 
 fn is_task_folder(folder: &Folder) -> bool {
     folder
-        .child(task_files::METADATA)
-        .is_some_and(|c| matches!(c.kind, ChildKind::File | ChildKind::Symlink))
+        .children
+        .iter()
+        .any(|c| is_task_marker(&c.name) && matches!(c.kind, ChildKind::File | ChildKind::Symlink))
 }
 
 /// Walks below `folder`, subfolders in parallel. A task folder is not descended into;
@@ -314,7 +315,22 @@ fn visit(root: &Path, folder: &Folder) -> Found {
             issues: Vec::new(),
         };
     }
-    folder
+    // Files that look like a task in a folder that is not one: said, never passed over.
+    let task_like = task_like_files(
+        folder
+            .children
+            .iter()
+            .filter(|c| c.kind != ChildKind::Dir)
+            .map(|c| c.name.as_str()),
+    );
+    let unrecognized = (!task_like.is_empty()).then(|| {
+        ScanIssue::warning(
+            locator_of(root, &folder.path),
+            "layout.unrecognized",
+            unrecognized_message(&task_like),
+        )
+    });
+    let found = folder
         .children
         .par_iter()
         .filter(|c| c.kind == ChildKind::Dir && !is_skipped_dir(&c.name))
@@ -329,7 +345,15 @@ fn visit(root: &Path, folder: &Folder) -> Found {
                 )],
             },
         })
-        .reduce(Found::default, Found::merge)
+        .reduce(Found::default, Found::merge);
+    match unrecognized {
+        Some(issue) => Found {
+            issues: vec![issue],
+            entries: Vec::new(),
+        }
+        .merge(found),
+        None => found,
+    }
 }
 
 fn is_skipped_dir(name: &str) -> bool {
@@ -362,7 +386,7 @@ fn task_files<'f>(task: &'f Folder, tests: Option<&'f Folder>) -> Vec<(String, &
     let mut files: Vec<(String, &Folder, &Child)> = task
         .children
         .iter()
-        .filter(|c| c.kind != ChildKind::Dir && TOP_LEVEL_FILES.contains(&c.name.as_str()))
+        .filter(|c| c.kind != ChildKind::Dir && is_task_file(&c.name))
         .map(|c| (c.name.clone(), task, c))
         .collect();
     if let Some(tests) = tests {

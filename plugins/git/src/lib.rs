@@ -446,7 +446,7 @@ fn find_tasks(
     let is_task = decoded
         .entries
         .iter()
-        .any(|e| e.filename == layout::METADATA && (e.mode.is_blob() || e.mode.is_link()));
+        .any(|e| layout::is_task_marker(&e.filename.to_string()) && (e.mode.is_blob() || e.mode.is_link()));
     if is_task {
         let locator = if prefix.is_empty() {
             ".".to_string()

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use registry_core::protocol::{BundleDocument, IndexPage};
-use registry_core::{Bundle, Digest, Entry, Limits, ReadBudget, Scan, Source, SourceError, SourceKind, SourceSpec};
+use registry_core::{Bundle, Entry, Limits, ReadBudget, Scan, Source, SourceError, SourceKind, SourceSpec};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use schemars::JsonSchema;
@@ -478,7 +478,9 @@ impl Source for HttpSource {
             .ok_or_else(|| file_error(format!("{url} answered 304 to an unconditional request")))?;
         let document: BundleDocument =
             serde_json::from_slice(&body).map_err(|e| file_error(format!("{url} is not a task bundle: {e}")))?;
-        let actual = Digest::of_files(document.files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+        // Hashed in canonical form: `meta.yaml` tasks are served as their authors wrote them.
+        let actual = registry_core::digest_of_published(document.files.iter().map(|(p, c)| (p.as_str(), c.as_str())))
+            .map_err(|e| file_error(format!("{url}: {e}")))?;
         if actual.to_string() != digest || document.digest != digest {
             return Err(file_error(format!(
                 "{url}: the files hash to {actual}, the index announced {digest}"

@@ -25,6 +25,7 @@
 //! the declared size limit, so a header that lies about sizes costs nothing either.
 
 use async_trait::async_trait;
+use registry_core::layout::is_task_marker;
 use registry_core::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
 };
@@ -498,8 +499,8 @@ fn task_folders(archive: &InMemoryArchive) -> (Vec<String>, Vec<String>) {
     // Names were checked by `read_archive`; one that cannot be read is not a task file.
     for name in archive.file_names().flatten() {
         match name.split_once('/') {
-            None if name == "metadata.json" => root = true,
-            Some((folder, "metadata.json")) if !folder.is_empty() && !folder.starts_with('.') => {
+            None if is_task_marker(&name) => root = true,
+            Some((folder, marker)) if is_task_marker(marker) && !folder.is_empty() && !folder.starts_with('.') => {
                 folders.push(folder.to_owned())
             }
             _ => {}

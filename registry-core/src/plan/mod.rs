@@ -6,7 +6,9 @@
 //! - a version is available while at least one origin (a source and locator) offers it;
 //! - a broken task is a problem keyed by (source, locator) and its last good version stays
 //!   offered; the problem clears when the task is fixed or removed;
-//! - different content for one version is a conflict decided by the [`ConflictStrategy`];
+//! - different content for one version is a conflict decided by the [`ConflictStrategy`],
+//!   except an author's edit in place (one origin's own content changed, nobody offers the
+//!   old one), which is an update unless the strategy treats edits as conflicts;
 //! - nothing unchanged is written, so an unchanged resync writes no row.
 
 use crate::digest::Digest;
@@ -674,9 +676,26 @@ fn decide_versions<'r>(
     for (version, mut group) in groups {
         let stored = run.stored_versions.get(&version).copied();
         let stored_digest = stored.map(|s| s.digest);
-        let agreed =
-            group.iter().all(|c| c.digest == group[0].digest) && stored_digest.is_none_or(|d| d == group[0].digest);
-        let new_content = if agreed {
+        let offers_agree = group.iter().all(|c| c.digest == group[0].digest);
+        let agreed = offers_agree && stored_digest.is_none_or(|d| d == group[0].digest);
+        // The author's loop: an origin that stored this version now offers new content,
+        // and nothing offers the old content any more. An update, not a conflict (unless
+        // the strategy says content never changes).
+        let edited_in_place = !agreed
+            && offers_agree
+            && !strategy.edits_are_conflicts()
+            && group.iter().all(|c| c.task.is_some())
+            && group.iter().any(|c| {
+                run.stored_origins.get(&(c.source, c.locator)).is_some_and(|o| {
+                    (o.name.as_str(), o.version.as_str()) == version && Some(o.digest) == stored_digest
+                })
+            });
+        let new_content = if edited_in_place {
+            if snapshot.conflicts.contains_key(&VersionKey::new(version.0, version.1)) {
+                changes.conflicts_cleared.push(VersionKey::new(version.0, version.1));
+            }
+            group[0].task
+        } else if agreed {
             // The common case, and the whole of an unchanged resync: nothing to decide.
             if snapshot.conflicts.contains_key(&VersionKey::new(version.0, version.1)) {
                 changes.conflicts_cleared.push(VersionKey::new(version.0, version.1));

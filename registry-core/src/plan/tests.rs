@@ -246,15 +246,52 @@ fn different_content_for_one_version_is_a_recorded_conflict_won_by_the_first_sou
 }
 
 #[test]
-fn a_content_change_without_a_version_bump_is_a_conflict_not_a_silent_update() {
+fn an_authors_edit_in_place_is_an_update_unless_the_strategy_forbids_changes() {
+    for (strategy, is_conflict) in [
+        (&SourcePriority as &dyn ConflictStrategy, false),
+        (&Newest, false),
+        (&Immutable, true),
+        (&Reject, true),
+    ] {
+        let mut world = World::new();
+        let options = PlanOptions::new(strategy);
+        let before: Tree = vec![task("a", "alpha", "1.0.0", "before")];
+        world.sync_with(&options, vec![scan_of("s", &before)], &[("s", &before)]);
+        let old = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
+        let after: Tree = vec![task("a", "alpha", "1.0.0", "after!")];
+        let changes = world.sync_with(&options, vec![scan_of("s", &after)], &[("s", &after)]);
+        let stored = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
+        let name = strategy.name();
+        if is_conflict {
+            assert_eq!((changes.counts.updated, changes.counts.conflicts), (0, 1), "{name}");
+            assert_eq!(stored, old, "{name}");
+            assert_eq!(changes.conflicts[0].stored, Some(old), "{name}");
+        } else {
+            assert_eq!((changes.counts.updated, changes.counts.conflicts), (1, 0), "{name}");
+            assert_ne!(stored, old, "{name}");
+            assert!(world.snapshot.conflicts.is_empty(), "{name}");
+            // The next resync writes nothing: the edit is settled, not a standing conflict.
+            let again = world.sync_with(&options, vec![scan_of("s", &after)], &[("s", &after)]);
+            assert!(again.is_empty(), "{name}: {again:?}");
+        }
+    }
+}
+
+#[test]
+fn an_edit_while_another_origin_still_offers_the_old_content_is_a_conflict() {
     let mut world = World::new();
     let before: Tree = vec![task("a", "alpha", "1.0.0", "before")];
-    world.sync(vec![scan_of("s", &before)], &[("s", &before)]);
+    world.sync(
+        vec![scan_of("one", &before), scan_of("two", &before)],
+        &[("one", &before), ("two", &before)],
+    );
     let after: Tree = vec![task("a", "alpha", "1.0.0", "after!")];
-    let changes = world.sync(vec![scan_of("s", &after)], &[("s", &after)]);
-    assert_eq!(changes.counts.updated, 1);
+    let changes = world.sync(
+        vec![scan_of("one", &after), scan_of("two", &before)],
+        &[("one", &after), ("two", &before)],
+    );
     assert_eq!(changes.counts.conflicts, 1);
-    assert!(changes.conflicts[0].stored.is_some());
+    assert_eq!(changes.conflicts[0].detail.offers.len(), 2);
 }
 
 #[test]

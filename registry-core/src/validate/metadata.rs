@@ -1,7 +1,8 @@
 //! `metadata`: a task that parses can still be badly described.
 
+use crate::layout::Layout;
 use crate::problem::Problem;
-use crate::task::{METADATA_FILE, ParsedTask};
+use crate::task::ParsedTask;
 use crate::validate::{RegisteredValidator, ValidationContext, Validator};
 use serde_json::Value;
 
@@ -30,21 +31,27 @@ impl Validator for MetadataValidator {
 /// Metadata rules: the name format and the fields every task should describe itself with.
 pub fn check_metadata(parsed: &ParsedTask) -> Vec<Problem> {
     let mut problems = Vec::new();
+    let file = parsed.metadata_file();
     let name = &parsed.task.name;
     if let Err(reason) = check_name(name) {
         let pointer = if parsed.legacy_name { "" } else { "/name" };
         problems.push(
             Problem::error("metadata.name_invalid", format!("task name `{name}` {reason}"))
-                .in_file(METADATA_FILE)
+                .in_file(file)
                 .at_pointer(pointer),
         );
     }
-    for field in ["label", "description"] {
+    // Ratchet's `meta.yaml` has no `label`: its `name` is the label.
+    let described_by: &[&str] = match parsed.task.layout {
+        Layout::MetadataJson => &["label", "description"],
+        Layout::MetaYaml => &["description"],
+    };
+    for &field in described_by {
         match parsed.metadata.get(field) {
             Some(Value::String(text)) if !text.trim().is_empty() => {}
             Some(Value::String(_)) | None => problems.push(
                 Problem::warning("metadata.field_missing", format!("`{field}` is missing or empty"))
-                    .in_file(METADATA_FILE)
+                    .in_file(file)
                     .at_pointer(format!("/{field}")),
             ),
             Some(other) => problems.push(
@@ -52,7 +59,7 @@ pub fn check_metadata(parsed: &ParsedTask) -> Vec<Problem> {
                     "metadata.field_invalid",
                     format!("`{field}` must be a string, found {other}"),
                 )
-                .in_file(METADATA_FILE)
+                .in_file(file)
                 .at_pointer(format!("/{field}")),
             ),
         }

@@ -26,19 +26,23 @@
 //!   `$ref`s only: remote and file references are refused, never fetched); a missing one is
 //!   a warning;
 //! - `tests` — every test case has `input` and `expected_output`, valid against the schemas
-//!   (a case that cannot be checked because its schema does not compile is an error, never
-//!   a pass);
-//! - `script` — `main.js` parses as JavaScript and is a function expression or defines `main`;
+//!   (a case that cannot be checked because its schema does not compile is reported, never
+//!   a pass); `warn` by default;
+//! - `script` — the script parses as JavaScript and is a function expression or defines or
+//!   exports `main`;
+//! - `uuid` — the `uuid` is a UUID (else the UUIDv5 of the name is used); `warn` by default;
 //! - `limits` — per-file and per-task size caps and a file-count cap, checked before parsing.
 //!
 //! The configuration sets each rule to `error` (findings count as reported), `warn` (errors
-//! become warnings: the task is accepted) or `off`.
+//! become warnings: the task is accepted) or `off`. A rule not configured runs at its
+//! [`Validator::default_level`]; `strict` runs every rule not configured at `error`.
 
 mod limits;
 mod metadata;
 mod schemas;
 mod script;
 mod test_cases;
+mod uuid;
 
 pub use metadata::{MetadataValidator, check_metadata};
 
@@ -63,6 +67,11 @@ pub trait Validator: Send + Sync {
     /// The rule's name in the configuration and in problem codes (`schemas`).
     fn rule(&self) -> &'static str;
     fn description(&self) -> &'static str;
+    /// The level the rule runs at when the configuration does not set one (and `strict`
+    /// is off). Rules whose findings do not stop a task from running default to `warn`.
+    fn default_level(&self) -> RuleLevel {
+        RuleLevel::Error
+    }
     /// Looks at the raw files before anything is parsed (sizes, counts).
     fn check_bundle(&self, _bundle: &Bundle, _context: &ValidationContext, _out: &mut Vec<Problem>) {}
     /// Looks at the parsed task.
@@ -101,7 +110,7 @@ pub enum RuleLevel {
 pub struct Validation {
     rules: Arc<Vec<(&'static dyn Validator, RuleLevel)>>,
     pub context: ValidationContext,
-    /// Warnings fail `taskreg validate` too.
+    /// Every rule not configured runs at `error`, and warnings fail `taskreg validate`.
     pub strict: bool,
 }
 
@@ -122,7 +131,8 @@ impl std::fmt::Debug for Validation {
 }
 
 impl Validation {
-    /// Every registered rule, at `levels[rule]` or `error`. A level for a rule nobody
+    /// Every registered rule, at `levels[rule]`, else its default level (`error` for all
+    /// when `strict`). A level for a rule nobody
     /// registered is refused, so a typo cannot switch a rule off silently.
     pub fn configure(
         levels: &BTreeMap<String, RuleLevel>,
@@ -155,7 +165,10 @@ impl Validation {
         }
         let rules = all
             .into_iter()
-            .map(|v| (v, levels.get(v.rule()).copied().unwrap_or(RuleLevel::Error)))
+            .map(|v| {
+                let default = if strict { RuleLevel::Error } else { v.default_level() };
+                (v, levels.get(v.rule()).copied().unwrap_or(default))
+            })
             .filter(|(_, level)| *level != RuleLevel::Off)
             .collect();
         Ok(Validation {

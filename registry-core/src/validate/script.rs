@@ -1,9 +1,11 @@
-//! `script`: `main.js` parses as JavaScript (oxc) and is a function expression —
-//! `(function (input) { … })` — assigns one to `module.exports`, or defines or exports `main`.
+//! `script`: the script (`main.js`, or the `meta.yaml` entrypoint) parses as JavaScript
+//! (oxc) and is a function expression — `(function (input) { … })` — assigns one to
+//! `module.exports`, exports an object with `main` (CommonJS `module.exports = { main }`),
+//! or defines or exports `main`.
 
 use super::{RegisteredValidator, ValidationContext, Validator};
 use crate::problem::Problem;
-use crate::task::{ParsedTask, SCRIPT_FILE};
+use crate::task::ParsedTask;
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{BindingPatternKind, Declaration, Expression, Statement};
 use oxc_parser::Parser;
@@ -19,14 +21,16 @@ impl Validator for ScriptValidator {
     }
 
     fn description(&self) -> &'static str {
-        "main.js parses as JavaScript and is a function expression or defines `main`"
+        "the script parses as JavaScript and is a function expression or defines or exports `main`"
     }
 
     fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
         let source = task.task.script();
+        let file = task.task.script_path();
         let allocator = Allocator::default();
         // Modules are strict and allow import/export; plain scripts are what most tasks are.
-        let looks_like_module = source.contains("export ") || source.contains("import ");
+        let looks_like_module = file.ends_with(".mjs")
+            || (!file.ends_with(".cjs") && (source.contains("export ") || source.contains("import ")));
         let source_type = if looks_like_module {
             SourceType::mjs()
         } else {
@@ -42,7 +46,7 @@ impl Validator for ScriptValidator {
             };
             out.push(
                 Problem::error("script.syntax", format!("{}{more}", error.message))
-                    .in_file(SCRIPT_FILE)
+                    .in_file(file)
                     .at_position(line, column),
             );
             return;
@@ -51,9 +55,11 @@ impl Validator for ScriptValidator {
             out.push(
                 Problem::error(
                     "script.no_entry_point",
-                    "main.js is neither a function expression `(function (input) { … })` nor defines `main`",
+                    format!(
+                        "{file} is neither a function expression `(function (input) {{ … }})` nor defines or exports `main`"
+                    ),
                 )
-                .in_file(SCRIPT_FILE),
+                .in_file(file),
             );
         }
     }
@@ -62,9 +68,11 @@ impl Validator for ScriptValidator {
 fn is_entry_point(statement: &Statement<'_>) -> bool {
     match statement {
         Statement::ExpressionStatement(e) => match e.expression.without_parentheses() {
-            // `module.exports = function (input) { … }`, `exports.main = …`
+            // `module.exports = function (input) { … }`, `exports.main = …`, and CommonJS
+            // `module.exports = { main }` / `{ main: function … }`.
             Expression::AssignmentExpression(a) => {
-                a.left.is_member_expression() && is_function(a.right.without_parentheses())
+                a.left.is_member_expression()
+                    && (is_function(a.right.without_parentheses()) || exports_main(a.right.without_parentheses()))
             }
             expression => is_function(expression),
         },
@@ -78,6 +86,17 @@ fn is_entry_point(statement: &Statement<'_>) -> bool {
         Statement::ExportDefaultDeclaration(_) => true,
         _ => false,
     }
+}
+
+/// An object literal with a `main` property: `{ main }`, `{ main: run }`.
+fn exports_main(expression: &Expression<'_>) -> bool {
+    let Expression::ObjectExpression(object) = expression else {
+        return false;
+    };
+    object.properties.iter().any(|property| match property {
+        oxc_ast::ast::ObjectPropertyKind::ObjectProperty(p) => p.key.static_name().is_some_and(|n| n == "main"),
+        oxc_ast::ast::ObjectPropertyKind::SpreadProperty(_) => false,
+    })
 }
 
 fn is_function(expression: &Expression<'_>) -> bool {

@@ -1,7 +1,11 @@
-//! `tests`: every `tests/*.json` has `input` and `expected_output`, and each validates
-//! against the task's input and output schema.
+//! `tests`: every test case (`tests/*.json`, or `test_cases` in `meta.yaml`) has `input`
+//! and `expected_output`, and each validates against the task's input and output schema.
+//!
+//! A warning by default: a task runs whatever its test cases say, and Ratchet's own
+//! samples carry deliberate failure cases (an error output, an input the schema refuses).
+//! `strict` or `tests = "error"` makes every finding refuse the task.
 
-use super::{RegisteredValidator, ValidationContext, Validator};
+use super::{RegisteredValidator, RuleLevel, ValidationContext, Validator};
 use crate::problem::Problem;
 use crate::task::ParsedTask;
 
@@ -18,13 +22,17 @@ impl Validator for TestCasesValidator {
         "test cases have input and expected_output, valid against the schemas"
     }
 
+    fn default_level(&self) -> RuleLevel {
+        RuleLevel::Warn
+    }
+
     fn check(&self, task: &ParsedTask, _: &ValidationContext, out: &mut Vec<Problem>) {
         // Compiled once per task and shared with the `schemas` rule. A case whose schema
         // does not compile cannot be checked, and is reported so, never passed.
         let (input, output) = (task.input_validator(), task.output_validator());
         for test in &task.tests {
             if !test.case.is_object() {
-                out.push(Problem::error("tests.not_object", "a test case is a JSON object").in_file(&test.file));
+                out.push(test.problem_at(Problem::error("tests.not_object", "a test case is an object"), ""));
                 continue;
             }
             for (field, schema, code) in [
@@ -32,11 +40,10 @@ impl Validator for TestCasesValidator {
                 ("expected_output", &output, "tests.output_invalid"),
             ] {
                 let Some(value) = test.case.get(field) else {
-                    out.push(
-                        Problem::error("tests.field_missing", format!("test case has no `{field}`"))
-                            .in_file(&test.file)
-                            .at_pointer(format!("/{field}")),
-                    );
+                    out.push(test.problem_at(
+                        Problem::error("tests.field_missing", format!("test case has no `{field}`")),
+                        &format!("/{field}"),
+                    ));
                     continue;
                 };
                 let schema = match schema {
@@ -44,30 +51,28 @@ impl Validator for TestCasesValidator {
                     Some(Ok(schema)) => schema,
                     Some(Err(error)) => {
                         let schema_file = if field == "input" { "input" } else { "output" };
-                        out.push(
+                        out.push(test.problem_at(
                             Problem::error(
                                 "tests.unchecked",
                                 format!(
                                     "`{field}` cannot be checked: the {schema_file} schema does not compile ({})",
                                     error.message
                                 ),
-                            )
-                            .in_file(&test.file)
-                            .at_pointer(format!("/{field}")),
-                        );
+                            ),
+                            &format!("/{field}"),
+                        ));
                         continue;
                     }
                 };
                 for error in schema.iter_errors(value) {
                     let schema_file = if field == "input" { "input" } else { "output" };
-                    out.push(
+                    out.push(test.problem_at(
                         Problem::error(
                             code,
                             format!("`{field}` does not match the {schema_file} schema: {error}"),
-                        )
-                        .in_file(&test.file)
-                        .at_pointer(format!("/{field}{}", error.instance_path().as_str())),
-                    );
+                        ),
+                        &format!("/{field}{}", error.instance_path().as_str()),
+                    ));
                 }
             }
         }

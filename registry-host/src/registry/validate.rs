@@ -105,6 +105,21 @@ pub(super) async fn validate_paths(
                 continue;
             }
         };
+        // What the scan said about the tree (a folder that looks like a task and is not
+        // one, an unreadable folder): reported as `sync` stores it.
+        for issue in &scan.issues {
+            if issue.severity == registry_core::Severity::Error {
+                report.invalid += 1;
+            }
+            report.findings.push(Finding {
+                path: path.clone(),
+                locator: issue.locator.clone(),
+                problem: Problem {
+                    severity: issue.severity,
+                    ..Problem::error(issue.code, issue.message.clone())
+                },
+            });
+        }
         let source: &dyn Source = source.as_ref();
         let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
             .map(|entry| async move {

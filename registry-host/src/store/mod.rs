@@ -53,8 +53,8 @@ mod status;
 mod write;
 
 pub use read::{
-    CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, StoreSnapshot, StoredTask, VersionRow,
-    VersionSummary,
+    CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, ReplacedContent, StoreSnapshot, StoredTask,
+    VersionRow, VersionSummary,
 };
 pub use status::{RunStatus, ScanStatus, SourceReport, SourceStatus, Status, WatcherStatus};
 pub use write::RunRecord;

@@ -1,7 +1,7 @@
 //! Reading the catalogue: the snapshot a sync plans against, and what `list`, `show` and
 //! `problems` print.
 
-use super::schema::{conflicts, origins, problems, sources, task_versions, tasks};
+use super::schema::{conflicts, origins, problems, replaced_contents, sources, task_versions, tasks};
 use super::{LoadAll, Store, StoreError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -90,20 +90,35 @@ pub struct StoredTask {
     pub missing_since: Option<i64>,
     /// When its content last changed (Unix milliseconds).
     pub content_updated_at: i64,
+    /// The author's files (path → contents, as JSON) for layouts whose files are not the
+    /// columns above (`meta.yaml`); `None` for `metadata.json` tasks.
+    pub published_files: Option<String>,
 }
 
 impl StoredTask {
-    /// The version's files, canonical, as published: hashing them gives the stored digest
-    /// (checked: a row that does not is reported, never served).
+    /// The version's files as published (JSON canonical; `meta.yaml` and scripts as the
+    /// author wrote them): hashing them in canonical form gives the stored digest (checked:
+    /// a row that does not is reported, never served).
     pub fn files(&self) -> Result<BTreeMap<String, String>, String> {
-        let files = registry_core::files_from_stored(
-            &self.metadata,
-            &self.script,
-            self.input_schema.as_deref(),
-            self.output_schema.as_deref(),
-            &self.tests,
-        )?;
-        let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+        let (files, digest) = match &self.published_files {
+            Some(json) => {
+                let files: BTreeMap<String, String> =
+                    serde_json::from_str(json).map_err(|e| format!("stored files are not JSON: {e}"))?;
+                let digest = registry_core::digest_of_published(files.iter().map(|(p, c)| (p.as_str(), c.as_str())))?;
+                (files, digest)
+            }
+            None => {
+                let files = registry_core::files_from_stored(
+                    &self.metadata,
+                    &self.script,
+                    self.input_schema.as_deref(),
+                    self.output_schema.as_deref(),
+                    &self.tests,
+                )?;
+                let digest = Digest::of_files(files.iter().map(|(p, c)| (p.as_str(), c.as_bytes())));
+                (files, digest)
+            }
+        };
         if digest.to_string() != self.digest {
             return Err(format!(
                 "the stored files of {}@{} do not hash to its digest",
@@ -136,8 +151,7 @@ pub struct ConflictRow {
 }
 
 /// One version of a task's history.
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
-#[diesel(table_name = task_versions)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct HistoryRow {
     /// The semver version.
     pub version: String,
@@ -153,6 +167,30 @@ pub struct HistoryRow {
     pub missing_since: Option<i64>,
     /// When its content last changed (Unix milliseconds).
     pub content_updated_at: i64,
+    /// Contents it had before, newest first: each digest and when it was replaced.
+    pub replaced: Vec<ReplacedContent>,
+}
+
+/// Content a version had before an update replaced it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, serde::Serialize)]
+pub struct ReplacedContent {
+    /// The digest of the replaced content.
+    pub digest: String,
+    /// When it was replaced (Unix milliseconds).
+    pub replaced_at: i64,
+}
+
+/// A version's row of [`HistoryRow`], as selected.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = task_versions)]
+struct VersionHistory {
+    version: String,
+    digest: String,
+    available: bool,
+    first_seen: i64,
+    last_seen: i64,
+    missing_since: Option<i64>,
+    content_updated_at: i64,
 }
 
 /// A current problem with where it is.
@@ -497,13 +535,44 @@ impl Store {
 
     /// Every version of `name` ever stored, newest first by semver.
     pub async fn history(&mut self, name: &str) -> Result<Vec<HistoryRow>, StoreError> {
-        let mut rows: Vec<HistoryRow> = with_conn!(&mut self.conn, |c| {
-            task_versions::table
+        let (versions, replaced) = with_conn!(&mut self.conn, |c| {
+            let versions: Vec<VersionHistory> = task_versions::table
                 .filter(task_versions::name.eq(name))
-                .select(HistoryRow::as_select())
+                .select(VersionHistory::as_select())
                 .load(c)
-                .await
+                .await?;
+            let replaced: Vec<(String, String, i64)> = replaced_contents::table
+                .filter(replaced_contents::name.eq(name))
+                .select((
+                    replaced_contents::version,
+                    replaced_contents::digest,
+                    replaced_contents::replaced_at,
+                ))
+                .order(replaced_contents::replaced_at.desc())
+                .load(c)
+                .await?;
+            Ok::<_, diesel::result::Error>((versions, replaced))
         })?;
+        let mut rows: Vec<HistoryRow> = versions
+            .into_iter()
+            .map(|v| HistoryRow {
+                replaced: replaced
+                    .iter()
+                    .filter(|(version, _, _)| *version == v.version)
+                    .map(|(_, digest, replaced_at)| ReplacedContent {
+                        digest: digest.clone(),
+                        replaced_at: *replaced_at,
+                    })
+                    .collect(),
+                version: v.version,
+                digest: v.digest,
+                available: v.available,
+                first_seen: v.first_seen,
+                last_seen: v.last_seen,
+                missing_since: v.missing_since,
+                content_updated_at: v.content_updated_at,
+            })
+            .collect();
         rows.sort_by(|a, b| by_semver_descending(&a.version, &b.version));
         Ok(rows)
     }

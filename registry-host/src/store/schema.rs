@@ -37,6 +37,7 @@ diesel::table! {
         last_seen -> BigInt,
         missing_since -> Nullable<BigInt>,
         content_updated_at -> BigInt,
+        published_files -> Nullable<Text>,
     }
 }
 
@@ -99,6 +100,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    replaced_contents (name, version, digest) {
+        name -> Text,
+        version -> Text,
+        digest -> Text,
+        replaced_at -> BigInt,
+    }
+}
+
+diesel::table! {
     catalogue_state (id) {
         id -> Integer,
         generation -> BigInt,
@@ -137,6 +147,7 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    replaced_contents,
     sources,
     tasks,
     task_versions,

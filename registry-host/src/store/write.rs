@@ -1,6 +1,8 @@
 //! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
 
-use super::schema::{catalogue_state, conflicts, origins, problems, sources, sync_runs, task_versions, tasks};
+use super::schema::{
+    catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs, task_versions, tasks,
+};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -45,6 +47,7 @@ struct NewVersion {
     last_seen: i64,
     missing_since: Option<i64>,
     content_updated_at: i64,
+    published_files: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -120,9 +123,10 @@ impl Store {
                 uuid: t.uuid.to_string(),
                 metadata: t.metadata_json().to_owned(),
                 script: t.script().to_owned(),
-                input_schema: t.file(registry_core::task_files::INPUT_SCHEMA).map(str::to_owned),
-                output_schema: t.file(registry_core::task_files::OUTPUT_SCHEMA).map(str::to_owned),
+                input_schema: t.input_schema().map(str::to_owned),
+                output_schema: t.output_schema().map(str::to_owned),
                 tests: t.tests_json(),
+                published_files: t.published_files_json(),
                 available: true,
                 first_seen: now,
                 last_seen: now,
@@ -212,15 +216,34 @@ impl Store {
                     WriteKind::Added => {}
                     WriteKind::Changed => {
                         let Some(t) = write.task.as_ref() else { continue };
+                        // The content being replaced stays in the version's history.
+                        let old_digest: String = row.select(task_versions::digest).first(c).await?;
+                        diesel::insert_into(replaced_contents::table)
+                            .values((
+                                replaced_contents::name.eq(&write.key.name),
+                                replaced_contents::version.eq(&write.key.version),
+                                replaced_contents::digest.eq(&old_digest),
+                                replaced_contents::replaced_at.eq(now),
+                            ))
+                            .on_conflict((
+                                replaced_contents::name,
+                                replaced_contents::version,
+                                replaced_contents::digest,
+                            ))
+                            .do_update()
+                            .set(replaced_contents::replaced_at.eq(now))
+                            .execute(c)
+                            .await?;
                         diesel::update(row)
                             .set((
                                 task_versions::digest.eq(t.digest.to_string()),
                                 task_versions::uuid.eq(t.uuid.to_string()),
                                 task_versions::metadata.eq(t.metadata_json()),
                                 task_versions::script.eq(t.script()),
-                                task_versions::input_schema.eq(t.file(registry_core::task_files::INPUT_SCHEMA)),
-                                task_versions::output_schema.eq(t.file(registry_core::task_files::OUTPUT_SCHEMA)),
+                                task_versions::input_schema.eq(t.input_schema()),
+                                task_versions::output_schema.eq(t.output_schema()),
                                 task_versions::tests.eq(t.tests_json()),
+                                task_versions::published_files.eq(t.published_files_json()),
                                 task_versions::available.eq(true),
                                 task_versions::last_seen.eq(now),
                                 task_versions::missing_since.eq(None::<i64>),

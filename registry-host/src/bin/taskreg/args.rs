@@ -45,7 +45,8 @@ pub enum Command {
     Sync {
         /// Folders to sync as ad-hoc filesystem sources instead of the configured sources.
         paths: Vec<PathBuf>,
-        /// Exit 1 when any error-severity problem remains.
+        /// Run every validation rule at `error` (`[validation] strict = true`): tolerated
+        /// findings refuse their task, and any problem left exits 1.
         #[arg(long)]
         strict: bool,
         /// Loads in flight at once (default: 4 per core).

@@ -187,6 +187,7 @@ pub fn task_json(task: &StoredTask, origins: &[OriginRef]) -> anyhow::Result<Val
         "input_schema": optional("input schema", &task.input_schema)?,
         "output_schema": optional("output schema", &task.output_schema)?,
         "tests": parse_stored("tests", &task.tests)?,
+        "files": task.files().map_err(anyhow::Error::msg)?,
         "sources": origins,
         "first_seen": task.first_seen,
         "last_seen": task.last_seen,

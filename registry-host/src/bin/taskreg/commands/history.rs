@@ -1,4 +1,5 @@
-//! `taskreg history NAME`: every version of a task ever seen, with availability and digests.
+//! `taskreg history NAME`: every version of a task ever seen, with availability, digests
+//! and the contents each version had before an update replaced them.
 
 use super::Globals;
 use crate::output::format_millis;
@@ -26,6 +27,13 @@ pub async fn run(globals: &Globals, name: &str) -> anyhow::Result<ExitCode> {
                 format_millis(v.first_seen),
                 format_millis(v.last_seen)
             );
+            for replaced in &v.replaced {
+                println!(
+                    "    replaced {}  on {}",
+                    replaced.digest.get(..19).unwrap_or(&replaced.digest),
+                    format_millis(replaced.replaced_at)
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

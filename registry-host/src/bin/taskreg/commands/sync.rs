@@ -17,6 +17,12 @@ pub async fn run(
         .allow_mass_removal(allow_mass_removal)
         // One run per process: nothing is worth keeping for a next one.
         .cache_capacity(0);
+    // `--strict` is `[validation] strict = true` for this run: what is tolerated by
+    // default (test cases against their schemas, an odd uuid) refuses the task, and any
+    // problem left fails the run.
+    if strict {
+        builder = builder.strict(true);
+    }
     if let Some(loads) = concurrency {
         builder = builder.concurrency(loads);
     }

@@ -1,0 +1,1 @@
+ALTER TABLE task_versions DROP COLUMN published_files;
