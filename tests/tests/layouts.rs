@@ -425,3 +425,91 @@ fn saving_a_task_in_place_is_an_update_with_its_history_not_a_conflict() {
     );
     assert_eq!(catalogue(&taskreg)["addition@1.0.0"], after);
 }
+
+#[test]
+fn archives_beside_folders_are_tasks_of_the_filesystem_source() {
+    let (work, taskreg) = workspace();
+    let repo = repository_in(work.path());
+    let releases = repo.join("releases");
+    fs::create_dir_all(&releases).unwrap();
+    // The same task as its folder: one version, two origins.
+    zip_folder(&repo.join("tasks/addition"), "", &releases.join("addition-1.0.0.zip"));
+    // A copy at the root and one folder down: the root copy, the other reported.
+    let staging = work.path().join("staging");
+    write(
+        &staging,
+        "metadata.json",
+        r#"{"name": "echo", "uuid": "task-0001", "version": "1.2.0", "label": "Echo", "description": "Returns its input",
+            "tags": ["util"], "ratchet_version": "0.4.0"}"#,
+    );
+    write(&staging, "main.js", "(function (input) { return input; })");
+    write(
+        &staging,
+        "echo/metadata.json",
+        r#"{"name": "echo", "version": "9.9.9"}"#,
+    );
+    write(&staging, "echo/main.js", "(function (input) { return input; })");
+    zip_folder(&staging, "", &releases.join("echo.zip"));
+    // The weather task with different content for its version: a conflict.
+    let edited = work.path().join("weather-edited");
+    write(
+        &edited,
+        "metadata.json",
+        r#"{"version": "0.2.0", "label": "Weather", "description": "Reads the weather, edited"}"#,
+    );
+    write(&edited, "main.js", "(function (input) { return { temp: 22 }; })");
+    zip_folder(&edited, "weather/", &releases.join("weather.zip"));
+    // Not an archive at all: refused, and the scan is partial (nothing removed).
+    write(&repo, "releases/broken.zip", "this is not a zip file");
+    configure(
+        &taskreg,
+        &format!(
+            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+            toml_path(&repo)
+        ),
+    );
+    let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    assert_eq!(report["sources"][0]["complete"], false, "{report:#}");
+
+    let listed: Vec<String> = catalogue(&taskreg).into_keys().collect();
+    assert_eq!(
+        listed,
+        [
+            "addition@1.0.0",
+            "echo@1.2.0",
+            "httpbin_get_origin@1.0.0",
+            "weather@0.2.0"
+        ],
+        "the nested echo@9.9.9 is the duplicate, not a task"
+    );
+    let shown = taskreg.run(&["--json", "show", "addition"]).assert_code(0).json();
+    let origins: BTreeSet<&str> = shown["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["locator"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        origins,
+        BTreeSet::from(["releases/addition-1.0.0.zip", "tasks/addition"])
+    );
+    let found = problems(&taskreg);
+    for expected in [
+        entry("releases/echo.zip/echo", "warning", "zip.duplicate_task"),
+        entry("releases/broken.zip", "error", "zip.corrupt"),
+        entry("releases/echo.zip", "warning", "metadata.uuid_invalid"),
+    ] {
+        assert!(found.contains(&expected), "{expected:?} in {found:#?}");
+    }
+    let conflicts = taskreg.run(&["--json", "conflicts"]).json();
+    assert_eq!(conflicts.as_array().unwrap().len(), 1, "{conflicts:#}");
+    assert_eq!(conflicts[0]["name"], "weather");
+
+    // The archive goes: its origin goes, the folder keeps the version.
+    fs::remove_file(releases.join("addition-1.0.0.zip")).unwrap();
+    fs::remove_file(releases.join("broken.zip")).unwrap();
+    taskreg.run(&["sync"]).assert_code(0);
+    let shown = taskreg.run(&["--json", "show", "addition"]).assert_code(0).json();
+    assert_eq!(shown["sources"].as_array().unwrap().len(), 1, "{shown:#}");
+    assert!(shown["available"].as_bool().unwrap());
+}

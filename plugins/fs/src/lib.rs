@@ -10,6 +10,8 @@
 //! │   ├── meta.yaml
 //! │   └── task.js
 //! ├── drafts/sketch/          main.js, no metadata: reported as `layout.unrecognized`
+//! ├── releases/weather.zip    a task archive: its task (at its root or one folder down)
+//! │                           is `releases/weather.zip` or `releases/weather.zip/FOLDER`
 //! ├── team-a/
 //! │   └── weather/            tasks may sit at any depth
 //! ├── .git/                   hidden folders are skipped
@@ -24,6 +26,11 @@
 //!
 //! Registered with `inventory` as the `filesystem` kind; settings: `path` (relative paths
 //! are relative to the config file's folder), nothing else.
+//!
+//! A `.zip` anywhere in the tree (outside task folders) is a task archive, read in memory
+//! with every check of the `zip` source ([`zip_source::ArchiveSet`]) and fingerprinted by
+//! its size and mtime; a refused archive is an error of its locator and makes the scan
+//! partial, so nothing it offered before is removed.
 //!
 //! A load reads regular files only (a FIFO, socket or device named like a task file is
 //! that task's problem, never a hang) and at most the read limits: a file's size is
@@ -62,6 +69,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use zip_source::{ArchiveLimits, ArchiveSet};
 
 inventory::submit! {
     SourceKind {
@@ -86,6 +94,8 @@ pub struct FsSource {
     name: String,
     root: Arc<PathBuf>,
     limits: Limits,
+    /// The task archives found in the tree, kept between a scan and its loads.
+    archives: ArchiveSet,
 }
 
 impl FsSource {
@@ -94,12 +104,14 @@ impl FsSource {
             name: name.into(),
             root: Arc::new(root.into()),
             limits: Limits::default(),
+            archives: ArchiveSet::default(),
         }
     }
 
     /// Caps what one load reads (default: [`Limits::default`]).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self.archives = ArchiveSet::new(ArchiveLimits::default(), limits);
         self
     }
 
@@ -163,12 +175,16 @@ impl Source for FsSource {
         let root = self.root.clone();
         let locator = entry.locator.clone();
         let limits = self.limits;
-        tokio::task::spawn_blocking(move || load_task(&root, &locator, limits))
-            .await
-            .map_err(|e| SourceError::File {
-                file: entry.locator.clone(),
-                reason: format!("load task failed: {e}"),
-            })?
+        let archives = self.archives.clone();
+        tokio::task::spawn_blocking(move || match archive_of(&root, &locator) {
+            Some((archive, folder)) => archives.load(archive, &root.join(archive), folder),
+            None => load_task(&root, &locator, limits),
+        })
+        .await
+        .map_err(|e| SourceError::File {
+            file: entry.locator.clone(),
+            reason: format!("load task failed: {e}"),
+        })?
     }
 }
 
@@ -181,7 +197,10 @@ impl FsSource {
         }
         // The root's own listing must succeed: an unreadable root fails the scan.
         let folder = Folder::open(root).map_err(|e| self.unavailable(e))?;
-        Ok(scan_of(visit(root, &folder)))
+        let found = visit(root, &folder, &self.archives);
+        // Archives no longer in the tree are forgotten (and their memory freed).
+        self.archives.retain(|path| found.archives.iter().any(|a| a == path));
+        Ok(scan_of(found))
     }
 }
 
@@ -209,16 +228,16 @@ impl FsSource {
         let found = outer
             .par_iter()
             .map(|prefix| match Folder::open(&root.join(prefix)) {
-                Ok(folder) => visit(&root, &folder),
+                Ok(folder) => visit(&root, &folder, &self.archives),
                 // Gone since the event (a deleted task folder): nothing is there.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Found::default(),
                 Err(e) => Found {
-                    entries: Vec::new(),
                     issues: vec![ScanIssue::error(
                         prefix.clone(),
                         "source.unreadable",
                         format!("cannot read folder: {e}"),
                     )],
+                    ..Found::default()
                 },
             })
             .reduce(Found::default, Found::merge);
@@ -286,14 +305,37 @@ fn scan_of(found: Found) -> Scan {
 struct Found {
     entries: Vec<Entry>,
     issues: Vec<ScanIssue>,
+    /// The task archives walked past.
+    archives: Vec<PathBuf>,
 }
 
 impl Found {
     fn merge(mut self, mut other: Found) -> Found {
         self.entries.append(&mut other.entries);
         self.issues.append(&mut other.issues);
+        self.archives.append(&mut other.archives);
         self
     }
+}
+
+/// Whether a file of this name is a task archive.
+fn is_archive_name(name: &str) -> bool {
+    !name.starts_with('.') && name.len() > 4 && name.to_ascii_lowercase().ends_with(".zip")
+}
+
+/// The archive a locator points into, and the folder inside it: `a/b.zip/weather` is
+/// `("a/b.zip", "weather")` when `a/b.zip` is a file below `root`.
+fn archive_of<'l>(root: &Path, locator: &'l str) -> Option<(&'l str, &'l str)> {
+    let mut end = 0;
+    for component in locator.split('/') {
+        end += component.len();
+        if is_archive_name(component) && root.join(&locator[..end]).is_file() {
+            let rest = locator.get(end + 1..).unwrap_or("");
+            return Some((&locator[..end], rest));
+        }
+        end += 1;
+    }
+    None
 }
 
 fn is_task_folder(folder: &Folder) -> bool {
@@ -304,17 +346,31 @@ fn is_task_folder(folder: &Folder) -> bool {
 }
 
 /// Walks below `folder`, subfolders in parallel. A task folder is not descended into;
-/// symlinked folders are not followed.
-fn visit(root: &Path, folder: &Folder) -> Found {
+/// symlinked folders are not followed; archives are read through `archives`.
+fn visit(root: &Path, folder: &Folder, archives: &ArchiveSet) -> Found {
     if is_task_folder(folder) {
         return Found {
             entries: vec![Entry {
                 locator: locator_of(root, &folder.path),
                 fingerprint: fingerprint(folder),
             }],
-            issues: Vec::new(),
+            ..Found::default()
         };
     }
+    let in_archives: Vec<(String, PathBuf)> = folder
+        .children
+        .iter()
+        .filter(|c| c.kind == ChildKind::File && is_archive_name(&c.name))
+        .map(|c| (locator_of(root, &folder.child_path(c)), folder.child_path(c)))
+        .collect();
+    let archived = (!in_archives.is_empty()).then(|| {
+        let scan = archives.scan(&in_archives);
+        Found {
+            entries: scan.entries,
+            issues: scan.issues,
+            archives: in_archives.into_iter().map(|(_, path)| path).collect(),
+        }
+    });
     // Files that look like a task in a folder that is not one: said, never passed over.
     let task_like = task_like_files(
         folder
@@ -335,21 +391,25 @@ fn visit(root: &Path, folder: &Folder) -> Found {
         .par_iter()
         .filter(|c| c.kind == ChildKind::Dir && !is_skipped_dir(&c.name))
         .map(|child| match folder.open_child(child) {
-            Ok(sub) => visit(root, &sub),
+            Ok(sub) => visit(root, &sub, archives),
             Err(e) => Found {
-                entries: Vec::new(),
                 issues: vec![ScanIssue::error(
                     locator_of(root, &folder.child_path(child)),
                     "source.unreadable",
                     format!("cannot read folder: {e}"),
                 )],
+                ..Found::default()
             },
         })
         .reduce(Found::default, Found::merge);
+    let found = match archived {
+        Some(archived) => archived.merge(found),
+        None => found,
+    };
     match unrecognized {
         Some(issue) => Found {
             issues: vec![issue],
-            entries: Vec::new(),
+            ..Found::default()
         }
         .merge(found),
         None => found,

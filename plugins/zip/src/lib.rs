@@ -81,12 +81,19 @@ impl Default for ArchiveLimits {
 pub struct ZipSource {
     name: String,
     path: Arc<PathBuf>,
+    archives: ArchiveSet,
+}
+
+/// Task archives read with every check of this crate. The archives a scan read and
+/// checked are kept by path: loads take them from here while the file's size and mtime
+/// are unchanged, so an archive is read once and not once per task it holds. The `zip`
+/// source is one archive or a folder of them; the filesystem source hands it the archives
+/// lying in its tree.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveSet {
     limits: ArchiveLimits,
     /// What one task's load reads at most (the registry's read limits).
     read: Limits,
-    /// The archives the latest scan read and checked, by path: loads take them from here
-    /// while the file's size and mtime are unchanged, so an archive is read once per scan
-    /// and not once per task it holds.
     opened: Arc<Mutex<HashMap<PathBuf, Opened>>>,
 }
 
@@ -112,20 +119,18 @@ impl ZipSource {
         ZipSource {
             name: name.into(),
             path: Arc::new(path.into()),
-            limits: ArchiveLimits::default(),
-            read: Limits::default(),
-            opened: Arc::default(),
+            archives: ArchiveSet::default(),
         }
     }
 
     pub fn with_limits(mut self, limits: ArchiveLimits) -> Self {
-        self.limits = limits;
+        self.archives = ArchiveSet::new(limits, self.archives.read);
         self
     }
 
     /// Caps what one task's load reads (default: [`Limits::default`]).
     pub fn with_read_limits(mut self, read: Limits) -> Self {
-        self.read = read;
+        self.archives = ArchiveSet::new(self.archives.limits, read);
         self
     }
 
@@ -139,22 +144,6 @@ impl ZipSource {
             .with_limits(settings.limits)
             .with_read_limits(spec.limits);
         Ok(Box::new(source))
-    }
-
-    /// The archive at `path`, from the latest scan when the file is unchanged since.
-    fn open(&self, path: &Path) -> Result<InMemoryArchive, Refusal> {
-        let kept = self.opened.lock().ok().and_then(|o| o.get(path).cloned());
-        if let Some(kept) = kept
-            && fs::metadata(path).is_ok_and(|m| stamp_of(&m) == kept.stamp)
-        {
-            return Ok(kept.archive);
-        }
-        let opened = read_archive(path, &self.limits)?;
-        let archive = opened.archive.clone();
-        if let Ok(mut kept) = self.opened.lock() {
-            kept.insert(path.to_owned(), opened);
-        }
-        Ok(archive)
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> SourceError {
@@ -187,17 +176,57 @@ impl ZipSource {
     }
 
     fn scan_blocking(&self) -> Result<Scan, SourceError> {
+        let archives = self.archives()?;
+        let mut scan = self.archives.scan(&archives);
+        // Only this scan's archives are kept: a removed archive's memory is freed.
+        self.archives.retain(|path| archives.iter().any(|(_, p)| p == path));
+        scan.entries.sort_by(|a, b| a.locator.cmp(&b.locator));
+        Ok(scan)
+    }
+
+    fn load_blocking(&self, locator: &str) -> Result<Bundle, SourceError> {
+        let archives = self.archives()?;
+        let (archive_name, path, folder) = archives
+            .iter()
+            .find_map(|(name, path)| {
+                let rest = locator.strip_prefix(name.as_str())?;
+                match rest.strip_prefix('/') {
+                    Some(folder) => Some((name, path, folder)),
+                    None if rest.is_empty() => Some((name, path, "")),
+                    None => None,
+                }
+            })
+            .ok_or_else(|| SourceError::File {
+                file: locator.to_owned(),
+                reason: "no such archive".into(),
+            })?;
+        self.archives.load(archive_name, path, folder)
+    }
+}
+
+impl ArchiveSet {
+    /// Archives checked against `limits`, their tasks read within `read`.
+    pub fn new(limits: ArchiveLimits, read: Limits) -> Self {
+        ArchiveSet {
+            limits,
+            read,
+            opened: Arc::default(),
+        }
+    }
+
+    /// The tasks of `archives` (`(locator, path)`): an entry `LOCATOR` for a task at an
+    /// archive's root, `LOCATOR/FOLDER` for one a folder down. A refused archive is an
+    /// error issue under its locator and makes the scan partial. An archive whose size and
+    /// mtime are those of the copy kept is not read again.
+    pub fn scan(&self, archives: &[(String, PathBuf)]) -> Scan {
         let mut scan = Scan {
             complete: true,
             ..Scan::default()
         };
-        let mut opened = HashMap::new();
-        for (archive_name, path) in self.archives()? {
-            match read_archive(&path, &self.limits) {
-                Ok(read) => {
-                    let (folders, duplicates) = task_folders(&read.archive);
-                    let stamp = read.stamp.clone();
-                    opened.insert(path.clone(), read);
+        for (archive_name, path) in archives {
+            match self.open(path) {
+                Ok((stamp, archive)) => {
+                    let (folders, duplicates) = task_folders(&archive);
                     for folder in folders {
                         let mut hasher = Sha256::new();
                         hasher.update(stamp.as_bytes());
@@ -223,39 +252,45 @@ impl ZipSource {
                 Err(refusal) => {
                     scan.complete = false;
                     scan.issues
-                        .push(ScanIssue::error(archive_name, refusal.code, refusal.message));
+                        .push(ScanIssue::error(archive_name.clone(), refusal.code, refusal.message));
                 }
             }
         }
-        scan.entries.sort_by(|a, b| a.locator.cmp(&b.locator));
-        // Only this scan's archives are kept: a removed archive's memory is freed.
-        if let Ok(mut kept) = self.opened.lock() {
-            *kept = opened;
-        }
-        Ok(scan)
+        scan
     }
 
-    fn load_blocking(&self, locator: &str) -> Result<Bundle, SourceError> {
-        let archives = self.archives()?;
-        let (archive_name, path, folder) = archives
-            .iter()
-            .find_map(|(name, path)| {
-                let rest = locator.strip_prefix(name.as_str())?;
-                match rest.strip_prefix('/') {
-                    Some(folder) => Some((name, path, folder)),
-                    None if rest.is_empty() => Some((name, path, "")),
-                    None => None,
-                }
-            })
-            .ok_or_else(|| SourceError::File {
-                file: locator.to_owned(),
-                reason: "no such archive".into(),
-            })?;
+    /// Forgets the archives `keep` says no longer exist, freeing their memory.
+    pub fn retain(&self, keep: impl Fn(&Path) -> bool) {
+        if let Ok(mut kept) = self.opened.lock() {
+            kept.retain(|path, _| keep(path));
+        }
+    }
+
+    /// The stamp and contents of the archive at `path`: the copy kept while the file's
+    /// size and mtime are unchanged, else read and checked again.
+    fn open(&self, path: &Path) -> Result<(String, InMemoryArchive), Refusal> {
+        let kept = self.opened.lock().ok().and_then(|o| o.get(path).cloned());
+        if let Some(kept) = kept
+            && fs::metadata(path).is_ok_and(|m| stamp_of(&m) == kept.stamp)
+        {
+            return Ok((kept.stamp, kept.archive));
+        }
+        let opened = read_archive(path, &self.limits)?;
+        let found = (opened.stamp.clone(), opened.archive.clone());
+        if let Ok(mut kept) = self.opened.lock() {
+            kept.insert(path.to_owned(), opened);
+        }
+        Ok(found)
+    }
+
+    /// The task in `folder` (`""`: the root) of the archive at `path`, shown as
+    /// `archive_name` in errors.
+    pub fn load(&self, archive_name: &str, path: &Path, folder: &str) -> Result<Bundle, SourceError> {
         let refused = |r: Refusal| SourceError::File {
-            file: archive_name.clone(),
+            file: archive_name.to_owned(),
             reason: r.message,
         };
-        let mut archive = self.open(path).map_err(refused)?;
+        let (_, mut archive) = self.open(path).map_err(refused)?;
         let prefix = if folder.is_empty() {
             String::new()
         } else {
