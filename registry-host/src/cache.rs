@@ -2,8 +2,8 @@
 //! `serve --watch`): content already parsed and validated is not checked again, such as a
 //! broken task that every run retries, or a file touched without being changed.
 //!
-//! The key is sha256 over the bundle as loaded (paths and bytes) and the folder name (a
-//! legacy task is named after it). The configured validation is fixed for the cache's
+//! The key is sha256 over the bundle as loaded (paths and bytes), the folder name (a
+//! legacy task is named after it) and what the repository's index says of the task. The configured validation is fixed for the cache's
 //! life, so it is not part of the key.
 
 use registry_core::{Bundle, LoadOutcome, Validation, check_bundle};
@@ -85,6 +85,10 @@ fn key_of(bundle: &Bundle) -> [u8; 32] {
         hasher.update(bytes);
     }
     hasher.update(bundle.folder_name.as_deref().unwrap_or_default().as_bytes());
+    hasher.update([0]);
+    if let Some(indexed) = &bundle.indexed {
+        hasher.update(indexed.fingerprint().as_bytes());
+    }
     hasher.finalize().into()
 }
 

@@ -64,7 +64,8 @@ pub mod watch;
 
 pub use events::RegistryEvent;
 pub use registry::{
-    DEFAULT_DATABASE, Finding, ListFilter, Registry, RegistryBuilder, RegistryError, TaskDetails, ValidationReport,
+    BuiltIndex, DEFAULT_DATABASE, Finding, IndexDifference, ListFilter, Registry, RegistryBuilder, RegistryError,
+    TaskDetails, ValidationReport,
 };
 pub use sources::{BuildError, SourceBuilder, build_sources};
 pub use sync::{SyncObserver, SyncReport};

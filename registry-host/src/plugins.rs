@@ -25,6 +25,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 
+/// Scan issue codes a plugin reports with the host's meaning (see `docs/plugins.md`).
+const SHARED_ISSUE_CODES: [&str; 1] = ["layout.unrecognized"];
+
 /// How long a plugin call may take when the source sets no `timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -413,11 +416,17 @@ impl Source for PluginSource {
                 .issues
                 .into_iter()
                 .map(|i| {
-                    let message = format!("{} [{}]", i.message, i.code);
+                    // The codes the host defines keep their meaning from a plugin (a
+                    // task-like folder is `layout.unrecognized` wherever it lies); any
+                    // other code is the plugin's own, kept in the message.
+                    let (code, message) = match SHARED_ISSUE_CODES.iter().find(|c| **c == i.code) {
+                        Some(code) => (*code, i.message),
+                        None => ("source.plugin_issue", format!("{} [{}]", i.message, i.code)),
+                    };
                     if i.is_error {
-                        ScanIssue::error(i.locator, "source.plugin_issue", message)
+                        ScanIssue::error(i.locator, code, message)
                     } else {
-                        ScanIssue::warning(i.locator, "source.plugin_issue", message)
+                        ScanIssue::warning(i.locator, code, message)
                     }
                 })
                 .collect(),
@@ -438,6 +447,7 @@ impl Source for PluginSource {
             files: bundle.files.into_iter().collect(),
             folder_name: bundle.folder_name,
             modified: bundle.modified,
+            indexed: None,
         })
     }
 }

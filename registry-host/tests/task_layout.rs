@@ -44,6 +44,10 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
         );
     }
     assert_eq!(layout::TASK_LIKE_FILES, registry_core::layout::TASK_LIKE_FILES);
+    assert_eq!(
+        layout::unrecognized_message(&["main.js"]),
+        registry_core::layout::unrecognized_message(&["main.js"])
+    );
 
     // The filesystem source skips hidden folders and node_modules: a tree holding a task in
     // each folder below shows which ones it walks, and the plugin rule must skip the same.

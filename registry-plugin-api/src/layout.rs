@@ -26,6 +26,15 @@ pub const TASK_LIKE_FILES: [&str; 7] = [
     "output.schema.json",
 ];
 
+/// The message of `layout.unrecognized` for a folder holding `found` and no marker, as the
+/// host words it.
+pub fn unrecognized_message(found: &[&str]) -> String {
+    format!(
+        "looks like a task ({} found) but has neither metadata.json nor meta.yaml, so it cannot be read as one",
+        found.join(", ")
+    )
+}
+
 /// The task-like files among a folder's file names.
 pub fn task_like_files<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     names.into_iter().filter(|n| TASK_LIKE_FILES.contains(n)).collect()

@@ -367,6 +367,13 @@ fn a_meta_yaml_task_has_one_digest_by_folder_archive_http_and_git() {
         from_git, from_folder,
         "every layout reads the same from git as from a folder"
     );
+    let git_problems = problems(&by_git);
+    for expected in [
+        entry("drafts/sketch", "warning", "layout.unrecognized"),
+        entry("tasks/no-script", "error", "layout.unrecognized"),
+    ] {
+        assert!(git_problems.contains(&expected), "{expected:?} in {git_problems:#?}");
+    }
 }
 
 #[test]
@@ -512,4 +519,130 @@ fn archives_beside_folders_are_tasks_of_the_filesystem_source() {
     let shown = taskreg.run(&["--json", "show", "addition"]).assert_code(0).json();
     assert_eq!(shown["sources"].as_array().unwrap().len(), 1, "{shown:#}");
     assert!(shown["available"].as_bool().unwrap());
+}
+
+#[test]
+fn a_repository_index_and_registry_yaml_are_honoured_checked_and_written() {
+    let (work, taskreg) = workspace();
+    let repo = repository_in(work.path());
+    // As Ratchet's sample repository writes it, with its own paths.
+    write(
+        &repo,
+        ".ratchet/registry.yaml",
+        "name: \"Sample Task Repository\"\nversion: \"1.0.0\"\nmaintainers:\n  - name: \"Contributors\"\n\
+         discovery:\n  auto_index: true\n  include_patterns:\n    - \"tasks/**\"\n    - \"httpbin-get-origin/**\"\n\
+         \x20 exclude_patterns:\n    - \"**/node_modules/**\"\n    - \"**/*.zip\"\n    - \"**/python-task/**\"\n",
+    );
+    zip_folder(&repo.join("tasks/addition"), "", &repo.join("tasks/addition-copy.zip"));
+    let root = repo.to_str().unwrap();
+
+    // Adopting an index: written from the tasks, then checked clean.
+    taskreg.run(&["index", root]).assert_code(0);
+    let index: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(repo.join(".ratchet/index.json")).unwrap()).unwrap();
+    let paths: Vec<&str> = index["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["httpbin-get-origin", "tasks/addition", "tasks/echo", "tasks/weather"],
+        "discovery's patterns decide; refused tasks are not indexed"
+    );
+    assert_eq!(index["repository"]["name"], "Sample Task Repository");
+    assert_eq!(index["statistics"]["total_tasks"], 4);
+    assert_eq!(index["tasks"][1]["name"], "addition");
+    taskreg.run(&["index", "--check", root]).assert_code(0);
+
+    // The index drifts from the tree, as real ones do.
+    let mut drifted = index.clone();
+    let tasks = drifted["tasks"].as_array_mut().unwrap();
+    tasks.retain(|t| t["path"] != "tasks/echo");
+    for task in tasks.iter_mut() {
+        if task["path"] == "tasks/weather" {
+            task["version"] = "0.1.0".into();
+        }
+    }
+    tasks.push(serde_json::json!({"path": "./tasks/gone/", "name": "gone", "version": "1.0.0"}));
+    fs::write(
+        repo.join(".ratchet/index.json"),
+        serde_json::to_string_pretty(&drifted).unwrap(),
+    )
+    .unwrap();
+    let check = taskreg.run(&["--json", "index", "--check", root]);
+    check.assert_code(1);
+    let differences: BTreeSet<String> = check
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        differences,
+        BTreeSet::from([
+            "tasks/echo".to_owned(),
+            "tasks/gone".to_owned(),
+            "tasks/weather".to_owned()
+        ])
+    );
+
+    configure(
+        &taskreg,
+        &format!(
+            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+            toml_path(&repo)
+        ),
+    );
+    taskreg.run(&["sync"]).assert_code(0);
+    // The task's own files win, and nothing is hidden.
+    let listed: Vec<String> = catalogue(&taskreg).into_keys().collect();
+    assert_eq!(
+        listed,
+        [
+            "addition@1.0.0",
+            "echo@1.2.0",
+            "httpbin_get_origin@1.0.0",
+            "weather@0.2.0"
+        ]
+    );
+    let shown = taskreg.run(&["--json", "show", "addition"]).assert_code(0).json();
+    assert_eq!(
+        shown["sources"].as_array().unwrap().len(),
+        1,
+        "the excluded archive is not an origin"
+    );
+    let found = problems(&taskreg);
+    for expected in [
+        entry("tasks/weather", "warning", "index.mismatch"),
+        entry("tasks/echo", "warning", "index.unlisted"),
+        entry("tasks/gone", "warning", "index.stale_entry"),
+    ] {
+        assert!(found.contains(&expected), "{expected:?} in {found:#?}");
+    }
+    assert!(
+        !found
+            .iter()
+            .any(|(l, _, _)| l == "drafts/sketch" || l == "tasks/python-task"),
+        "outside discovery's patterns: {found:#?}"
+    );
+    let mismatch = taskreg.run(&["--json", "problems"]).json();
+    let message = mismatch
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "index.mismatch")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("0.1.0") && message.contains("0.2.0"), "{message}");
+
+    // Fixed by writing the index again: the warnings clear at the next sync.
+    taskreg.run(&["index", root]).assert_code(0);
+    taskreg.run(&["sync"]).assert_code(0);
+    let left = problems(&taskreg);
+    assert!(!left.iter().any(|(_, _, code)| code.starts_with("index.")), "{left:#?}");
 }

@@ -406,3 +406,34 @@ mod futures_lite_stream {
         }
     }
 }
+
+#[test]
+fn an_archive_dropped_into_a_watched_tree_is_followed_like_a_folder() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    write_tree(&tasks, 2).unwrap();
+    fs::create_dir_all(tasks.join("releases")).unwrap();
+    let _watcher = Watcher::start(&taskreg, &["tasks"]);
+
+    // Packed elsewhere and moved in whole, as a download or a copy lands.
+    let packed = work.path().join("packed");
+    write_named_task(&packed.join("zipped"), "zipped", "1.0.0", 7).unwrap();
+    let staged = work.path().join("zipped.zip");
+    taskreg_tests::zip_folder(&packed.join("zipped"), "", &staged);
+    fs::rename(&staged, tasks.join("releases/zipped.zip")).unwrap();
+    eventually("the archive's task", || show(&taskreg, "zipped").is_some());
+    let shown = show(&taskreg, "zipped").unwrap();
+    assert_eq!(shown["sources"][0]["locator"], "releases/zipped.zip");
+
+    // A new release replaces the archive: its new version arrives.
+    write_named_task(&packed.join("zipped"), "zipped", "1.1.0", 8).unwrap();
+    taskreg_tests::zip_folder(&packed.join("zipped"), "", &staged);
+    fs::rename(&staged, tasks.join("releases/zipped.zip")).unwrap();
+    eventually("the new release", || {
+        show(&taskreg, "zipped").is_some_and(|t| t["version"] == "1.1.0")
+    });
+
+    // The archive removed: its task goes missing.
+    fs::remove_file(tasks.join("releases/zipped.zip")).unwrap();
+    eventually("the removal", || show(&taskreg, "zipped").is_none());
+}

@@ -52,6 +52,7 @@
 
 use async_trait::async_trait;
 mod folder;
+mod repository;
 
 use folder::{Child, ChildKind, Folder};
 use rayon::prelude::*;
@@ -60,6 +61,7 @@ use registry_core::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
     is_task_file, task_files,
 };
+use repository::Repository;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -96,6 +98,8 @@ pub struct FsSource {
     limits: Limits,
     /// The task archives found in the tree, kept between a scan and its loads.
     archives: ArchiveSet,
+    /// `.ratchet/` as the latest scan read it, for that scan's loads.
+    repository: Arc<std::sync::Mutex<Arc<Repository>>>,
 }
 
 impl FsSource {
@@ -105,6 +109,7 @@ impl FsSource {
             root: Arc::new(root.into()),
             limits: Limits::default(),
             archives: ArchiveSet::default(),
+            repository: Arc::default(),
         }
     }
 
@@ -176,9 +181,13 @@ impl Source for FsSource {
         let locator = entry.locator.clone();
         let limits = self.limits;
         let archives = self.archives.clone();
-        tokio::task::spawn_blocking(move || match archive_of(&root, &locator) {
-            Some((archive, folder)) => archives.load(archive, &root.join(archive), folder),
-            None => load_task(&root, &locator, limits),
+        let indexed = self.repository().indexed(&entry.locator);
+        tokio::task::spawn_blocking(move || {
+            let bundle = match archive_of(&root, &locator) {
+                Some((archive, folder)) => archives.load(archive, &root.join(archive), folder),
+                None => load_task(&root, &locator, limits),
+            };
+            bundle.map(|bundle| Bundle { indexed, ..bundle })
         })
         .await
         .map_err(|e| SourceError::File {
@@ -197,10 +206,32 @@ impl FsSource {
         }
         // The root's own listing must succeed: an unreadable root fails the scan.
         let folder = Folder::open(root).map_err(|e| self.unavailable(e))?;
-        let found = visit(root, &folder, &self.archives);
+        let repository = self.read_repository(root);
+        let mut found = visit(root, &folder, &self.walk(&repository));
         // Archives no longer in the tree are forgotten (and their memory freed).
         self.archives.retain(|path| found.archives.iter().any(|a| a == path));
+        repository.apply(&mut found.entries, &mut found.issues, &ScanScope::Whole);
         Ok(scan_of(found))
+    }
+
+    /// Reads `.ratchet/` and keeps it for the loads of this scan.
+    fn read_repository(&self, root: &Path) -> Arc<Repository> {
+        let repository = Repository::read(root);
+        if let Ok(mut kept) = self.repository.lock() {
+            *kept = repository.clone();
+        }
+        repository
+    }
+
+    fn repository(&self) -> Arc<Repository> {
+        self.repository.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn walk<'w>(&'w self, repository: &'w Repository) -> Walk<'w> {
+        Walk {
+            archives: &self.archives,
+            repository,
+        }
     }
 }
 
@@ -225,10 +256,12 @@ impl FsSource {
         if !root.is_dir() {
             return Err(self.unavailable("not a directory"));
         }
-        let found = outer
+        let repository = self.read_repository(&root);
+        let walk = self.walk(&repository);
+        let mut found = outer
             .par_iter()
             .map(|prefix| match Folder::open(&root.join(prefix)) {
-                Ok(folder) => visit(&root, &folder, &self.archives),
+                Ok(folder) => visit(&root, &folder, &walk),
                 // Gone since the event (a deleted task folder): nothing is there.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Found::default(),
                 Err(e) => Found {
@@ -241,7 +274,9 @@ impl FsSource {
                 },
             })
             .reduce(Found::default, Found::merge);
-        Ok((ScanScope::Within(outer), scan_of(found)))
+        let scope = ScanScope::Within(outer);
+        repository.apply(&mut found.entries, &mut found.issues, &scope);
+        Ok((scope, scan_of(found)))
     }
 }
 
@@ -259,6 +294,10 @@ fn scope_of(root: &Path, path: &Path) -> Option<String> {
     let mut names = Vec::new();
     let mut folder = root.to_path_buf();
     if is_task_dir(&folder) {
+        return Some(String::new());
+    }
+    // The repository's own description changed: discovery or the index may differ anywhere.
+    if relative.starts_with(".ratchet") {
         return Some(String::new());
     }
     for component in relative.components() {
@@ -345,10 +384,21 @@ fn is_task_folder(folder: &Folder) -> bool {
         .any(|c| is_task_marker(&c.name) && matches!(c.kind, ChildKind::File | ChildKind::Symlink))
 }
 
+/// What a walk consults besides the tree.
+struct Walk<'w> {
+    archives: &'w ArchiveSet,
+    repository: &'w Repository,
+}
+
 /// Walks below `folder`, subfolders in parallel. A task folder is not descended into;
-/// symlinked folders are not followed; archives are read through `archives`.
-fn visit(root: &Path, folder: &Folder, archives: &ArchiveSet) -> Found {
+/// symlinked folders are not followed; archives are read through `walk.archives`; what
+/// the repository's discovery patterns leave out is not looked at.
+fn visit(root: &Path, folder: &Folder, walk: &Walk<'_>) -> Found {
+    let admitted = |locator: &str| walk.repository.discovery.admits(locator);
     if is_task_folder(folder) {
+        if !admitted(&locator_of(root, &folder.path)) {
+            return Found::default();
+        }
         return Found {
             entries: vec![Entry {
                 locator: locator_of(root, &folder.path),
@@ -362,9 +412,10 @@ fn visit(root: &Path, folder: &Folder, archives: &ArchiveSet) -> Found {
         .iter()
         .filter(|c| c.kind == ChildKind::File && is_archive_name(&c.name))
         .map(|c| (locator_of(root, &folder.child_path(c)), folder.child_path(c)))
+        .filter(|(locator, _)| admitted(locator))
         .collect();
     let archived = (!in_archives.is_empty()).then(|| {
-        let scan = archives.scan(&in_archives);
+        let scan = walk.archives.scan(&in_archives);
         Found {
             entries: scan.entries,
             issues: scan.issues,
@@ -379,7 +430,8 @@ fn visit(root: &Path, folder: &Folder, archives: &ArchiveSet) -> Found {
             .filter(|c| c.kind != ChildKind::Dir)
             .map(|c| c.name.as_str()),
     );
-    let unrecognized = (!task_like.is_empty()).then(|| {
+    let here = locator_of(root, &folder.path);
+    let unrecognized = (!task_like.is_empty() && admitted(&here)).then(|| {
         ScanIssue::warning(
             locator_of(root, &folder.path),
             "layout.unrecognized",
@@ -391,7 +443,7 @@ fn visit(root: &Path, folder: &Folder, archives: &ArchiveSet) -> Found {
         .par_iter()
         .filter(|c| c.kind == ChildKind::Dir && !is_skipped_dir(&c.name))
         .map(|child| match folder.open_child(child) {
-            Ok(sub) => visit(root, &sub, archives),
+            Ok(sub) => visit(root, &sub, walk),
             Err(e) => Found {
                 issues: vec![ScanIssue::error(
                     locator_of(root, &folder.child_path(child)),
@@ -532,6 +584,7 @@ fn load_task(root: &Path, locator: &str, limits: Limits) -> Result<Bundle, Sourc
         files,
         folder_name,
         modified,
+        indexed: None,
     })
 }
 

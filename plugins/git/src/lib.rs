@@ -30,7 +30,7 @@
 //! credential helpers, and nothing ever prompts.
 
 use registry_plugin_api::{
-    Bundle, Entry, Host, KindInfo, PluginError, PluginInfo, PluginSource, ReadLimits, Scan, SourcePlugin,
+    Bundle, Entry, Host, KindInfo, PluginError, PluginInfo, PluginSource, ReadLimits, Scan, ScanIssue, SourcePlugin,
     SourceRequest, export_source_plugin, layout,
 };
 use std::collections::HashMap;
@@ -359,7 +359,8 @@ impl PluginSource for GitSource {
         }
         let root = self.root_tree(&repository)?;
         let mut tasks = Vec::new();
-        find_tasks(&repository, &root, "", &mut tasks, host)?;
+        let mut issues = Vec::new();
+        find_tasks(&repository, &root, "", &mut tasks, &mut issues, host)?;
         tasks.sort();
         host.debug(&format!("{} task folder(s) in {}", tasks.len(), self.location()));
         let entries = tasks
@@ -370,7 +371,10 @@ impl PluginSource for GitSource {
             })
             .collect();
         *self.scanned.lock().unwrap_or_else(|e| e.into_inner()) = tasks.into_iter().collect();
-        Ok(Scan::complete(entries))
+        Ok(Scan {
+            issues,
+            ..Scan::complete(entries)
+        })
     }
 
     fn load(&self, locator: &str, host: &Host) -> Result<Bundle, PluginError> {
@@ -439,6 +443,7 @@ fn find_tasks(
     tree: &gix::Tree<'_>,
     prefix: &str,
     tasks: &mut Vec<(String, gix::ObjectId)>,
+    issues: &mut Vec<ScanIssue>,
     host: &Host,
 ) -> Result<(), PluginError> {
     let corrupt = |e: &dyn std::fmt::Display| git_error("corrupt", "reading the tree", e);
@@ -455,6 +460,26 @@ fn find_tasks(
         };
         tasks.push((locator, tree.id));
         return Ok(());
+    }
+    // Files that look like a task in a folder that is not one: said, never passed over.
+    let names: Vec<String> = decoded
+        .entries
+        .iter()
+        .filter(|e| !e.mode.is_tree())
+        .map(|e| e.filename.to_string())
+        .collect();
+    let task_like = layout::task_like_files(names.iter().map(String::as_str));
+    if !task_like.is_empty() {
+        issues.push(ScanIssue {
+            locator: if prefix.is_empty() {
+                ".".to_owned()
+            } else {
+                prefix.to_owned()
+            },
+            code: "layout.unrecognized".to_owned(),
+            message: layout::unrecognized_message(&task_like),
+            is_error: false,
+        });
     }
     let folders: Vec<(String, gix::ObjectId)> = decoded
         .entries
@@ -473,7 +498,7 @@ fn find_tasks(
         } else {
             format!("{prefix}/{name}")
         };
-        find_tasks(repository, &child, &locator, tasks, host)?;
+        find_tasks(repository, &child, &locator, tasks, issues, host)?;
     }
     Ok(())
 }

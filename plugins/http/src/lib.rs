@@ -496,6 +496,7 @@ impl Source for HttpSource {
             files,
             folder_name,
             modified: None,
+            indexed: None,
         })
     }
 }

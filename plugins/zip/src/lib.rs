@@ -338,6 +338,7 @@ impl ArchiveSet {
             files,
             folder_name,
             modified,
+            indexed: None,
         })
     }
 }

@@ -20,6 +20,7 @@
 //! canonical JSON, scripts byte for byte, so reformatting a document never changes it.
 
 pub(crate) mod meta_yaml;
+pub mod repository;
 
 use crate::digest::{Digest, canonical_json};
 use crate::task::task_files;

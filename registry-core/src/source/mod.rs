@@ -79,6 +79,9 @@ pub struct Bundle {
     pub folder_name: Option<String>,
     /// The newest modification time of the files, where the source knows it.
     pub modified: Option<SystemTime>,
+    /// What the repository's index says of this task, where the source has one
+    /// (`.ratchet/index.json`): checked against the task's own metadata.
+    pub indexed: Option<crate::layout::repository::Indexed>,
 }
 
 impl Bundle {

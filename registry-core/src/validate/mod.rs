@@ -227,6 +227,10 @@ pub fn check_bundle(bundle: &Bundle, validation: &Validation) -> LoadOutcome {
         }
         Ok(parsed) => {
             problems.extend(parsed.warnings.iter().cloned());
+            // The repository's index is a description, never the truth: warnings only.
+            if let Some(indexed) = &bundle.indexed {
+                problems.extend(crate::layout::repository::check_indexed(indexed, &parsed));
+            }
             validation.run(|v, out| v.check(&parsed, &validation.context, out), &mut problems);
             if problems.iter().any(Problem::is_error) {
                 LoadOutcome::Broken(problems)

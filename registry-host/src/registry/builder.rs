@@ -321,6 +321,20 @@ impl RegistryBuilder {
         super::validate::validate_paths(paths, &self.validation()?, &self.kinds).await
     }
 
+    /// The `.ratchet/index.json` of the task tree at `root`, built from its tasks with this
+    /// builder's rules (refused tasks are left out and reported): what `taskreg index`
+    /// writes, or compares with the repository's own index under `--check`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), registry_host::RegistryError> {
+    /// let built = registry_host::Registry::builder().index(std::path::Path::new("tasks")).await?;
+    /// println!("{} tasks indexed", built.index.tasks.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn index(&self, root: &std::path::Path) -> Result<super::BuiltIndex, RegistryError> {
+        super::index::build_index(root, &self.validation()?, &self.kinds).await
+    }
+
     /// A source builder with this registry's plugin libraries loaded and run-time kinds:
     /// what `taskreg plugins` lists.
     pub fn source_builder(&self) -> crate::sources::SourceBuilder {

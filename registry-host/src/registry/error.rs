@@ -47,6 +47,9 @@ pub enum RegistryError {
     /// `serve` could not accept connections, or its token file cannot be read.
     #[error("{0}")]
     Serve(String),
+    /// A tree could not be indexed (its root cannot be read).
+    #[error("cannot index {0}")]
+    Index(String),
 }
 
 impl From<SyncError> for RegistryError {

@@ -6,10 +6,12 @@
 
 mod builder;
 mod error;
+mod index;
 mod validate;
 
 pub use builder::{DEFAULT_DATABASE, RegistryBuilder};
 pub use error::RegistryError;
+pub use index::{BuiltIndex, IndexDifference};
 pub use validate::{Finding, ValidationReport};
 
 use crate::cache::CheckCache;

@@ -120,18 +120,7 @@ pub(super) async fn validate_paths(
                 },
             });
         }
-        let source: &dyn Source = source.as_ref();
-        let outcomes: Vec<(String, LoadOutcome)> = futures::stream::iter(&scan.entries)
-            .map(|entry| async move {
-                (
-                    entry.locator.clone(),
-                    load_and_check(source, entry, validation, None).await,
-                )
-            })
-            .buffered(SyncOptions::default().concurrency)
-            .collect()
-            .await;
-        for (locator, outcome) in outcomes {
+        for (locator, outcome) in load_all(source.as_ref(), &scan.entries, validation).await {
             let problems = match outcome {
                 LoadOutcome::Parsed { warnings, .. } => {
                     report.valid += 1;
@@ -150,4 +139,22 @@ pub(super) async fn validate_paths(
         }
     }
     Ok(report)
+}
+
+/// Loads and checks every entry (a sync's loads, without a cache), as `(locator, outcome)`.
+pub(super) async fn load_all(
+    source: &dyn Source,
+    entries: &[registry_core::Entry],
+    validation: &Validation,
+) -> Vec<(String, LoadOutcome)> {
+    futures::stream::iter(entries)
+        .map(|entry| async move {
+            (
+                entry.locator.clone(),
+                load_and_check(source, entry, validation, None).await,
+            )
+        })
+        .buffered(SyncOptions::default().concurrency)
+        .collect()
+        .await
 }

@@ -68,6 +68,13 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Write PATH/.ratchet/index.json from the tasks of the tree at PATH (with --check,
+    /// say how the index it has differs from them, and exit 1 when it does).
+    Index {
+        path: PathBuf,
+        #[arg(long)]
+        check: bool,
+    },
     /// List the current problems.
     Problems,
     /// List the current conflicts: versions offered with different contents.

@@ -3,6 +3,7 @@
 
 mod conflicts;
 mod history;
+mod index;
 mod list;
 mod plugins;
 mod problems;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { all } => list::run(&globals, all).await,
         Command::Show { task } => show::run(&globals, &task).await,
         Command::Validate { paths } => validate::run(&globals, &paths).await,
+        Command::Index { path, check } => index::run(&globals, &path, check).await,
         Command::Problems => problems::run(&globals).await,
         Command::Conflicts => conflicts::run(&globals).await,
         Command::History { name } => history::run(&globals, &name).await,
