@@ -11,6 +11,9 @@
 //! └── weather-api/…
 //! ```
 //!
+//! An archive of task-like files (a `main.js`, a `task.json`, …) with no task in it is
+//! reported as `layout.unrecognized`, not passed over.
+//!
 //! `path` is one `.zip` file or a folder of them. Locators are `ARCHIVE` for a task at the
 //! archive's root and `ARCHIVE/FOLDER` for one a folder down; the fingerprint is the
 //! archive's size and mtime.
@@ -25,7 +28,7 @@
 //! the declared size limit, so a header that lies about sizes costs nothing either.
 
 use async_trait::async_trait;
-use registry_core::layout::is_task_marker;
+use registry_core::layout::{is_task_marker, task_like_files, unrecognized_message};
 use registry_core::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
 };
@@ -227,6 +230,26 @@ impl ArchiveSet {
             match self.open(path) {
                 Ok((stamp, archive)) => {
                     let (folders, duplicates) = task_folders(&archive);
+                    if folders.is_empty() {
+                        // An archive of task-like files that holds no task: said, not passed over.
+                        let names: Vec<String> = archive.file_names().flatten().map(|n| n.into_owned()).collect();
+                        let task_like = task_like_files(
+                            names
+                                .iter()
+                                .map(|n| n.split_once('/').map_or(n.as_str(), |(_, rest)| rest))
+                                .filter(|n| !n.contains('/')),
+                        );
+                        if !task_like.is_empty() {
+                            let mut found = task_like;
+                            found.sort_unstable();
+                            found.dedup();
+                            scan.issues.push(ScanIssue::warning(
+                                archive_name.clone(),
+                                "layout.unrecognized",
+                                unrecognized_message(&found),
+                            ));
+                        }
+                    }
                     for folder in folders {
                         let mut hasher = Sha256::new();
                         hasher.update(stamp.as_bytes());

@@ -384,3 +384,30 @@ async fn an_entry_over_the_read_cap_is_refused_by_its_header() {
         other => panic!("expected a refusal by size, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_archive_of_task_like_files_without_a_task_is_reported_not_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("scripts.zip");
+    write_zip(
+        &archive,
+        &[
+            ("tool/main.js", SCRIPT.as_bytes()),
+            ("tool/input.schema.json", b"{}"),
+            ("README.md", b"x"),
+        ],
+    );
+    let scan = ZipSource::new("z", &archive).scan().await.unwrap();
+    assert!(scan.entries.is_empty());
+    assert!(scan.complete, "a warning, not a refusal");
+    assert_eq!(scan.issues.len(), 1, "{:?}", scan.issues);
+    assert_eq!(
+        (
+            scan.issues[0].locator.as_str(),
+            scan.issues[0].code,
+            scan.issues[0].severity
+        ),
+        ("scripts.zip", "layout.unrecognized", Severity::Warning)
+    );
+    assert!(scan.issues[0].message.contains("main.js"), "{}", scan.issues[0].message);
+}
