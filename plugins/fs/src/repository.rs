@@ -6,6 +6,7 @@ use registry_core::layout::repository::{
 };
 use registry_core::{Entry, ScanIssue, ScanScope};
 use sha2::{Digest as _, Sha256};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 pub struct Repository {
     pub discovery: Discovery,
     pub index: Option<RepositoryIndex>,
+    /// Position of each index task by path: every entry of a scan looks itself up.
+    by_path: HashMap<String, usize>,
     /// Files that could not be read: warnings, never a reason to hide a task.
     pub issues: Vec<ScanIssue>,
 }
@@ -39,7 +42,15 @@ impl Repository {
         match read_text(&root.join(INDEX_FILE)) {
             Ok(None) => {}
             Ok(Some(text)) => match RepositoryIndex::parse(&text) {
-                Ok(index) => repository.index = Some(index),
+                Ok(index) => {
+                    repository.by_path = index
+                        .tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (t.path.clone(), i))
+                        .collect();
+                    repository.index = Some(index);
+                }
                 Err(e) => repository
                     .issues
                     .push(warn(format!("{e}; the tree is read without it"))),
@@ -52,8 +63,8 @@ impl Repository {
     /// What the index says of the task at `locator`, when there is an index.
     pub fn indexed(&self, locator: &str) -> Option<Indexed> {
         let index = self.index.as_ref()?;
-        Some(match index.find(locator) {
-            Some(task) => Indexed::Listed(task.clone()),
+        Some(match self.by_path.get(locator) {
+            Some(&i) => Indexed::Listed(index.tasks[i].clone()),
             None => Indexed::Unlisted,
         })
     }
@@ -74,9 +85,9 @@ impl Repository {
                 entry.fingerprint = hex::encode(&hasher.finalize()[..16]);
             }
         }
+        let found: HashSet<&str> = entries.iter().map(|e| e.locator.as_str()).collect();
         for task in &index.tasks {
-            let found = entries.iter().any(|e| e.locator == task.path);
-            if !found && scope.covers(&task.path) {
+            if !found.contains(task.path.as_str()) && scope.covers(&task.path) {
                 let problem = listed_but_absent(task);
                 issues.push(ScanIssue::warning(
                     task.path.clone(),
