@@ -172,6 +172,17 @@ pub enum SyncError {
     /// The catalogue could not be read or written; nothing of the run was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another process wrote the catalogue after this run was planned: nothing of the run
+    /// was applied ([`apply_run`] only; [`sync`] plans again instead).
+    #[error(
+        "the catalogue changed since this run was planned (generation {planned}, now {current}): nothing was applied; plan it again"
+    )]
+    CatalogueChanged {
+        /// The generation planned against.
+        planned: i64,
+        /// The generation found when applying.
+        current: i64,
+    },
 }
 
 /// A run planned and not yet applied: what [`apply_run`] will write.
@@ -191,17 +202,18 @@ pub struct PlannedRun {
     pub problems: Vec<ReportedProblem>,
     /// What applying it writes.
     pub changes: ChangeSet,
-    /// The snapshot planned against and its generation, when the caller keeps it.
-    kept: Option<(std::sync::Arc<SnapshotCache>, i64, Snapshot)>,
+    /// The catalogue's generation the plan was made against.
+    pub generation: i64,
+    /// What the plan was made of, to plan again when the catalogue changed meanwhile.
+    scans: Vec<SourceScan>,
+    outcomes: HashMap<OriginKey, LoadOutcome>,
+    /// The snapshot planned against, when the caller keeps it between runs.
+    kept: Option<(std::sync::Arc<SnapshotCache>, Snapshot)>,
 }
 
 /// Above this many loads, a run reads every task's UUID in one query instead of asking for
 /// the loaded ones.
 const TARGETED_UUID_READ_MAX: usize = 500;
-
-/// How many times a run is planned again when another process wrote what its plan was
-/// about to (a unique key of the catalogue refused the write).
-const PLAN_ATTEMPTS: usize = 3;
 
 /// Runs one sync of `sources` (in priority order) into `store`.
 pub async fn sync(
@@ -216,10 +228,11 @@ pub async fn sync(
 
 /// Runs one sync that scans each source as `rescans` (one per source) says.
 ///
-/// The plan is made against the catalogue as it was read; when another process stored a
-/// task name or UUID in between, the database's unique keys refuse this run's write (it
-/// is rolled back whole) and the run is planned again against what is stored now, where
-/// the core's one-UUID-per-name rule turns the clash into a problem of the later task.
+/// The run is planned without any lock, so that runs on several hosts scan and load at
+/// once; it then takes the catalogue's write lock, and when another process wrote the
+/// catalogue since it was read, plans again against what is stored now (loading only
+/// what that write made necessary) before applying. No run fails because another ran,
+/// and the catalogue after concurrent runs is the one they would have made one by one.
 pub async fn sync_rescan(
     store: &mut Store,
     sources: &[Box<dyn Source>],
@@ -227,18 +240,24 @@ pub async fn sync_rescan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
-    let mut attempt = 1;
-    loop {
-        let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
-        let last = attempt == PLAN_ATTEMPTS;
-        match apply_planned(store, planned, last).await {
-            Err(SyncError::Store(e)) if !last && e.is_unique_violation() => {
-                tracing::warn!("another process wrote the catalogue first ({e}); planning the run again");
-                attempt += 1;
-            }
-            result => return result,
-        }
+    let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
+    store.lock_writes().await?;
+    let applied = async {
+        let current = store.generation().await?;
+        let planned = if current == planned.generation {
+            planned
+        } else {
+            tracing::info!(
+                "another process wrote the catalogue while this run was planned (generation {} → {current}); planning it again against what is stored now",
+                planned.generation
+            );
+            replan(store, planned, sources, strategy, options).await?
+        };
+        apply_locked(store, planned).await
     }
+    .await;
+    store.unlock_writes().await;
+    applied
 }
 
 /// Scans every source whole, loads and plans, writing nothing.
@@ -290,16 +309,15 @@ pub async fn plan_rescan(
         (result, clock.elapsed())
     }));
     let reading = async {
-        let Some(cache) = &options.snapshot_cache else {
-            return Ok::<_, StoreError>((None, store.snapshot().await?.core));
-        };
-        // Read before the snapshot: a write in between makes the next run read again.
+        // The generation first: a write in between makes the lock see a newer one and the
+        // run plan again, never apply against an older catalogue than it thinks.
         let generation = store.generation().await?;
-        let snapshot = match cache.take(generation) {
+        let kept = options.snapshot_cache.as_ref().and_then(|cache| cache.take(generation));
+        let snapshot = match kept {
             Some(snapshot) => snapshot,
             None => store.snapshot().await?.core,
         };
-        Ok((Some(generation), snapshot))
+        Ok::<_, StoreError>((generation, snapshot))
     };
     let (snapshot, scanned) = futures::future::join(reading, scanning).await;
     let (generation, mut snapshot) = snapshot?;
@@ -330,17 +348,54 @@ pub async fn plan_rescan(
         });
     }
 
+    let mut outcomes = HashMap::new();
+    load_wanted(&snapshot, &scans, &mut outcomes, sources, options).await;
+    tracing::info!(
+        ms = started.elapsed().as_millis() as u64,
+        "loaded {} task(s)",
+        outcomes.len()
+    );
+    read_uuids(store, &outcomes, &mut snapshot).await?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "read the UUIDs the plan needs"
+    );
+    let changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy));
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
+    Ok(PlannedRun {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        started,
+        started_at,
+        problems: current_problems(&snapshot.problems, &scans, &changes),
+        sources: reports,
+        loaded: outcomes.len(),
+        changes,
+        generation,
+        scans,
+        outcomes,
+        kept: options.snapshot_cache.clone().map(|cache| (cache, snapshot)),
+    })
+}
+
+/// Loads (and checks) every entry the plan needs that `outcomes` does not hold yet: those
+/// whose fingerprint differs from the stored one, and those a claim brings in.
+async fn load_wanted(
+    snapshot: &Snapshot,
+    scans: &[SourceScan],
+    outcomes: &mut HashMap<OriginKey, LoadOutcome>,
+    sources: &[Box<dyn Source>],
+    options: &SyncOptions,
+) {
     let observer = options.observer.as_deref();
-    let mut loaded: HashMap<OriginKey, LoadOutcome> = HashMap::new();
     loop {
-        let wanted = entries_to_load(&snapshot, &scans, &loaded);
+        let wanted = entries_to_load(snapshot, scans, outcomes);
         if wanted.is_empty() {
             break;
         }
         if let Some(observer) = observer {
             observer.loading(wanted.len());
         }
-        let outcomes: Vec<(OriginKey, LoadOutcome)> = futures::stream::iter(wanted)
+        let loaded: Vec<(OriginKey, LoadOutcome)> = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
                 let (validation, cache) = (&options.validation, options.cache.clone());
@@ -357,23 +412,25 @@ pub async fn plan_rescan(
             })
             .collect()
             .await;
-        loaded.extend(outcomes);
+        outcomes.extend(loaded);
     }
     if let Some(observer) = observer {
         observer.finished();
     }
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "loaded {} task(s)",
-        loaded.len()
-    );
+}
 
-    // A plan needs the stored UUID of each loaded name and the owner of each claimed UUID.
-    // A few loads (a watch run) ask for just those; many read the whole table at once.
-    if loaded.len() > TARGETED_UUID_READ_MAX {
+/// Reads what a plan needs of the `tasks` table: the stored UUID of each loaded name and
+/// the owner of each claimed UUID. A few loads (a watch run) ask for just those; many
+/// read the whole table at once.
+async fn read_uuids(
+    store: &mut Store,
+    outcomes: &HashMap<OriginKey, LoadOutcome>,
+    snapshot: &mut Snapshot,
+) -> Result<(), StoreError> {
+    if outcomes.len() > TARGETED_UUID_READ_MAX {
         snapshot.task_uuids = store.task_uuids().await?;
-    } else if !loaded.is_empty() {
-        let (names, uuids) = loaded
+    } else if !outcomes.is_empty() {
+        let (names, uuids) = outcomes
             .values()
             .filter_map(|outcome| match outcome {
                 LoadOutcome::Parsed { task, .. } => Some((task.name.clone(), task.uuid.to_string())),
@@ -382,36 +439,58 @@ pub async fn plan_rescan(
             .unzip();
         snapshot.task_uuids = store.task_uuids_of(names, uuids).await?;
     }
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "read the UUIDs the plan needs"
-    );
-    let changes = plan(&snapshot, &scans, &loaded, &options.plan(strategy));
-    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    Ok(PlannedRun {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        started,
-        started_at,
-        problems: current_problems(&snapshot.problems, &scans, &changes),
-        sources: reports,
-        loaded: loaded.len(),
-        changes,
-        kept: options
-            .snapshot_cache
-            .clone()
-            .zip(generation)
-            .map(|(cache, generation)| (cache, generation, snapshot)),
-    })
+    Ok(())
+}
+
+/// Plans `planned` again against the catalogue as stored now, under the write lock: what
+/// another process wrote meanwhile is taken into account, and only entries whose stored
+/// fingerprint that write changed are loaded.
+async fn replan(
+    store: &mut Store,
+    mut planned: PlannedRun,
+    sources: &[Box<dyn Source>],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<PlannedRun, SyncError> {
+    let generation = store.generation().await?;
+    let mut snapshot = store.snapshot().await?.core;
+    load_wanted(&snapshot, &planned.scans, &mut planned.outcomes, sources, options).await;
+    read_uuids(store, &planned.outcomes, &mut snapshot).await?;
+    let changes = plan(&snapshot, &planned.scans, &planned.outcomes, &options.plan(strategy));
+    planned.problems = current_problems(&snapshot.problems, &planned.scans, &changes);
+    planned.loaded = planned.outcomes.len();
+    planned.changes = changes;
+    planned.generation = generation;
+    planned.kept = planned.kept.map(|(cache, _)| (cache, snapshot));
+    Ok(planned)
 }
 
 /// Applies a planned run in one transaction (an unchanged run writes nothing to the
 /// catalogue), then records how each scanned source fared. A run that cannot be applied
 /// is recorded as a failure of every source it scanned, so `taskreg status` shows it.
+///
+/// The plan is applied exactly as it is, or not at all: when another process wrote the
+/// catalogue since it was planned, nothing is written and the answer is
+/// [`SyncError::CatalogueChanged`] (plan again, or use [`sync`], which does).
 pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
-    apply_planned(store, planned, true).await
+    store.lock_writes().await?;
+    let applied = async {
+        let current = store.generation().await?;
+        if current != planned.generation {
+            return Err(SyncError::CatalogueChanged {
+                planned: planned.generation,
+                current,
+            });
+        }
+        apply_locked(store, planned).await
+    }
+    .await;
+    store.unlock_writes().await;
+    applied
 }
 
-async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: bool) -> Result<SyncReport, SyncError> {
+/// Applies `planned`; the caller holds the write lock and checked the generation.
+async fn apply_locked(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
     let written = !planned.changes.is_empty();
     if written {
         let all_ok = planned.sources.iter().all(|r| r.status.is_ok());
@@ -425,21 +504,17 @@ async fn apply_planned(store: &mut Store, planned: PlannedRun, record_failure: b
         let generation = match store.apply(&run, &planned.sources, &planned.changes).await {
             Ok(generation) => generation,
             Err(e) => {
-                if record_failure {
-                    record_failed_apply(store, &planned.sources, &e).await;
-                }
+                record_failed_apply(store, &planned.sources, &e).await;
                 return Err(e.into());
             }
         };
         tracing::info!(ms = planned.started.elapsed().as_millis() as u64, "applied");
-        if let Some((cache, before, mut snapshot)) = planned.kept
-            && generation == before + 1
-        {
+        if let Some((cache, mut snapshot)) = planned.kept {
             snapshot.apply(&planned.changes);
             cache.keep(generation, snapshot);
         }
-    } else if let Some((cache, generation, snapshot)) = planned.kept {
-        cache.keep(generation, snapshot);
+    } else if let Some((cache, snapshot)) = planned.kept {
+        cache.keep(planned.generation, snapshot);
     }
     // The run itself succeeded: a status that cannot be written is worth a warning only.
     if let Err(e) = store.record_scans(&planned.sources).await {

@@ -659,8 +659,9 @@ async fn text_with_a_nul_byte_never_fails_a_run(backend: &str) {
 }
 
 /// Issue 10, item 4: two syncs planned at the same moment could both store one UUID for
-/// two names (and one name with two UUIDs), and later syncs never noticed. The database
-/// now refuses the second write, and a run that meets the refusal plans again.
+/// two names (and one name with two UUIDs), and later syncs never noticed. Issue 13: a
+/// plan is applied only against the catalogue it was made for; behind that, the
+/// database's unique keys still refuse the clash.
 async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &str) {
     let db = TestDatabase::for_backend(backend).await;
     let (mut first, mut second) = (open(&db).await, open(&db).await);
@@ -675,11 +676,27 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
     // Both plan against the empty catalogue, then both apply.
     let planned_a = plan_run(&mut first, &from_a, &SourcePriority, &options).await.unwrap();
     let planned_b = plan_run(&mut second, &from_b, &SourcePriority, &options).await.unwrap();
+    let stale_changes = planned_b.changes.clone();
     apply_run(&mut first, planned_a).await.expect("the first write lands");
     let refused = apply_run(&mut second, planned_b)
         .await
-        .expect_err("the database refuses the second");
-    let registry_host::sync::SyncError::Store(error) = &refused;
+        .expect_err("a plan made against an older catalogue is not applied");
+    assert!(
+        matches!(
+            refused,
+            registry_host::sync::SyncError::CatalogueChanged { planned: 0, current: 1 }
+        ),
+        "{refused}"
+    );
+    // Written anyway, below the lock, the database's unique key refuses it whole.
+    let record = registry_host::store::RunRecord {
+        id: "stale".into(),
+        started_at: 0,
+        status: registry_host::store::RunStatus::Ok,
+        counts: stale_changes.counts,
+        sources_json: "[]".into(),
+    };
+    let error = second.apply(&record, &[], &stale_changes).await.expect_err("refused");
     assert!(error.is_unique_violation(), "{error}");
     let owners: Vec<(String, String)> = first
         .task_uuids()
@@ -690,14 +707,6 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
         .map(|(n, u)| (n, u.to_string()))
         .collect();
     assert_eq!(owners, [("alpha".to_owned(), uuid.to_owned())]);
-    // The refused run shows in `status` as a failure of the source it scanned.
-    let status = second.status().await.unwrap();
-    let b_status = status.sources.iter().find(|s| s.name == "b").unwrap();
-    assert_eq!(b_status.status, ScanStatus::Failed);
-    assert!(
-        b_status.error.as_deref().unwrap().contains("could not be written"),
-        "{b_status:?}"
-    );
 
     // Planned again, the clash is a problem of the later name, and the run succeeds.
     let report = run(&mut second, &from_b).await;
@@ -732,7 +741,10 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
     let planned_c = plan_run(&mut first, &from_c, &SourcePriority, &options).await.unwrap();
     let planned_d = plan_run(&mut second, &from_d, &SourcePriority, &options).await.unwrap();
     apply_run(&mut first, planned_c).await.unwrap();
-    assert!(apply_run(&mut second, planned_d).await.is_err());
+    assert!(matches!(
+        apply_run(&mut second, planned_d).await,
+        Err(registry_host::sync::SyncError::CatalogueChanged { .. })
+    ));
     let report = run(&mut second, &from_d).await;
     assert_eq!(problem_codes(&report, "gamma"), ["metadata.uuid_changed"]);
     // gamma keeps the UUID it was first stored with (UUIDv5 of its name), and 2.0.0, which
@@ -827,9 +839,10 @@ impl Source for Interloper {
     }
 }
 
-/// Issue 10, item 4: a run whose plan another process overtook (it stored the same
-/// version after this run read the catalogue) is refused by the database's keys, then
-/// planned again inside the same `sync` against what is stored now, and succeeds.
+/// Issue 10, item 4 and issue 13: a run whose plan another process overtook (it stored
+/// the same version after this run read the catalogue) finds a newer generation under the
+/// write lock, is planned again inside the same `sync` against what is stored now, and
+/// succeeds.
 async fn a_run_whose_write_another_process_beat_is_planned_again(backend: &str) {
     let db = TestDatabase::for_backend(backend).await;
     let (mut mine, theirs) = (open(&db).await, open(&db).await);

@@ -24,6 +24,9 @@ pub enum RegistryError {
     /// The catalogue's database cannot be opened, read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A planned run could not be applied as planned (the catalogue changed meanwhile).
+    #[error(transparent)]
+    Sync(SyncError),
     /// A configured source cannot be built (unknown kind, refused settings).
     #[error(transparent)]
     Source(#[from] BuildError),
@@ -56,6 +59,7 @@ impl From<SyncError> for RegistryError {
     fn from(e: SyncError) -> Self {
         match e {
             SyncError::Store(e) => RegistryError::Store(e),
+            other => RegistryError::Sync(other),
         }
     }
 }

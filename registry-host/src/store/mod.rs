@@ -47,6 +47,7 @@ macro_rules! in_transaction {
     };
 }
 
+mod lock;
 mod read;
 pub(crate) mod schema;
 mod status;
@@ -110,6 +111,14 @@ pub enum StoreError {
         url: String,
         /// Migrations this taskreg would apply.
         pending: usize,
+    },
+    /// The catalogue's write or migration lock could not be taken.
+    #[error("cannot lock the catalogue {url}: {reason}")]
+    Lock {
+        /// The database, password hidden.
+        url: String,
+        /// What failed.
+        reason: String,
     },
     /// A stored value this taskreg cannot read.
     #[error("the catalogue holds a malformed value: {0}")]
@@ -203,13 +212,16 @@ pub struct Store {
     url: String,
     /// The SQLite file, to tell a full disk from other write failures.
     sqlite_path: Option<PathBuf>,
+    /// What a SQLite catalogue's writers lock (see `lock`); `None` when read-only.
+    lock_file: Option<std::fs::File>,
 }
 
 impl Store {
-    fn opened(conn: Connection, shown: String, url: &DatabaseUrl) -> Store {
+    fn opened(conn: Connection, shown: String, url: &DatabaseUrl, lock_file: Option<std::fs::File>) -> Store {
         Store {
             conn,
             url: shown,
+            lock_file,
             sqlite_path: match url {
                 DatabaseUrl::Sqlite(path) => Some(path.clone()),
                 DatabaseUrl::Postgres(_) => None,
@@ -307,7 +319,7 @@ impl Store {
         if pending > 0 {
             return Err(StoreError::ReadOnlyOutdated { url: shown, pending });
         }
-        Ok(Store::opened(conn, shown, url))
+        Ok(Store::opened(conn, shown, url, None))
     }
 
     /// Opens the database and runs pending migrations. Needs a multi-threaded tokio
@@ -318,6 +330,7 @@ impl Store {
             url: shown.clone(),
             reason,
         };
+        let mut lock_file = None;
         let conn = match url {
             DatabaseUrl::Sqlite(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
@@ -334,6 +347,13 @@ impl Store {
                     )),
                     _ => open_error(e),
                 };
+                // Locked before the first statement: turning a new file to WAL mode is refused
+                // outright (no busy wait) while another process does the same.
+                let file = lock::open_lock_file(path).map_err(|e| explained(e.to_string()))?;
+                lock::lock_file(&file, lock::LockPurpose::Migrate, &shown)
+                    .await
+                    .map_err(|e| explained(e.to_string()))?;
+                lock_file = Some(file);
                 let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(path_text)
                     .await
                     .map_err(|e| explained(e.to_string()))?;
@@ -346,17 +366,26 @@ impl Store {
                 Connection::Sqlite(conn)
             }
             DatabaseUrl::Postgres(text) => {
-                let conn = AsyncPgConnection::establish(text)
+                let mut conn = AsyncPgConnection::establish(text)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                lock::lock_advisory(&mut conn, lock::LockPurpose::Migrate, &shown)
                     .await
                     .map_err(|e| open_error(e.to_string()))?;
                 Connection::Postgres(Box::new(conn))
             }
         };
-        let conn = migrate(conn).map_err(|reason| StoreError::Migrate {
+        // Processes starting at once on an empty catalogue queue on the migration lock
+        // (taken above) instead of creating the same tables twice; the last ones find
+        // nothing to do.
+        let migrate_error = |reason: String| StoreError::Migrate {
             url: shown.clone(),
             reason,
-        })?;
-        Ok(Store::opened(conn, shown, url))
+        };
+        // A failed migration drops the connection, and the lock with it.
+        let mut conn = migrate(conn).map_err(migrate_error)?;
+        lock::unlock(&mut conn, lock_file.as_ref(), lock::LockPurpose::Migrate).await;
+        Ok(Store::opened(conn, shown, url, lock_file))
     }
 
     /// Names a failed write for what it is. A full disk surfaces oddly: SQLite rolls the
