@@ -55,6 +55,7 @@ pub mod diagnostics;
 pub mod events;
 pub mod generate;
 pub mod plugins;
+mod presence;
 mod registry;
 pub mod serve;
 pub mod sources;

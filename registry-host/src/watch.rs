@@ -203,11 +203,9 @@ pub async fn watch(
     let mut timers = Timers::new(sources, options);
 
     tokio::pin!(shutdown);
-    let started_at = crate::store::now_millis();
     let first = sync_rescan(store, sources, &all, strategy, &options.sync).await;
     on_run(Trigger::Start, &first);
     timers.after(sources, &first?);
-    record_watcher(store, options, started_at).await;
 
     let mut full = tokio::time::interval(options.full_rescan_interval);
     full.reset();
@@ -240,39 +238,9 @@ pub async fn watch(
         if let Ok(report) = &result {
             timers.after(sources, report);
         }
-        record_watcher(store, options, started_at).await;
     }
     drop(debouncer);
     Ok(())
-}
-
-/// Leaves this process's cache figures for `taskreg status`.
-async fn record_watcher(store: &mut Store, options: &WatchOptions, started_at: i64) {
-    let Some(cache) = &options.sync.cache else {
-        return;
-    };
-    let status = crate::store::WatcherStatus {
-        host: host_name(),
-        pid: i64::from(std::process::id()),
-        started_at,
-        updated_at: crate::store::now_millis(),
-        cache_hits: cache.hits() as i64,
-        cache_misses: cache.misses() as i64,
-        cache_entries: cache.entries() as i64,
-    };
-    if let Err(e) = store.record_watcher(&status).await {
-        tracing::warn!("cannot record this watcher's status: {e}");
-    }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -29,6 +29,7 @@ on_both_backends!(
     resolve_answers_the_newest_available_match_of_a_requirement,
     a_read_only_registry_reads_and_refuses_to_write,
     watch_publishes_every_run_to_subscribers,
+    two_watchers_on_one_host_each_have_their_row_and_a_gone_process_ages_out,
     a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds,
     the_observer_the_caller_passes_hears_every_load,
 );
@@ -449,4 +450,115 @@ async fn the_observer_the_caller_passes_hears_every_load(db: TestDatabase) {
     // An unchanged resync loads nothing, and says so.
     registry.sync().await.unwrap();
     assert_eq!((observer.loaded.load(SeqCst), observer.finished.load(SeqCst)), (7, 2));
+}
+
+/// Issue 13: `watchers` was keyed by host name, so two watchers on one host overwrote each
+/// other's row. Each process (here: each registry, as two processes would be) now has its
+/// own identity; its row goes when it ends, and a killed process's row ages out.
+async fn two_watchers_on_one_host_each_have_their_row_and_a_gone_process_ages_out(db: TestDatabase) {
+    use registry_host::store::{DatabaseUrl, PROCESS_STALE_AFTER, ProcessRole, ProcessStatus, Store};
+    let folder = tempfile::tempdir().unwrap();
+    write_named_task(&folder.path().join("first"), "first", "1.0.0", 1).unwrap();
+    let open = || {
+        Registry::builder()
+            .database(&db.url)
+            .path_source(folder.path())
+            .watch_timing(
+                Duration::from_millis(50),
+                Duration::from_secs(30),
+                Duration::from_secs(600),
+            )
+            .open()
+    };
+    let (one, two) = (open().await.unwrap(), open().await.unwrap());
+    assert_ne!(one.process().id, two.process().id);
+    assert_eq!(one.process().host, two.process().host);
+    let (stop_one, stopped_one) = tokio::sync::oneshot::channel::<()>();
+    let (stop_two, stopped_two) = tokio::sync::oneshot::channel::<()>();
+    let watching_one = one.watch(async {
+        let _ = stopped_one.await;
+    });
+    let watching_two = two.watch(async {
+        let _ = stopped_two.await;
+    });
+    let watchers = |status: &registry_host::store::Status| -> Vec<String> {
+        let mut ids: Vec<String> = status
+            .processes
+            .iter()
+            .filter(|p| p.role == ProcessRole::Watch)
+            .map(|p| p.process_id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let checking = async {
+        let mut expected = vec![one.process().id.clone(), two.process().id.clone()];
+        expected.sort();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while watchers(&one.status().await.unwrap()) != expected {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+        .await
+        .expect("both watchers are listed, each under its own identity");
+        // A process killed long ago left its row: status leaves it out, the next report
+        // removes it.
+        let mut store = Store::open(&DatabaseUrl::parse(&db.url, "".as_ref()).unwrap())
+            .await
+            .unwrap();
+        let long_ago = registry_host::store::now_millis() - 10 * PROCESS_STALE_AFTER.as_millis() as i64;
+        let killed = ProcessStatus {
+            process_id: "killed".into(),
+            role: ProcessRole::Watch,
+            host: "gone".into(),
+            pid: 1,
+            started_at: long_ago,
+            updated_at: long_ago,
+            cache_hits: 0,
+            cache_misses: 0,
+            cache_entries: 0,
+        };
+        store.record_process(&killed, i64::MIN).await.unwrap();
+        assert_eq!(
+            watchers(&one.status().await.unwrap()),
+            expected,
+            "the stale row is not shown"
+        );
+        let _ = stop_one.send(());
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while watchers(&two.status().await.unwrap()) != [two.process().id.clone()] {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+        .await
+        .expect("a watcher that ends removes its own row, and only its own");
+        let _ = stop_two.send(());
+        store
+    };
+    let (watched_one, watched_two, mut store) = tokio::join!(watching_one, watching_two, checking);
+    watched_one.unwrap();
+    watched_two.unwrap();
+    assert!(store.status().await.unwrap().processes.is_empty());
+    // Any process's next report removes the stale row.
+    let now = registry_host::store::now_millis();
+    let alive = ProcessStatus {
+        process_id: "alive".into(),
+        role: ProcessRole::Serve,
+        host: "here".into(),
+        pid: 2,
+        started_at: now,
+        updated_at: now,
+        cache_hits: 0,
+        cache_misses: 0,
+        cache_entries: 0,
+    };
+    store
+        .record_process(&alive, now - PROCESS_STALE_AFTER.as_millis() as i64)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.table_counts().await.unwrap()["processes"],
+        1,
+        "only the live row is left"
+    );
 }

@@ -16,10 +16,12 @@ pub use validate::{Finding, ValidationReport};
 
 use crate::cache::CheckCache;
 use crate::events::{RegistryEvent, events_of};
+use crate::presence::Presence;
 use crate::serve::{ServeOptions, ServeState};
 use crate::sources::{SharedSource, SourceBuilder};
 use crate::store::{
-    ConflictRow, DatabaseUrl, HistoryRow, OriginRef, ProblemRow, Status, Store, StoredTask, VersionSummary,
+    ConflictRow, DatabaseUrl, HistoryRow, OriginRef, ProblemRow, ProcessIdentity, ProcessRole, Status, Store,
+    StoredTask, VersionSummary,
 };
 use crate::sync::{SnapshotCache, SyncError, SyncOptions, SyncReport, sync};
 use crate::watch::{Trigger, WatchOptions};
@@ -110,6 +112,8 @@ pub struct Registry {
     serve_options: ServeOptions,
     serve_token_file: Option<PathBuf>,
     events: broadcast::Sender<RegistryEvent>,
+    /// Who this process is in the catalogue's `processes` (while it watches or serves).
+    process: ProcessIdentity,
 }
 
 impl std::fmt::Debug for Registry {
@@ -176,7 +180,14 @@ impl Registry {
             serve_options: builder.serve,
             serve_token_file: builder.serve_token_file,
             events,
+            process: ProcessIdentity::current(),
         })
+    }
+
+    /// Who this process is in `taskreg status` while it watches or serves: a UUIDv7 made
+    /// when the registry was opened, with the host name and process id.
+    pub fn process(&self) -> &ProcessIdentity {
+        &self.process
     }
 
     /// The catalogue's database, for messages (any password hidden).
@@ -530,7 +541,13 @@ impl Registry {
             sync: self.sync_options.clone(),
             ..self.watch_options.clone()
         };
-        crate::watch::watch(
+        let presence = Presence::start(
+            self.database.clone(),
+            self.process.clone(),
+            ProcessRole::Watch,
+            self.sync_options.cache.clone(),
+        );
+        let watched = crate::watch::watch(
             &mut store,
             sources,
             self.strategy,
@@ -540,10 +557,13 @@ impl Registry {
                 if let Ok(report) = result {
                     self.publish(report);
                 }
+                presence.nudge();
                 on_run(trigger, result);
             },
         )
-        .await?;
+        .await;
+        presence.end().await;
+        watched?;
         Ok(())
     }
 
@@ -579,9 +599,15 @@ impl Registry {
         if let Some(cache) = &self.sync_options.cache {
             let _ = state.check_cache.set(cache.clone());
         }
-        crate::serve::serve(listener, state, &options, shutdown)
-            .await
-            .map_err(|e| RegistryError::Serve(format!("cannot serve: {e}")))
+        let presence = Presence::start(
+            self.database.clone(),
+            self.process.clone(),
+            ProcessRole::Serve,
+            self.sync_options.cache.clone(),
+        );
+        let served = crate::serve::serve(listener, state, &options, shutdown).await;
+        presence.end().await;
+        served.map_err(|e| RegistryError::Serve(format!("cannot serve: {e}")))
     }
 }
 

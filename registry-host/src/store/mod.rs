@@ -57,7 +57,10 @@ pub use read::{
     CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, ReplacedContent, StoreSnapshot, StoredTask,
     VersionRow, VersionSummary,
 };
-pub use status::{RunStatus, ScanStatus, SourceReport, SourceStatus, Status, WatcherStatus};
+pub use status::{
+    PROCESS_REPORT_INTERVAL, PROCESS_STALE_AFTER, ProcessIdentity, ProcessRole, ProcessStatus, RunStatus, ScanStatus,
+    SourceReport, SourceStatus, Status,
+};
 pub use write::RunRecord;
 
 /// The catalogue's schema, embedded: applied by [`Store::open`].

@@ -594,6 +594,10 @@ impl Store {
             );
             counts.insert("problems", problems::table.count().get_result::<i64>(c).await?);
             counts.insert("conflicts", conflicts::table.count().get_result::<i64>(c).await?);
+            counts.insert(
+                "processes",
+                super::schema::processes::table.count().get_result::<i64>(c).await?,
+            );
             Ok::<_, diesel::result::Error>(counts)
         })?;
         Ok(counts)

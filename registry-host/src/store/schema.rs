@@ -146,7 +146,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    processes (process_id, role) {
+        process_id -> Text,
+        role -> Text,
+        host -> Text,
+        pid -> BigInt,
+        started_at -> BigInt,
+        updated_at -> BigInt,
+        cache_hits -> BigInt,
+        cache_misses -> BigInt,
+        cache_entries -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    processes,
     replaced_contents,
     sources,
     tasks,

@@ -2,7 +2,7 @@
 //! catalogue current, and the catalogue's generation. Written by every run, also one that
 //! changes nothing in the catalogue, outside the catalogue's transaction.
 
-use super::schema::{catalogue_state, source_status, watchers};
+use super::schema::{catalogue_state, processes, source_status};
 use super::{Store, StoreError, now_millis};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -148,10 +148,90 @@ fn as_folders<S: serde::Serializer>(stored: &Option<String>, serializer: S) -> R
     serde::Serialize::serialize(&folders(stored), serializer)
 }
 
-/// A long-lived process and its cache of checked tasks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable, Insertable)]
-#[diesel(table_name = watchers)]
-pub struct WatcherStatus {
+/// How often a long-lived process refreshes its row (and after every run it applies).
+pub const PROCESS_REPORT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A row not refreshed for this long belongs to a process that is gone (killed, or its
+/// host lost): `status` leaves it out and the next report removes it.
+pub const PROCESS_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a long-lived process does for the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessRole {
+    /// `watch` (or `serve --watch`): keeps the catalogue current.
+    Watch,
+    /// `serve`: answers the catalogue over HTTP.
+    Serve,
+}
+
+impl ProcessRole {
+    /// As stored and printed: `watch` or `serve`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessRole::Watch => "watch",
+            ProcessRole::Serve => "serve",
+        }
+    }
+}
+
+impl From<String> for ProcessRole {
+    fn from(text: String) -> Self {
+        if text == "serve" {
+            ProcessRole::Serve
+        } else {
+            ProcessRole::Watch
+        }
+    }
+}
+
+/// Who a process is: one identity per process start, so that two processes on one host
+/// (or one host's process restarted) never take each other's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessIdentity {
+    /// A UUIDv7 made when the process started.
+    pub id: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id on that machine.
+    pub pid: i64,
+    /// When it started (Unix milliseconds).
+    pub started_at: i64,
+}
+
+impl ProcessIdentity {
+    /// This process, named now.
+    pub fn current() -> ProcessIdentity {
+        ProcessIdentity {
+            id: uuid::Uuid::now_v7().to_string(),
+            host: host_name(),
+            pid: i64::from(std::process::id()),
+            started_at: now_millis(),
+        }
+    }
+}
+
+/// The machine's name, for people reading `taskreg status`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// A long-lived process in one role, and its cache of checked tasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = processes)]
+pub struct ProcessStatus {
+    /// The process's identity ([`ProcessIdentity::id`]).
+    pub process_id: String,
+    /// What it does.
+    #[diesel(deserialize_as = String)]
+    pub role: ProcessRole,
     /// The machine it runs on.
     pub host: String,
     /// Its process id.
@@ -175,8 +255,8 @@ pub struct Status {
     pub generation: i64,
     /// Each source's latest scan.
     pub sources: Vec<SourceStatus>,
-    /// The long-lived processes that report their caches.
-    pub watchers: Vec<WatcherStatus>,
+    /// The long-lived processes (`watch`, `serve`) that use the catalogue now.
+    pub processes: Vec<ProcessStatus>,
 }
 
 impl Store {
@@ -288,22 +368,50 @@ impl Store {
         Ok(())
     }
 
-    /// Records a long-lived process's state (keyed by host name).
-    pub async fn record_watcher(&mut self, watcher: &WatcherStatus) -> Result<(), StoreError> {
-        with_conn!(&mut self.conn, |c| diesel::insert_into(watchers::table)
-            .values(watcher)
-            .on_conflict(watchers::host)
-            .do_update()
-            .set((
-                watchers::pid.eq(excluded(watchers::pid)),
-                watchers::started_at.eq(excluded(watchers::started_at)),
-                watchers::updated_at.eq(excluded(watchers::updated_at)),
-                watchers::cache_hits.eq(excluded(watchers::cache_hits)),
-                watchers::cache_misses.eq(excluded(watchers::cache_misses)),
-                watchers::cache_entries.eq(excluded(watchers::cache_entries)),
-            ))
-            .execute(c)
-            .await)?;
+    /// Records a long-lived process's state (keyed by its identity and role), and removes
+    /// the rows of processes that stopped reporting before `stale_before` (Unix
+    /// milliseconds): processes that were killed.
+    pub async fn record_process(&mut self, process: &ProcessStatus, stale_before: i64) -> Result<(), StoreError> {
+        in_transaction!(&mut self.conn, |c| {
+            diesel::delete(processes::table.filter(processes::updated_at.lt(stale_before)))
+                .execute(c)
+                .await?;
+            diesel::insert_into(processes::table)
+                .values((
+                    processes::process_id.eq(&process.process_id),
+                    processes::role.eq(process.role.as_str()),
+                    processes::host.eq(&process.host),
+                    processes::pid.eq(process.pid),
+                    processes::started_at.eq(process.started_at),
+                    processes::updated_at.eq(process.updated_at),
+                    processes::cache_hits.eq(process.cache_hits),
+                    processes::cache_misses.eq(process.cache_misses),
+                    processes::cache_entries.eq(process.cache_entries),
+                ))
+                .on_conflict((processes::process_id, processes::role))
+                .do_update()
+                .set((
+                    processes::updated_at.eq(excluded(processes::updated_at)),
+                    processes::cache_hits.eq(excluded(processes::cache_hits)),
+                    processes::cache_misses.eq(excluded(processes::cache_misses)),
+                    processes::cache_entries.eq(excluded(processes::cache_entries)),
+                ))
+                .execute(c)
+                .await?;
+            Ok::<(), diesel::result::Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// Removes a process's row in `role`: it ended.
+    pub async fn forget_process(&mut self, process_id: &str, role: ProcessRole) -> Result<(), StoreError> {
+        with_conn!(&mut self.conn, |c| diesel::delete(
+            processes::table
+                .filter(processes::process_id.eq(process_id))
+                .filter(processes::role.eq(role.as_str()))
+        )
+        .execute(c)
+        .await)?;
         Ok(())
     }
 
@@ -315,15 +423,17 @@ impl Store {
             .order(source_status::name)
             .load(c)
             .await)?;
-        let watchers = with_conn!(&mut self.conn, |c| watchers::table
-            .select(WatcherStatus::as_select())
-            .order(watchers::host)
+        let stale_before = now_millis() - PROCESS_STALE_AFTER.as_millis() as i64;
+        let processes = with_conn!(&mut self.conn, |c| processes::table
+            .filter(processes::updated_at.ge(stale_before))
+            .select(ProcessStatus::as_select())
+            .order((processes::host, processes::started_at, processes::role))
             .load(c)
             .await)?;
         Ok(Status {
             generation,
             sources,
-            watchers,
+            processes,
         })
     }
 }

@@ -81,7 +81,7 @@ pub enum Command {
     Conflicts,
     /// Every version of a task ever seen, with availability and digests.
     History { name: String },
-    /// How each source's latest scan went, and the watchers' caches. Exit 1 when a
+    /// How each source's latest scan went, and the long-lived processes (watch, serve) with their caches. Exit 1 when a
     /// source's latest scan failed.
     Status,
     /// Sync, then keep the catalogue current as files change and remote sources move.

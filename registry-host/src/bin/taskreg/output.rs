@@ -71,17 +71,22 @@ pub fn print_status(status: &registry_host::store::Status) {
             println!("  last failure {}: {error}", format_millis(at));
         }
     }
-    for w in &status.watchers {
-        println!(
-            "watcher {} (pid {}) since {}, last run {}: cache {} hit(s), {} miss(es), {} task(s) held",
-            w.host,
-            w.pid,
-            format_millis(w.started_at),
-            format_millis(w.updated_at),
-            w.cache_hits,
-            w.cache_misses,
-            w.cache_entries
+    for p in &status.processes {
+        print!(
+            "{} on {} (pid {}) since {}, last report {}",
+            p.role.as_str(),
+            p.host,
+            p.pid,
+            format_millis(p.started_at),
+            format_millis(p.updated_at),
         );
+        if p.cache_hits + p.cache_misses + p.cache_entries > 0 {
+            print!(
+                ": cache {} hit(s), {} miss(es), {} task(s) held",
+                p.cache_hits, p.cache_misses, p.cache_entries
+            );
+        }
+        println!();
     }
 }
 

@@ -1,4 +1,4 @@
-//! `taskreg status`: how each source's latest scan went, and the watchers' caches. Exit 1
+//! `taskreg status`: how each source's latest scan went, and the long-lived processes (watch, serve) with their caches. Exit 1
 //! when a source's latest scan failed.
 
 use super::Globals;
