@@ -4,6 +4,23 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The protocol version a [`ServiceDocument`] names.
+pub const PROTOCOL_VERSION: &str = "1";
+
+/// `GET /` of a registry (or `taskreg.json` beside a static one): where its parts are, so
+/// that a client needs only the registry's address, as Cargo's sparse registries publish
+/// `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDocument {
+    /// The protocol's version (`"1"`).
+    pub protocol: String,
+    /// The index's first page, relative to the document (`/v1/tasks`).
+    pub index: String,
+    /// The server-sent events stream, when the registry has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<String>,
+}
+
 /// One page of `GET /v1/tasks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexPage {

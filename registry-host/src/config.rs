@@ -124,6 +124,8 @@ pub struct ServeConfig {
     /// The time a client has to send a request's headers (default 10s).
     #[serde(default, deserialize_with = "interval")]
     pub header_read_timeout: Option<std::time::Duration>,
+    /// Catalogue connections requests read through at once (default 8).
+    pub pool_size: Option<usize>,
 }
 
 /// `[watch]`: what `taskreg watch` does not react to.

@@ -8,20 +8,24 @@
 //! - `GET /v1/tasks/{name}/{version}` — the bundle: every file, canonical, so the digest
 //!   can be checked; `404` for a version never seen, `410` for one no longer available;
 //! - `GET /v1/events` — server-sent events of every change (with `serve --watch`);
-//! - `GET /healthz`, `GET /metrics` (Prometheus text), `GET /v1/openapi.json`.
+//! - `GET /` — the service document: where the index and the events stream are, so that a
+//!   client needs only the address `serve` printed;
+//! - `GET /healthz` (the process is up), `GET /readyz` (the catalogue answers and has every
+//!   migration this taskreg knows), `GET /metrics` (Prometheus text), `GET /v1/openapi.json`.
 //!
 //! Every `/v1` response carries a strong `ETag` and answers `If-None-Match` with `304`;
 //! `gzip` when asked. With a token, `/v1` and `/metrics` require
 //! `Authorization: Bearer <token>` (the scheme in any case, the token compared in constant
 //! time); `/metrics` is public only when configured so.
 //!
-//! Connections are bounded: at most [`ServeOptions::max_connections`] at once (further
+//! Requests read the catalogue through a pool of read-only connections
+//! ([`ServeOptions::pool_size`]), in parallel. Connections are bounded: at most [`ServeOptions::max_connections`] at once (further
 //! ones wait in the listen backlog, unaccepted, so the process never runs out of file
 //! descriptors), and a client has [`ServeOptions::header_read_timeout`] to send a
 //! request's headers, idle keep-alive connections included. `/metrics` counts the
 //! catalogue with a few `COUNT` queries, at most once per [`METRICS_TTL`].
 
-use crate::store::Store;
+use crate::store::{PooledStore, StorePool};
 use axum::Router;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -41,6 +45,10 @@ use tokio::sync::Mutex;
 /// from this list, so they cannot drift apart.
 pub const ROUTES: &[(&str, &str)] = &[
     (
+        "/",
+        "The service document: the index's and the events stream's addresses (`index`, `events`).",
+    ),
+    (
         "/v1/tasks",
         "The index: every version ever seen, paginated (`cursor`, `limit`).",
     ),
@@ -57,7 +65,11 @@ pub const ROUTES: &[(&str, &str)] = &[
         "/v1/events",
         "Server-sent events: tasks added, changed, missing, revived; problems raised, cleared.",
     ),
-    ("/healthz", "Liveness: 200 when the catalogue answers."),
+    ("/healthz", "Liveness: 200 while the process runs."),
+    (
+        "/readyz",
+        "Readiness: 200 when the catalogue answers and has every migration this server knows; 503 otherwise.",
+    ),
     ("/metrics", "Prometheus metrics: tasks, syncs, problems, requests."),
 ];
 
@@ -67,6 +79,10 @@ const MAX_PAGE: usize = 1000;
 /// How long `/metrics` reuses its catalogue figures: scrapes never cost more than a few
 /// `COUNT`s every so often, however many scrapers there are.
 pub const METRICS_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Catalogue connections of a server unless configured: enough for both cores and the
+/// requests waiting on the database meanwhile.
+pub const DEFAULT_POOL_SIZE: usize = 8;
 
 /// How `serve` answers: who may read, and how many connections it holds.
 #[derive(Debug, Clone)]
@@ -79,6 +95,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// The time a client has to send a request's headers.
     pub header_read_timeout: std::time::Duration,
+    /// Catalogue connections requests read through at once.
+    pub pool_size: usize,
 }
 
 impl Default for ServeOptions {
@@ -88,14 +106,15 @@ impl Default for ServeOptions {
             metrics_public: false,
             max_connections: 1024,
             header_read_timeout: std::time::Duration::from_secs(10),
+            pool_size: DEFAULT_POOL_SIZE,
         }
     }
 }
 
-/// What the server's handlers share: its catalogue connection, token and counters.
+/// What the server's handlers share: its catalogue connections, token and counters.
 pub struct ServeState {
-    /// One connection, serialised: requests are short reads.
-    store: Mutex<Store>,
+    /// Read-only connections, one per request in flight.
+    pool: StorePool,
     /// The token's SHA-256, compared in constant time with the presented token's.
     token: Option<[u8; 32]>,
     metrics_public: bool,
@@ -111,14 +130,14 @@ pub struct ServeState {
 }
 
 impl ServeState {
-    /// The state of a server answering from `store` and relaying `events` at `/v1/events`.
+    /// The state of a server answering from `pool` and relaying `events` at `/v1/events`.
     pub fn new(
-        store: Store,
+        pool: StorePool,
         options: &ServeOptions,
         events: tokio::sync::broadcast::Sender<crate::events::RegistryEvent>,
     ) -> Arc<Self> {
         Arc::new(ServeState {
-            store: Mutex::new(store),
+            pool,
             token: options.token.as_deref().map(|t| Sha256::digest(t.as_bytes()).into()),
             metrics_public: options.metrics_public,
             counted: Mutex::new(None),
@@ -127,25 +146,39 @@ impl ServeState {
             requests: StdMutex::new(BTreeMap::new()),
         })
     }
+
+    /// A connection of the pool; `503` when none comes free in time or the catalogue
+    /// cannot be reached.
+    async fn store(&self) -> Result<PooledStore, ApiError> {
+        self.pool.get().await.map_err(|e| {
+            tracing::error!("no catalogue connection for a request: {e}");
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the catalogue cannot be reached now".into(),
+            )
+        })
+    }
 }
 
 /// The application, for `serve` and for tests.
 pub fn router(state: Arc<ServeState>) -> Router {
     let v1 = Router::new()
-        .route(ROUTES[0].0, get(index))
-        .route(ROUTES[1].0, get(versions))
-        .route(ROUTES[2].0, get(bundle))
-        .route(ROUTES[3].0, get(openapi))
-        .route(ROUTES[4].0, get(events))
+        .route(ROUTES[0].0, get(service))
+        .route(ROUTES[1].0, get(index))
+        .route(ROUTES[2].0, get(versions))
+        .route(ROUTES[3].0, get(bundle))
+        .route(ROUTES[4].0, get(openapi))
+        .route(ROUTES[5].0, get(events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let mut metrics = Router::new().route(ROUTES[6].0, get(metrics));
+    let mut metrics = Router::new().route(ROUTES[8].0, get(metrics));
     if !state.metrics_public {
         metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     }
     Router::new()
         .merge(v1)
         .merge(metrics)
-        .route(ROUTES[5].0, get(healthz))
+        .route(ROUTES[6].0, get(healthz))
+        .route(ROUTES[7].0, get(readyz))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
@@ -271,7 +304,7 @@ async fn index(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut all = state.store.lock().await.version_rows().await?;
+    let mut all = state.store().await?.version_rows().await?;
     // The cursor orders by (name, version text): stable whatever semver says.
     all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
@@ -334,7 +367,7 @@ async fn versions(
     if let Some(requirement) = query.req {
         return newest_match(&state, &name, &requirement, &headers).await;
     }
-    let history = state.store.lock().await.history(&name).await?;
+    let history = state.store().await?.history(&name).await?;
     if history.is_empty() {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}`")));
     }
@@ -366,7 +399,7 @@ async fn newest_match(
             format!("`{requirement}` is not a version requirement: {e}"),
         )
     })?;
-    let found = state.store.lock().await.resolve(name, &parsed).await?;
+    let found = state.store().await?.resolve(name, &parsed).await?;
     let Some((task, _)) = found else {
         return Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -386,7 +419,7 @@ async fn bundle(
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let found = state.store.lock().await.show(&name, Some(&version)).await?;
+    let found = state.store().await?.show(&name, Some(&version)).await?;
     let Some((task, _)) = found else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no task `{name}@{version}`")));
     };
@@ -491,9 +524,36 @@ async fn events(State(state): State<Arc<ServeState>>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-async fn healthz(State(state): State<Arc<ServeState>>) -> Result<&'static str, ApiError> {
-    state.store.lock().await.table_counts().await?;
-    Ok("ok\n")
+/// The service document at `/`: what a client given only the server's address needs.
+async fn service(headers: HeaderMap) -> Response {
+    let document = registry_core::protocol::ServiceDocument {
+        protocol: registry_core::protocol::PROTOCOL_VERSION.to_owned(),
+        index: ROUTES[1].0.to_owned(),
+        events: Some(ROUTES[5].0.to_owned()),
+    };
+    let body = serde_json::to_vec(&document).unwrap_or_default();
+    conditional(&headers, body_etag(&body), body)
+}
+
+/// Liveness: the process is up and answers. It reads nothing, so a slow or unreachable
+/// database never gets a live server restarted.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the catalogue answers, and has every migration this server knows (a server
+/// newer than its catalogue waits for a writer to migrate it).
+async fn readyz(State(state): State<Arc<ServeState>>) -> Response {
+    let unready = |reason: String| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
+    let mut store = match state.pool.get().await {
+        Ok(store) => store,
+        Err(e) => return unready(format!("the catalogue cannot be reached ({e})")),
+    };
+    match store.pending_migrations().await {
+        Ok(0) => "ready\n".into_response(),
+        Ok(pending) => unready(format!("the catalogue lacks {pending} migration(s)")),
+        Err(e) => unready(e.to_string()),
+    }
 }
 
 async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
@@ -502,7 +562,7 @@ async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiEr
         match *counted {
             Some((at, counts)) if at.elapsed() < METRICS_TTL => counts,
             _ => {
-                let counts = state.store.lock().await.catalogue_counts().await?;
+                let counts = state.store().await?.catalogue_counts().await?;
                 *counted = Some((std::time::Instant::now(), counts));
                 counts
             }

@@ -144,6 +144,18 @@ impl Source for SharedSource {
     fn watch_path(&self) -> Option<PathBuf> {
         self.0.watch_path()
     }
+    fn keeps_state(&self) -> bool {
+        self.0.keeps_state()
+    }
+
+    fn saved_state(&self) -> Option<String> {
+        self.0.saved_state()
+    }
+
+    fn restore_state(&self, state: &str) {
+        self.0.restore_state(state);
+    }
+
     async fn scan_changed(
         &self,
         changed: &[PathBuf],

@@ -34,6 +34,64 @@ pub struct SyncOptions {
     pub cache: Option<std::sync::Arc<crate::cache::CheckCache>>,
     /// The catalogue's snapshot kept between runs of a long-lived process.
     pub snapshot_cache: Option<std::sync::Arc<SnapshotCache>>,
+    /// The sources' states as last read from or written to the catalogue.
+    pub source_states: std::sync::Arc<SourceStates>,
+}
+
+/// What each source keeps between processes ([`Source::saved_state`]), as last read from or
+/// written to the catalogue: each is read once per process, before the source's first
+/// scan, and written only when it changed.
+#[derive(Debug, Default)]
+pub struct SourceStates {
+    known: std::sync::Mutex<HashMap<String, Option<String>>>,
+}
+
+impl SourceStates {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands each source about to be scanned for the first time in this process the state
+    /// it left in the catalogue. A state that cannot be read is worth a warning only.
+    async fn restore(&self, store: &mut Store, sources: &[Box<dyn Source>], rescans: &[Rescan]) {
+        for (source, rescan) in sources.iter().zip(rescans) {
+            if *rescan == Rescan::Skip || !source.keeps_state() || self.known().contains_key(source.name()) {
+                continue;
+            }
+            match store.source_state(source.name()).await {
+                Ok(state) => {
+                    if let Some(state) = &state {
+                        source.restore_state(state);
+                    }
+                    self.known().insert(source.name().to_owned(), state);
+                }
+                Err(e) => tracing::warn!(source = source.name(), "cannot read the source's kept state: {e}"),
+            }
+        }
+    }
+
+    /// Stores the state of every source whose scan answered, when it changed.
+    async fn save(&self, store: &mut Store, sources: &[Box<dyn Source>], reports: &[SourceReport]) {
+        for source in sources.iter().filter(|s| s.keeps_state()) {
+            let answered = reports.iter().any(|r| r.name == source.name() && r.status.is_ok());
+            let Some(state) = source.saved_state().filter(|_| answered) else {
+                continue;
+            };
+            if self
+                .known()
+                .get(source.name())
+                .is_some_and(|k| k.as_ref() == Some(&state))
+            {
+                continue;
+            }
+            match store.save_source_state(source.name(), &state).await {
+                Ok(()) => {
+                    self.known().insert(source.name().to_owned(), Some(state));
+                }
+                Err(e) => tracing::warn!(source = source.name(), "cannot keep the source's state: {e}"),
+            }
+        }
+    }
 }
 
 /// The snapshot a long-lived process planned its last run against, brought up to date
@@ -108,6 +166,7 @@ impl Default for SyncOptions {
             validation: Validation::default(),
             cache: None,
             snapshot_cache: None,
+            source_states: std::sync::Arc::default(),
         }
     }
 }
@@ -240,6 +299,7 @@ pub async fn sync_rescan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
+    options.source_states.restore(store, sources, rescans).await;
     let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
     store.lock_writes().await?;
     let applied = async {
@@ -257,6 +317,9 @@ pub async fn sync_rescan(
     }
     .await;
     store.unlock_writes().await;
+    if let Ok(report) = &applied {
+        options.source_states.save(store, sources, &report.sources).await;
+    }
     applied
 }
 

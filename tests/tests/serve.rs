@@ -108,6 +108,115 @@ async fn an_unchanged_re_poll_of_a_served_registry_is_one_request_answered_304()
     );
 }
 
+/// Issue 13: the address `serve` printed failed with `404` on `/` (the source needed the
+/// index's full URL), and a one-shot `taskreg sync` forgot the index's ETag when it ended.
+/// Now the root's service document leads to the index, and the ETag (with the listing it
+/// stands for) is kept in the catalogue: a second one-shot sync against the unchanged
+/// server is one request, answered `304`.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_shot_syncs_from_a_server_s_address_keep_its_etag_between_runs() {
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 20).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+    let http = client();
+    let root: serde_json::Value = http.get(&server.base).send().await.unwrap().json().await.unwrap();
+    assert_eq!(root["index"], "/v1/tasks", "{root}");
+    assert_eq!(root["events"], "/v1/events", "{root}");
+
+    let b_dir = work.path().join("b");
+    fs::create_dir_all(&b_dir).unwrap();
+    fs::write(
+        b_dir.join("taskreg.toml"),
+        format!(
+            "[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{}\"\n",
+            server.base
+        ),
+    )
+    .unwrap();
+    let b = Taskreg::new(format!("sqlite://{}", b_dir.join("b.db").display()), &b_dir);
+    let first = b.run(&["--json", "sync"]);
+    first.assert_code(0);
+    assert_eq!(first.json()["added"], 20, "{}", first.stdout);
+    let requests = |metrics: &str, route: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| l.contains(&format!("route=\"{route}\"")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = text_of(&http, &format!("{}/metrics", server.base)).await;
+    // This test's own request, and the first sync's.
+    assert_eq!(
+        requests(&before, "/"),
+        ["taskreg_http_requests_total{route=\"/\",status=\"200\"} 2"]
+    );
+
+    let second = b.run(&["--json", "sync"]);
+    second.assert_code(0);
+    assert_eq!(second.json()["unchanged"], 20, "{}", second.stdout);
+    let after = text_of(&http, &format!("{}/metrics", server.base)).await;
+    assert_eq!(
+        requests(&after, "/"),
+        requests(&before, "/"),
+        "the address is not asked again"
+    );
+    assert_eq!(
+        requests(&after, "/v1/tasks"),
+        [
+            "taskreg_http_requests_total{route=\"/v1/tasks\",status=\"200\"} 1",
+            "taskreg_http_requests_total{route=\"/v1/tasks\",status=\"304\"} 1",
+        ],
+        "{after}"
+    );
+    let bundles: Vec<String> = after
+        .lines()
+        .filter(|l| l.contains("route=\"/v1/tasks/{name}/{version}\""))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        bundles,
+        ["taskreg_http_requests_total{route=\"/v1/tasks/{name}/{version}\",status=\"200\"} 20"]
+    );
+}
+
+/// Issue 13: `/healthz` says the process is up (it reads nothing); `/readyz` says whether
+/// the catalogue answers and has every migration this server knows, for load balancers.
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_the_catalogue_and_healthz_only_the_process() {
+    let db = TestDatabase::postgres().await;
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 3).unwrap();
+    let a = Taskreg::new(db.url.clone(), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+    let http = client();
+    let status = |path: &'static str| {
+        let request = http.get(format!("{}{path}", server.base));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(status("/readyz").await, (200, "ready\n".to_owned()));
+    assert_eq!(status("/healthz").await, (200, "ok\n".to_owned()));
+
+    // The catalogue loses its newest migration (restored from an older backup, say).
+    db.execute_postgres(
+        "DELETE FROM __diesel_schema_migrations WHERE version = (SELECT max(version) FROM __diesel_schema_migrations)",
+    )
+    .await;
+    let (code, text) = status("/readyz").await;
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("lacks 1 migration"), "{text}");
+    assert_eq!(
+        status("/healthz").await,
+        (200, "ok\n".to_owned()),
+        "the process is still up"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_speaks_the_protocol() {
     let work = tempfile::tempdir().unwrap();

@@ -6,8 +6,13 @@
 //! server can host it as an index file plus bundle files; hrefs are resolved against the
 //! index URL.
 //!
-//! - Conditional requests: the index's `ETag` is kept, so an unchanged registry costs one
-//!   `304` per poll (within one process: a one-shot `taskreg sync` starts without it).
+//! - The `url` is a registry's address (`taskreg serve` answers `/` with a service
+//!   document naming its index, as Cargo's sparse registries publish `config.json`; a
+//!   static registry may publish the same document as a file) or its index directly.
+//! - Conditional requests: the index's `ETag` is kept with the listing it stands for, and
+//!   handed to the host as the source's state ([`Source::saved_state`]), which stores it in
+//!   the catalogue: an unchanged registry costs one `304` per poll, the first poll of a
+//!   new process (a one-shot `taskreg sync`) included.
 //! - Entries are fingerprinted by digest: only new or changed versions are downloaded, and
 //!   every bundle's files must hash to the digest the index announced.
 //! - Responses are capped in size; requests time out; connection errors, timeouts, `5xx`
@@ -25,12 +30,12 @@
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
-use registry_core::protocol::{BundleDocument, IndexPage};
+use registry_core::protocol::{BundleDocument, IndexPage, ServiceDocument};
 use registry_core::{Bundle, Entry, Limits, ReadBudget, Scan, Source, SourceError, SourceKind, SourceSpec};
 use reqwest::StatusCode;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH, LINK, RETRY_AFTER};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,10 +122,67 @@ impl HttpSettings {
 /// The last index seen, for conditional requests and to find bundles.
 #[derive(Debug, Default)]
 struct Listing {
+    /// The index's first page, once found (the configured `url`, or where its service
+    /// document points).
+    index: Option<Url>,
     etag: Option<String>,
     /// locator (`name@version`) → (bundle URL, digest)
     items: HashMap<String, (Url, String)>,
     entries: Vec<Entry>,
+}
+
+/// A [`Listing`] as the host keeps it between processes.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedListing {
+    /// The configured `url` it was read through: a state saved for another URL is ignored.
+    url: String,
+    index: String,
+    etag: String,
+    /// `(locator, bundle URL, digest)`, ordered by locator.
+    items: Vec<(String, String, String)>,
+}
+
+impl Listing {
+    fn saved(&self, url: &Url) -> Option<SavedListing> {
+        let mut items: Vec<(String, String, String)> = self
+            .items
+            .iter()
+            .map(|(locator, (href, digest))| (locator.clone(), href.to_string(), digest.clone()))
+            .collect();
+        items.sort();
+        Some(SavedListing {
+            url: url.to_string(),
+            index: self.index.as_ref()?.to_string(),
+            etag: self.etag.clone()?,
+            items,
+        })
+    }
+
+    fn restored(saved: SavedListing) -> Option<Listing> {
+        let mut listing = Listing {
+            index: Some(Url::parse(&saved.index).ok()?),
+            etag: Some(saved.etag),
+            ..Listing::default()
+        };
+        for (locator, href, digest) in saved.items {
+            listing.entries.push(Entry {
+                locator: locator.clone(),
+                fingerprint: digest.clone(),
+            });
+            listing.items.insert(locator, (Url::parse(&href).ok()?, digest));
+        }
+        Some(listing)
+    }
+}
+
+/// A service document is small; an index page that is not one lacks its fields.
+const SERVICE_DOCUMENT_MAX_BYTES: usize = 16 * 1024;
+
+/// `body` as a service document, when it is one.
+fn service_document(body: &[u8]) -> Option<ServiceDocument> {
+    (body.len() <= SERVICE_DOCUMENT_MAX_BYTES)
+        .then(|| serde_json::from_slice(body).ok())
+        .flatten()
 }
 
 /// A source reading another registry over HTTP.
@@ -343,25 +405,49 @@ impl HttpSource {
 
     async fn fetch_pages(&self) -> Result<(), SourceError> {
         let cap = self.settings.max_response_bytes;
-        let etag = self.listing.lock().ok().and_then(|l| l.etag.clone());
+        let (known_index, etag) = self
+            .listing
+            .lock()
+            .map(|l| (l.index.clone(), l.etag.clone()))
+            .unwrap_or_default();
+        let first_url = known_index.unwrap_or_else(|| self.index.clone());
         let first = self
-            .get(&self.index, etag.as_deref(), cap)
+            .get(&first_url, etag.as_deref(), cap)
             .await
             .map_err(|f| self.unavailable(f.message))?;
         let Some((headers, body)) = first else {
             return Ok(()); // 304: the listing we have is current
         };
+        // The registry's address: its service document says where the index is.
+        let (index, headers, body) = match service_document(&body) {
+            Some(document) => {
+                let index = first_url
+                    .join(&document.index)
+                    .map_err(|e| self.unavailable(format!("the service document's index {}: {e}", document.index)))?;
+                let (headers, body) = self
+                    .get(&index, None, cap)
+                    .await
+                    .map_err(|f| self.unavailable(f.message))?
+                    .ok_or_else(|| self.unavailable(format!("{index} answered 304 to an unconditional request")))?;
+                (index, headers, body)
+            }
+            None => (first_url, headers, body),
+        };
         let new_etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut listing = Listing {
+            index: Some(index.clone()),
             etag: new_etag,
             ..Listing::default()
         };
-        let mut page = (self.index.clone(), headers, body);
-        let mut seen = std::collections::HashSet::from([self.index.clone()]);
+        let mut page = (index.clone(), headers, body);
+        let mut seen = std::collections::HashSet::from([index]);
         loop {
             let (url, headers, body) = page;
-            let document: IndexPage = serde_json::from_slice(&body)
-                .map_err(|e| self.unavailable(format!("{url} is not a registry index: {e}")))?;
+            let document: IndexPage = serde_json::from_slice(&body).map_err(|e| {
+                self.unavailable(format!(
+                    "{url} is neither a registry index nor a service document naming one: {e}"
+                ))
+            })?;
             for item in document.items.into_iter().filter(|i| i.available) {
                 let href = url
                     .join(&item.href)
@@ -435,6 +521,30 @@ impl Source for HttpSource {
 
     fn location(&self) -> String {
         self.index.to_string()
+    }
+
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
+    fn saved_state(&self) -> Option<String> {
+        let saved = self.listing.lock().ok()?.saved(&self.index)?;
+        serde_json::to_string(&saved).ok()
+    }
+
+    fn restore_state(&self, state: &str) {
+        let Some(saved) = serde_json::from_str::<SavedListing>(state)
+            .ok()
+            .filter(|saved| saved.url == self.index.as_str())
+        else {
+            tracing::debug!(source = %self.name, "the stored listing is not this source's; reading the registry afresh");
+            return;
+        };
+        if let (Some(listing), Ok(mut current)) = (Listing::restored(saved), self.listing.lock())
+            && current.index.is_none()
+        {
+            *current = listing;
+        }
     }
 
     async fn scan(&self) -> Result<Scan, SourceError> {

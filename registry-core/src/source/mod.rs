@@ -138,6 +138,27 @@ pub trait Source: Send + Sync {
         let _ = changed;
         None
     }
+
+    /// Whether this source keeps state between processes ([`Source::saved_state`]); the
+    /// host reads a stored state only for such a source.
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// What this source keeps between processes, as text opaque to the host (the `http`
+    /// source: its index's `ETag` and the listing it stands for). The host stores it in the
+    /// catalogue after a scan that answered, and hands it back with
+    /// [`Source::restore_state`] before a new process's first scan, so that a one-shot
+    /// sync against an unchanged registry costs one `304`.
+    fn saved_state(&self) -> Option<String> {
+        None
+    }
+
+    /// Takes back what [`Source::saved_state`] gave, in another process. A state the
+    /// source cannot use (another version's, another URL's) is ignored.
+    fn restore_state(&self, state: &str) {
+        let _ = state;
+    }
 }
 
 /// A configured source before it is built: the `[[sources]]` entry of the config.

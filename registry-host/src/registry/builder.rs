@@ -133,6 +133,9 @@ impl RegistryBuilder {
         if let Some(timeout) = serve.header_read_timeout {
             builder.serve.header_read_timeout = timeout;
         }
+        if let Some(size) = serve.pool_size {
+            builder.serve.pool_size = size;
+        }
         builder.serve_token_file = serve.token_file.as_ref().map(|f| config.base_dir.join(f));
         builder.config = Some(config);
         Ok(builder)

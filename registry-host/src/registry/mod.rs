@@ -589,13 +589,16 @@ impl Registry {
         {
             options.token = Some(read_token_file(file)?);
         }
-        // The server's own connection, shared by its requests.
-        let store = if self.writer.is_some() {
+        // Brought up to date (when it can be written) before any request reads it; then
+        // requests read through a pool of read-only connections.
+        let opened = if self.writer.is_some() {
             Store::open(&self.database).await?
         } else {
             Store::open_for_reading(&self.database).await?
         };
-        let state = ServeState::new(store, &options, self.events.clone());
+        drop(opened);
+        let pool = crate::store::reader_pool(&self.database, options.pool_size);
+        let state = ServeState::new(pool, &options, self.events.clone());
         if let Some(cache) = &self.sync_options.cache {
             let _ = state.check_cache.set(cache.clone());
         }

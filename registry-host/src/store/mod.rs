@@ -48,11 +48,13 @@ macro_rules! in_transaction {
 }
 
 mod lock;
+mod pool;
 mod read;
 pub(crate) mod schema;
 mod status;
 mod write;
 
+pub use pool::{PooledStore, ReaderManager, StorePool, reader_pool};
 pub use read::{
     CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, ReplacedContent, StoreSnapshot, StoredTask,
     VersionRow, VersionSummary,
@@ -274,7 +276,9 @@ impl Store {
         }
     }
 
-    async fn open_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
+    /// Opens a read-only connection to a catalogue that needs no migration: what `serve`'s
+    /// pool holds. It never writes, so it never waits for a writer's lock.
+    pub async fn open_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
         let shown = url.display();
         let open_error = |reason: String| StoreError::Open {
             url: shown.clone(),
@@ -465,21 +469,38 @@ struct AppliedMigration {
 /// How many migrations the database lacks, read without writing anything (diesel's
 /// harness would create its table first, which a read-only database refuses).
 async fn pending_migrations(mut conn: Connection) -> Result<(Connection, usize), String> {
-    use diesel::migration::MigrationSource;
-    let known = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS).map_err(|e| e.to_string())?;
-    let query = "SELECT version FROM __diesel_schema_migrations";
-    let applied: Vec<AppliedMigration> = with_conn!(&mut conn, |c| diesel_async::RunQueryDsl::load(
-        diesel::sql_query(query),
-        c
-    )
-    .await)
-    .map_err(|e| format!("cannot read which migrations were applied: {e}"))?;
-    let applied: std::collections::HashSet<String> = applied.into_iter().map(|m| m.version).collect();
-    let pending = known
-        .iter()
-        .filter(|m| !applied.contains(&m.name().version().to_string()))
-        .count();
+    let pending = count_pending_migrations(&mut conn).await?;
     Ok((conn, pending))
+}
+
+async fn count_pending_migrations(conn: &mut Connection) -> Result<usize, String> {
+    use diesel::migration::MigrationSource;
+    // The versions only: the migrations themselves are not `Send` and cannot be held
+    // across the query below.
+    let known: Vec<String> = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let query = "SELECT version FROM __diesel_schema_migrations";
+    let applied: Vec<AppliedMigration> =
+        with_conn!(conn, |c| diesel_async::RunQueryDsl::load(diesel::sql_query(query), c)
+            .await)
+        .map_err(|e| format!("cannot read which migrations were applied: {e}"))?;
+    let applied: std::collections::HashSet<String> = applied.into_iter().map(|m| m.version).collect();
+    Ok(known.iter().filter(|version| !applied.contains(*version)).count())
+}
+
+impl Store {
+    /// How many of this taskreg's migrations the catalogue lacks (0: it is ready for it).
+    pub async fn pending_migrations(&mut self) -> Result<usize, StoreError> {
+        count_pending_migrations(&mut self.conn)
+            .await
+            .map_err(|reason| StoreError::Migrate {
+                url: self.url.clone(),
+                reason,
+            })
+    }
 }
 
 fn migrate(conn: Connection) -> Result<Connection, String> {

@@ -160,8 +160,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    source_states (name) {
+        name -> Text,
+        state -> Text,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     processes,
+    source_states,
     replaced_contents,
     sources,
     tasks,

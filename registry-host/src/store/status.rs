@@ -2,7 +2,7 @@
 //! catalogue current, and the catalogue's generation. Written by every run, also one that
 //! changes nothing in the catalogue, outside the catalogue's transaction.
 
-use super::schema::{catalogue_state, processes, source_status};
+use super::schema::{catalogue_state, processes, source_states, source_status};
 use super::{Store, StoreError, now_millis};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -400,6 +400,35 @@ impl Store {
                 .await?;
             Ok::<(), diesel::result::Error>(())
         })?;
+        Ok(())
+    }
+
+    /// The state the source `name` left in the catalogue ([`registry_core::Source::saved_state`]).
+    pub async fn source_state(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| source_states::table
+            .filter(source_states::name.eq(name))
+            .select(source_states::state)
+            .first::<String>(c)
+            .await
+            .optional())?)
+    }
+
+    /// Keeps the state of the source `name` for the next process.
+    pub async fn save_source_state(&mut self, name: &str, state: &str) -> Result<(), StoreError> {
+        with_conn!(&mut self.conn, |c| diesel::insert_into(source_states::table)
+            .values((
+                source_states::name.eq(name),
+                source_states::state.eq(state),
+                source_states::updated_at.eq(now_millis()),
+            ))
+            .on_conflict(source_states::name)
+            .do_update()
+            .set((
+                source_states::state.eq(excluded(source_states::state)),
+                source_states::updated_at.eq(excluded(source_states::updated_at)),
+            ))
+            .execute(c)
+            .await)?;
         Ok(())
     }
 

@@ -54,6 +54,19 @@ impl TestDatabase {
         }
     }
 
+    /// Runs `sql` on this PostgreSQL database (in its schema), as an operator's `psql` would.
+    pub async fn execute_postgres(&self, sql: &str) {
+        assert_eq!(
+            self.backend, "postgres",
+            "execute_postgres on a {} database",
+            self.backend
+        );
+        let mut conn = AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to the test database");
+        conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     pub async fn for_backend(backend: &str) -> TestDatabase {
         match backend {
             "sqlite" => TestDatabase::sqlite(),
