@@ -4,10 +4,10 @@
 
 use registry_core::OriginKey;
 use registry_core::{ChangeSet, Severity, WriteKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One change, as clients receive it (`event:` is the variant in snake case).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RegistryEvent {
     /// A version entered the catalogue.

@@ -97,6 +97,9 @@ pub struct ServeOptions {
     pub header_read_timeout: std::time::Duration,
     /// Catalogue connections requests read through at once.
     pub pool_size: usize,
+    /// How often the catalogue's generation is read to relay, at `/v1/events`, the runs
+    /// other processes applied (other hosts, a `watch` beside this server).
+    pub event_poll_interval: std::time::Duration,
 }
 
 impl Default for ServeOptions {
@@ -107,6 +110,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             header_read_timeout: std::time::Duration::from_secs(10),
             pool_size: DEFAULT_POOL_SIZE,
+            event_poll_interval: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -127,6 +131,9 @@ pub struct ServeState {
     pub check_cache: std::sync::OnceLock<Arc<crate::cache::CheckCache>>,
     /// Requests served, by route and status.
     requests: StdMutex<BTreeMap<(String, u16), u64>>,
+    /// This process's identity: the runs it applied itself reach `events` directly, so
+    /// the relay of the catalogue's event log leaves them out.
+    pub own_process: std::sync::OnceLock<String>,
 }
 
 impl ServeState {
@@ -144,6 +151,7 @@ impl ServeState {
             events,
             check_cache: std::sync::OnceLock::new(),
             requests: StdMutex::new(BTreeMap::new()),
+            own_process: std::sync::OnceLock::new(),
         })
     }
 
@@ -196,13 +204,14 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let service = hyper_util::service::TowerToHyperService::new(router(state.clone()));
     let places = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let relay = tokio::spawn(relay_runs_of_others(state.clone(), options.event_poll_interval));
     tokio::pin!(shutdown);
     loop {
         // A place first, then the connection: past the cap, clients wait in the backlog.
@@ -231,9 +240,56 @@ pub async fn serve(
             drop(place);
         });
     }
+    relay.abort();
     // Requests in flight finish; long-lived ones (event streams) get a few seconds.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
     Ok(())
+}
+
+/// Sends to `/v1/events` what the runs of other processes changed: every `interval`, the
+/// catalogue's generation is read (one small query), and when it moved, the event log of
+/// the runs since (`catalogue_events`). A replica that wrote nothing itself hears every
+/// edit synced on any host; runs this process applied are already sent, directly.
+async fn relay_runs_of_others(state: Arc<ServeState>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the relay starts: what is in the catalogue now was written before it.
+    let mut relayed: Option<i64> = None;
+    loop {
+        ticks.tick().await;
+        let Ok(mut store) = state.pool.get().await else {
+            continue;
+        };
+        let Ok(generation) = store.generation().await else {
+            continue;
+        };
+        let Some(last) = relayed else {
+            relayed = Some(generation);
+            continue;
+        };
+        if generation == last {
+            continue;
+        }
+        let written = match store.events_after(last).await {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!("cannot read the catalogue's events to relay them: {e}");
+                continue;
+            }
+        };
+        let own = state.own_process.get();
+        let mut newest = generation;
+        for run in written {
+            newest = newest.max(run.generation);
+            if run.writer.is_some() && run.writer.as_ref() == own {
+                continue;
+            }
+            for event in run.events {
+                let _ = state.events.send(event);
+            }
+        }
+        relayed = Some(newest);
+    }
 }
 
 #[derive(Debug)]

@@ -36,6 +36,9 @@ pub struct SyncOptions {
     pub snapshot_cache: Option<std::sync::Arc<SnapshotCache>>,
     /// The sources' states as last read from or written to the catalogue.
     pub source_states: std::sync::Arc<SourceStates>,
+    /// The process applying the runs ([`ProcessIdentity::id`](crate::store::ProcessIdentity)),
+    /// recorded with their events.
+    pub writer: Option<String>,
 }
 
 /// What each source keeps between processes ([`Source::saved_state`]), as last read from or
@@ -167,6 +170,7 @@ impl Default for SyncOptions {
             cache: None,
             snapshot_cache: None,
             source_states: std::sync::Arc::default(),
+            writer: None,
         }
     }
 }
@@ -268,6 +272,8 @@ pub struct PlannedRun {
     outcomes: HashMap<OriginKey, LoadOutcome>,
     /// The snapshot planned against, when the caller keeps it between runs.
     kept: Option<(std::sync::Arc<SnapshotCache>, Snapshot)>,
+    /// The process that will apply it.
+    writer: Option<String>,
 }
 
 /// Above this many loads, a run reads every task's UUID in one query instead of asking for
@@ -437,6 +443,7 @@ pub async fn plan_rescan(
         scans,
         outcomes,
         kept: options.snapshot_cache.clone().map(|cache| (cache, snapshot)),
+        writer: options.writer.clone(),
     })
 }
 
@@ -563,6 +570,7 @@ async fn apply_locked(store: &mut Store, planned: PlannedRun) -> Result<SyncRepo
             status: if all_ok { RunStatus::Ok } else { RunStatus::Partial },
             counts: planned.changes.counts,
             sources_json: serde_json::to_string(&planned.sources).unwrap_or_default(),
+            writer: planned.writer.clone(),
         };
         let generation = match store.apply(&run, &planned.sources, &planned.changes).await {
             Ok(generation) => generation,

@@ -187,6 +187,7 @@ async fn a_failing_apply_leaves_the_catalogue_as_it_was(backend: &str) {
         status: registry_host::store::RunStatus::Ok,
         counts: poisoned.counts,
         sources_json: "[]".into(),
+        writer: None,
     };
     let rows = [registry_host::store::SourceReport {
         name: "tree".into(),
@@ -695,6 +696,7 @@ async fn two_runs_planned_at_once_never_store_one_uuid_for_two_names(backend: &s
         status: registry_host::store::RunStatus::Ok,
         counts: stale_changes.counts,
         sources_json: "[]".into(),
+        writer: None,
     };
     let error = second.apply(&record, &[], &stale_changes).await.expect_err("refused");
     assert!(error.is_unique_violation(), "{error}");

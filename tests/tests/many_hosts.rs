@@ -150,3 +150,94 @@ fn four_processes_syncing_overlapping_sources_into_sqlite_agree_with_one() {
     let (shared, reference) = (TestDatabase::sqlite(), TestDatabase::sqlite());
     four_processes_syncing_overlapping_sources_agree_with_one(&shared.url, &reference.url, 10);
 }
+
+/// Reads `response`'s event stream until `seen` holds `wanted`, for at most 30 s.
+async fn read_events_until(response: &mut reqwest::Response, seen: &mut String, wanted: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !seen.contains(wanted) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{wanted}` in the stream: {seen}"
+        );
+        if let Ok(Ok(Some(bytes))) = tokio::time::timeout(std::time::Duration::from_secs(1), response.chunk()).await {
+            seen.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
+
+/// Issue 13: `/v1/events` relayed only the runs of its own process, so a replica that did
+/// not write an edit never told its clients. Two `serve --watch` replicas and a `watch`,
+/// each syncing its own tree into one PostgreSQL catalogue: an edit synced by any of them
+/// reaches both replicas' streams, once each.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_synced_by_any_host_reaches_every_replica_s_event_stream() {
+    let db = TestDatabase::postgres().await;
+    let work = tempfile::tempdir().unwrap();
+    let tree = |name: &str, seed: usize| {
+        let dir = work.path().join(name);
+        write_named_task(
+            &dir.join(format!("{name}-task")),
+            &format!("{name}-task"),
+            "1.0.0",
+            seed,
+        )
+        .unwrap();
+        dir
+    };
+    let (shared, r1_tree, r2_tree) = (tree("shared", 1), tree("r1", 2), tree("r2", 3));
+    let r1_config = config(&work.path().join("r1-config"), &[("r1", &r1_tree)]);
+    let r2_config = config(&work.path().join("r2-config"), &[("r2", &r2_tree)]);
+    let taskreg = Taskreg::new(db.url.clone(), work.path());
+    let replica = |file: &Path| {
+        taskreg_tests::Server::start(
+            &taskreg,
+            &["--config", file.to_str().unwrap(), "--watch", "--debounce-ms", "50"],
+        )
+    };
+    let (r1, r2) = (replica(&r1_config), replica(&r2_config));
+    let mut watcher = taskreg
+        .command(&["watch", "--debounce-ms", "50", shared.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every process's first sync is in before anything changes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while taskreg.run(&["--json", "list"]).json().as_array().map(Vec::len) != Some(3) {
+        assert!(std::time::Instant::now() < deadline, "the first syncs did not land");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut r1_events = reqwest::get(format!("{}/v1/events", r1.base)).await.unwrap();
+    let mut r2_events = reqwest::get(format!("{}/v1/events", r2.base)).await.unwrap();
+    let (mut r1_seen, mut r2_seen) = (String::new(), String::new());
+
+    // An edit the `watch` process syncs: neither replica wrote it.
+    write_named_task(&shared.join("fresh"), "fresh", "1.0.0", 4).unwrap();
+    let fresh = "\"name\":\"fresh\"";
+    read_events_until(&mut r1_events, &mut r1_seen, fresh).await;
+    read_events_until(&mut r2_events, &mut r2_seen, fresh).await;
+    // An edit replica 1 syncs itself: replica 2 hears it through the catalogue, replica 1
+    // directly, and not a second time through the catalogue.
+    write_named_task(&r1_tree.join("own"), "own", "1.0.0", 5).unwrap();
+    let own = "\"name\":\"own\"";
+    read_events_until(&mut r2_events, &mut r2_seen, own).await;
+    read_events_until(&mut r1_events, &mut r1_seen, own).await;
+    // A later edit, so that a duplicate of `own` would have arrived before it.
+    write_named_task(&shared.join("later"), "later", "1.0.0", 6).unwrap();
+    let later = "\"name\":\"later\"";
+    read_events_until(&mut r1_events, &mut r1_seen, later).await;
+    read_events_until(&mut r2_events, &mut r2_seen, later).await;
+    for seen in [&r1_seen, &r2_seen] {
+        for name in [fresh, own, later] {
+            let added = seen
+                .split("\n\n")
+                .filter(|e| e.contains("event: task_added") && e.contains(name))
+                .count();
+            assert_eq!(added, 1, "{name} once in: {seen}");
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+}

@@ -161,6 +161,8 @@ impl Registry {
         if let Some(loads) = builder.concurrency {
             sync_options.concurrency = loads;
         }
+        let process = ProcessIdentity::current();
+        sync_options.writer = Some(process.id.clone());
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Ok(Registry {
             database,
@@ -180,7 +182,7 @@ impl Registry {
             serve_options: builder.serve,
             serve_token_file: builder.serve_token_file,
             events,
-            process: ProcessIdentity::current(),
+            process,
         })
     }
 
@@ -599,6 +601,7 @@ impl Registry {
         drop(opened);
         let pool = crate::store::reader_pool(&self.database, options.pool_size);
         let state = ServeState::new(pool, &options, self.events.clone());
+        let _ = state.own_process.set(self.process.id.clone());
         if let Some(cache) = &self.sync_options.cache {
             let _ = state.check_cache.set(cache.clone());
         }

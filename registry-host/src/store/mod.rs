@@ -63,7 +63,7 @@ pub use status::{
     PROCESS_REPORT_INTERVAL, PROCESS_STALE_AFTER, ProcessIdentity, ProcessRole, ProcessStatus, RunStatus, ScanStatus,
     SourceReport, SourceStatus, Status,
 };
-pub use write::RunRecord;
+pub use write::{EVENT_RETENTION, RunRecord};
 
 /// The catalogue's schema, embedded: applied by [`Store::open`].
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -168,7 +168,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    catalogue_events (generation) {
+        generation -> BigInt,
+        process_id -> Nullable<Text>,
+        written_at -> BigInt,
+        events -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    catalogue_events,
     processes,
     source_states,
     replaced_contents,

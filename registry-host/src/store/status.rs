@@ -2,7 +2,7 @@
 //! catalogue current, and the catalogue's generation. Written by every run, also one that
 //! changes nothing in the catalogue, outside the catalogue's transaction.
 
-use super::schema::{catalogue_state, processes, source_states, source_status};
+use super::schema::{catalogue_events, catalogue_state, processes, source_states, source_status};
 use super::{Store, StoreError, now_millis};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -146,6 +146,17 @@ fn folders(stored: &Option<String>) -> Option<Vec<String>> {
 
 fn as_folders<S: serde::Serializer>(stored: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
     serde::Serialize::serialize(&folders(stored), serializer)
+}
+
+/// The events one run wrote to the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WrittenEvents {
+    /// The generation the run made.
+    pub generation: i64,
+    /// The process that applied it, when it said.
+    pub writer: Option<String>,
+    /// What changed.
+    pub events: Vec<crate::events::RegistryEvent>,
 }
 
 /// How often a long-lived process refreshes its row (and after every run it applies).
@@ -401,6 +412,31 @@ impl Store {
             Ok::<(), diesel::result::Error>(())
         })?;
         Ok(())
+    }
+
+    /// The events of the runs that made generations after `after`, oldest first, with the
+    /// process that wrote each (kept for [`EVENT_RETENTION`](super::EVENT_RETENTION)).
+    pub async fn events_after(&mut self, after: i64) -> Result<Vec<WrittenEvents>, StoreError> {
+        let rows: Vec<(i64, Option<String>, String)> = with_conn!(&mut self.conn, |c| catalogue_events::table
+            .filter(catalogue_events::generation.gt(after))
+            .order(catalogue_events::generation)
+            .select((
+                catalogue_events::generation,
+                catalogue_events::process_id,
+                catalogue_events::events
+            ))
+            .load(c)
+            .await)?;
+        rows.into_iter()
+            .map(|(generation, writer, events)| {
+                Ok(WrittenEvents {
+                    generation,
+                    writer,
+                    events: serde_json::from_str(&events)
+                        .map_err(|e| StoreError::Corrupt(format!("the events of generation {generation}: {e}")))?,
+                })
+            })
+            .collect()
     }
 
     /// The state the source `name` left in the catalogue ([`registry_core::Source::saved_state`]).

@@ -1,7 +1,8 @@
 //! Writing one sync run: a [`ChangeSet`] applied in a single transaction.
 
 use super::schema::{
-    catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs, task_versions, tasks,
+    catalogue_events, catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs,
+    task_versions, tasks,
 };
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::prelude::*;
@@ -27,7 +28,13 @@ pub struct RunRecord {
     pub counts: RunCounts,
     /// Per-source results as JSON.
     pub sources_json: String,
+    /// The process that applies it ([`ProcessIdentity::id`](super::ProcessIdentity)), kept
+    /// with its events so that `serve` replicas relay only what others wrote.
+    pub writer: Option<String>,
 }
+
+/// How long the events of a run are kept for `serve` replicas to relay.
+pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 // Rows are owned: SQLite's multi-row insert runs on the blocking pool (see `InsertMany`).
 #[derive(Insertable)]
@@ -179,6 +186,7 @@ impl Store {
             .collect();
         let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
         let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
+        let events = serde_json::to_string(&crate::events::events_of(changes)).unwrap_or_else(|_| "[]".into());
 
         let written: Result<i64, diesel::result::Error> = in_transaction!(&mut self.conn, |c| {
             for source in scanned {
@@ -366,10 +374,26 @@ impl Store {
                 .set(catalogue_state::generation.eq(catalogue_state::generation + 1))
                 .execute(c)
                 .await?;
-            catalogue_state::table
+            let generation = catalogue_state::table
                 .select(catalogue_state::generation)
                 .first::<i64>(c)
-                .await
+                .await?;
+            diesel::delete(
+                catalogue_events::table
+                    .filter(catalogue_events::written_at.lt(now - EVENT_RETENTION.as_millis() as i64)),
+            )
+            .execute(c)
+            .await?;
+            diesel::insert_into(catalogue_events::table)
+                .values((
+                    catalogue_events::generation.eq(generation),
+                    catalogue_events::process_id.eq(&run.writer),
+                    catalogue_events::written_at.eq(now),
+                    catalogue_events::events.eq(storable(&events)),
+                ))
+                .execute(c)
+                .await?;
+            Ok(generation)
         });
         written.map_err(|e| self.write_error(e))
     }
