@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A task version: its name and its semver version as text (build metadata stripped).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct VersionKey {
     /// The task's name.
     pub name: String,

@@ -159,12 +159,18 @@ pub struct LifecycleConfig {
     /// removes nothing (see `taskreg sync --allow-mass-removal`).
     #[serde(default = "default_max_removal_share")]
     pub max_removal_share: f64,
+    /// A source in the catalogue that no process has scanned for this long (it was removed
+    /// from every configuration) is retired: its tasks go missing unless another source
+    /// offers them (default 7 days).
+    #[serde(default, deserialize_with = "interval")]
+    pub retire_sources_after: Option<std::time::Duration>,
 }
 
 impl Default for LifecycleConfig {
     fn default() -> Self {
         LifecycleConfig {
             max_removal_share: default_max_removal_share(),
+            retire_sources_after: None,
         }
     }
 }

@@ -57,6 +57,7 @@ pub mod generate;
 pub mod plugins;
 mod presence;
 mod registry;
+mod retirement;
 pub mod serve;
 pub mod sources;
 pub mod store;
@@ -65,8 +66,8 @@ pub mod watch;
 
 pub use events::RegistryEvent;
 pub use registry::{
-    BuiltIndex, DEFAULT_DATABASE, Finding, IndexDifference, ListFilter, Registry, RegistryBuilder, RegistryError,
-    TaskDetails, ValidationReport,
+    BuiltIndex, DEFAULT_DATABASE, Finding, ForgetReport, IndexDifference, ListFilter, Registry, RegistryBuilder,
+    RegistryError, TaskDetails, ValidationReport,
 };
 pub use sources::{BuildError, SourceBuilder, build_sources};
 pub use sync::{SyncObserver, SyncReport};

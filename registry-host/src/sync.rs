@@ -39,7 +39,13 @@ pub struct SyncOptions {
     /// The process applying the runs ([`ProcessIdentity::id`](crate::store::ProcessIdentity)),
     /// recorded with their events.
     pub writer: Option<String>,
+    /// How long a source of the catalogue may go unscanned by every process before a run
+    /// retires it (`None`: only `forget` retires); see `retirement`.
+    pub retire_after: Option<Duration>,
 }
+
+/// Sources unscanned for a week are retired unless configured otherwise.
+pub const DEFAULT_RETIREMENT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// What each source keeps between processes ([`Source::saved_state`]), as last read from or
 /// written to the catalogue: each is read once per process, before the source's first
@@ -171,6 +177,7 @@ impl Default for SyncOptions {
             snapshot_cache: None,
             source_states: std::sync::Arc::default(),
             writer: None,
+            retire_after: Some(DEFAULT_RETIREMENT_GRACE),
         }
     }
 }
@@ -204,6 +211,9 @@ pub struct SyncReport {
     pub problems: Vec<ReportedProblem>,
     /// How long the run took.
     pub duration_ms: u64,
+    /// Sources retired by this run (see `retirement`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
     /// What the run applied (empty when nothing changed).
     #[serde(skip)]
     pub changes: ChangeSet,
@@ -274,6 +284,12 @@ pub struct PlannedRun {
     kept: Option<(std::sync::Arc<SnapshotCache>, Snapshot)>,
     /// The process that will apply it.
     writer: Option<String>,
+    /// The sources it retires.
+    pub retired: Vec<String>,
+    /// Sources it retires whatever the clock says (`forget`).
+    forced: Vec<String>,
+    /// When each source was last scanned, for retirements.
+    last_scans: HashMap<String, i64>,
 }
 
 /// Above this many loads, a run reads every task's UUID in one query instead of asking for
@@ -305,8 +321,32 @@ pub async fn sync_rescan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
+    run(store, sources, rescans, strategy, options, &[]).await
+}
+
+/// Retires the source `name` now, whatever the clock says (`taskreg forget NAME --yes`):
+/// its origins go, the versions only it offered go missing (history kept), and the
+/// catalogue forgets its status and state. Configured again, it comes back with its next
+/// scan.
+pub async fn forget_source(
+    store: &mut Store,
+    name: &str,
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    run(store, &[], &[], strategy, options, &[name.to_owned()]).await
+}
+
+async fn run(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    rescans: &[Rescan],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+    forced: &[String],
+) -> Result<SyncReport, SyncError> {
     options.source_states.restore(store, sources, rescans).await;
-    let planned = plan_rescan(store, sources, rescans, strategy, options).await?;
+    let planned = plan_with(store, sources, rescans, strategy, options, forced).await?;
     store.lock_writes().await?;
     let applied = async {
         let current = store.generation().await?;
@@ -368,6 +408,17 @@ pub async fn plan_rescan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<PlannedRun, SyncError> {
+    plan_with(store, sources, rescans, strategy, options, &[]).await
+}
+
+async fn plan_with(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    rescans: &[Rescan],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+    forced: &[String],
+) -> Result<PlannedRun, SyncError> {
     assert_eq!(sources.len(), rescans.len(), "one rescan per source");
     let started = Instant::now();
     let started_at = now_millis();
@@ -386,10 +437,10 @@ pub async fn plan_rescan(
             Some(snapshot) => snapshot,
             None => store.snapshot().await?.core,
         };
-        Ok::<_, StoreError>((generation, snapshot))
+        Ok::<_, StoreError>((generation, snapshot, store.source_last_scans().await?))
     };
     let (snapshot, scanned) = futures::future::join(reading, scanning).await;
-    let (generation, mut snapshot) = snapshot?;
+    let (generation, mut snapshot, last_scans) = snapshot?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "read the catalogue and scanned {} source(s)",
@@ -414,8 +465,12 @@ pub async fn plan_rescan(
             name: source.name().to_owned(),
             result,
             scope,
+            retired: false,
         });
     }
+
+    let retiring = retire(&snapshot, sources, &last_scans, options, forced);
+    scans.extend(retiring.scans);
 
     let mut outcomes = HashMap::new();
     load_wanted(&snapshot, &scans, &mut outcomes, sources, options).await;
@@ -429,7 +484,8 @@ pub async fn plan_rescan(
         ms = started.elapsed().as_millis() as u64,
         "read the UUIDs the plan needs"
     );
-    let changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy));
+    let mut changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy));
+    changes.problem_sets.extend(retiring.blocked);
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     Ok(PlannedRun {
         run_id: uuid::Uuid::now_v7().to_string(),
@@ -444,7 +500,34 @@ pub async fn plan_rescan(
         outcomes,
         kept: options.snapshot_cache.clone().map(|cache| (cache, snapshot)),
         writer: options.writer.clone(),
+        retired: retiring.retired,
+        forced: forced.to_vec(),
+        last_scans,
     })
+}
+
+/// The sources of the catalogue this run retires (see `retirement`).
+fn retire(
+    snapshot: &Snapshot,
+    sources: &[Box<dyn Source>],
+    last_scans: &HashMap<String, i64>,
+    options: &SyncOptions,
+    forced: &[String],
+) -> crate::retirement::Retirements {
+    let configured: std::collections::HashSet<&str> = sources.iter().map(|s| s.name()).collect();
+    let policy = crate::retirement::RetirementPolicy {
+        grace: options.retire_after,
+        max_share: options.max_removal_share,
+        allow_mass_removal: options.allow_mass_removal,
+    };
+    let decided = crate::retirement::retirements(snapshot, &configured, last_scans, now_millis(), policy, forced);
+    for name in &decided.retired {
+        tracing::info!(
+            source = name.as_str(),
+            "retiring the source: its tasks go missing unless another source offers them"
+        );
+    }
+    decided
 }
 
 /// Loads (and checks) every entry the plan needs that `outcomes` does not hold yet: those
@@ -524,9 +607,15 @@ async fn replan(
 ) -> Result<PlannedRun, SyncError> {
     let generation = store.generation().await?;
     let mut snapshot = store.snapshot().await?.core;
+    // Retirements are decided again against what is stored now.
+    planned.scans.retain(|scan| !scan.retired);
+    let retiring = retire(&snapshot, sources, &planned.last_scans, options, &planned.forced);
+    planned.scans.extend(retiring.scans);
+    planned.retired = retiring.retired;
     load_wanted(&snapshot, &planned.scans, &mut planned.outcomes, sources, options).await;
     read_uuids(store, &planned.outcomes, &mut snapshot).await?;
-    let changes = plan(&snapshot, &planned.scans, &planned.outcomes, &options.plan(strategy));
+    let mut changes = plan(&snapshot, &planned.scans, &planned.outcomes, &options.plan(strategy));
+    changes.problem_sets.extend(retiring.blocked);
     planned.problems = current_problems(&snapshot.problems, &planned.scans, &changes);
     planned.loaded = planned.outcomes.len();
     planned.changes = changes;
@@ -580,6 +669,9 @@ async fn apply_locked(store: &mut Store, planned: PlannedRun) -> Result<SyncRepo
             }
         };
         tracing::info!(ms = planned.started.elapsed().as_millis() as u64, "applied");
+        if let Err(e) = store.forget_sources(&planned.retired).await {
+            tracing::warn!("cannot remove the retired sources' status: {e}");
+        }
         if let Some((cache, mut snapshot)) = planned.kept {
             snapshot.apply(&planned.changes);
             cache.keep(generation, snapshot);
@@ -599,6 +691,7 @@ async fn apply_locked(store: &mut Store, planned: PlannedRun) -> Result<SyncRepo
         sources: planned.sources,
         problems: planned.problems,
         duration_ms: planned.started.elapsed().as_millis() as u64,
+        retired: planned.retired,
         changes: planned.changes,
     })
 }

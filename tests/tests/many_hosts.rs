@@ -241,3 +241,92 @@ async fn an_edit_synced_by_any_host_reaches_every_replica_s_event_stream() {
     let _ = watcher.kill();
     let _ = watcher.wait();
 }
+
+/// Issue 13: a source removed from the configuration kept its tasks available forever.
+/// Now its tasks go missing once no process has scanned it for the grace period (or at
+/// once with `taskreg forget SOURCE --yes`, which first says what it takes), a version
+/// another source offers stays, and the source comes back when configured again.
+#[test]
+fn a_removed_source_retires_after_its_grace_period_or_when_forgotten_and_comes_back() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    for (tree, name, seed) in [
+        (&a, "a1", 1),
+        (&a, "a2", 2),
+        (&a, "shared", 9),
+        (&b, "b1", 3),
+        (&b, "shared", 9),
+    ] {
+        write_named_task(&tree.join(name), name, "1.0.0", seed).unwrap();
+    }
+    let grace = "[lifecycle]\nretire_sources_after = \"2s\"\n\n";
+    let with_config = |dir: &str, sources: &[(&str, &Path)], lifecycle: &str| {
+        let file = config(&work.path().join(dir), sources);
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, format!("{lifecycle}{text}")).unwrap();
+        file
+    };
+    let both = with_config("both", &[("a", &a), ("b", &b)], grace);
+    let only_a = with_config("only-a", &[("a", &a)], grace);
+    let db = TestDatabase::sqlite();
+    let taskreg = Taskreg::new(db.url.clone(), work.path());
+    let sync = |file: &Path| {
+        let run = taskreg.run(&["--config", file.to_str().unwrap(), "--json", "sync"]);
+        run.assert_code(0);
+        run.json()
+    };
+    let available = || -> Vec<String> {
+        let mut names: Vec<String> = taskreg
+            .run(&["--json", "list"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    sync(&both);
+    assert_eq!(available(), ["a1", "a2", "b1", "shared"]);
+
+    // Removed from the configuration: within the grace period, nothing goes.
+    let report = sync(&only_a);
+    assert!(report.get("retired").is_none(), "{report}");
+    assert_eq!(available(), ["a1", "a2", "b1", "shared"]);
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let report = sync(&only_a);
+    assert_eq!(report["retired"], serde_json::json!(["b"]), "{report}");
+    assert_eq!(available(), ["a1", "a2", "shared"], "shared is still offered by a");
+    let history = taskreg.run(&["--json", "history", "b1"]).json();
+    assert_eq!(history[0]["available"], false, "b1 is kept as history: {history}");
+
+    // Configured again, it comes back.
+    sync(&both);
+    assert_eq!(available(), ["a1", "a2", "b1", "shared"]);
+
+    // Forgotten at once: first what it takes, nothing changed, exit 1; then with --yes.
+    let config_a = only_a.to_str().unwrap();
+    let preview = taskreg.run(&["--config", config_a, "forget", "b"]);
+    preview.assert_code(1);
+    assert!(
+        preview.stdout.contains("b1@1.0.0") && !preview.stdout.contains("shared@"),
+        "{}",
+        preview.stdout
+    );
+    assert_eq!(available(), ["a1", "a2", "b1", "shared"]);
+    taskreg
+        .run(&["--config", config_a, "forget", "b", "--yes"])
+        .assert_code(0);
+    assert_eq!(available(), ["a1", "a2", "shared"]);
+    let status = taskreg.run(&["--json", "status"]).json();
+    let names: Vec<&str> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a"], "a forgotten source leaves `status`: {status}");
+    sync(&both);
+    assert_eq!(available(), ["a1", "a2", "b1", "shared"]);
+}

@@ -89,9 +89,27 @@ pub struct SourceScan {
     pub result: Result<Scan, String>,
     /// The part of the source the scan covers.
     pub scope: ScanScope,
+    /// The source is retired (no process scanned it for the grace period, or an operator
+    /// forgot it): its every origin goes, past the per-source mass-removal guard, which
+    /// the host applies to the catalogue as a whole before retiring.
+    pub retired: bool,
 }
 
 impl SourceScan {
+    /// A source that is no more: a complete scan that found nothing, guarded by the caller.
+    pub fn retired(name: impl Into<String>) -> Self {
+        SourceScan {
+            name: name.into(),
+            result: Ok(Scan {
+                entries: Vec::new(),
+                complete: true,
+                issues: Vec::new(),
+            }),
+            scope: ScanScope::Whole,
+            retired: true,
+        }
+    }
+
     /// A source not scanned in this run: its stored origins are offered as they were, so
     /// conflicts with the scanned sources are still decided at its priority.
     pub fn unscanned(name: impl Into<String>) -> Self {
@@ -103,6 +121,7 @@ impl SourceScan {
                 issues: Vec::new(),
             }),
             scope: ScanScope::Within(Vec::new()),
+            retired: false,
         }
     }
 }
@@ -617,6 +636,7 @@ fn collect_candidates<'r>(
                 .copied()
                 .collect();
             if !options.allow_mass_removal
+                && !scan.retired
                 && !vanished.is_empty()
                 && vanished.len() as f64 > options.max_removal_share * stored_here as f64
             {

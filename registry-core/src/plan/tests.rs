@@ -28,6 +28,7 @@ fn scan_of(name: &str, tree: &Tree) -> SourceScan {
             issues: Vec::new(),
         }),
         scope: ScanScope::Whole,
+        retired: false,
     }
 }
 
@@ -93,6 +94,7 @@ fn failed(name: &str) -> SourceScan {
         name: name.to_owned(),
         result: Err("root does not exist".into()),
         scope: ScanScope::Whole,
+        retired: false,
     }
 }
 
@@ -574,4 +576,34 @@ fn a_scoped_rescan_keeps_the_source_level_problem_and_obeys_the_removal_guard() 
     );
     assert_eq!(changes.counts.missing, 2);
     assert!(world.available("gamma", "1.0.0"));
+}
+
+#[test]
+fn a_retired_source_takes_away_only_what_no_other_source_offers_and_comes_back_when_scanned() {
+    let mut world = World::new();
+    let kept: Tree = vec![task("a", "shared", "1.0.0", "x")];
+    let leaving: Tree = vec![
+        task("a", "shared", "1.0.0", "x"),
+        task("b", "own", "1.0.0", "y"),
+        task("c", "other", "1.0.0", "z"),
+    ];
+    world.sync(
+        vec![scan_of("kept", &kept), scan_of("leaving", &leaving)],
+        &[("kept", &kept), ("leaving", &leaving)],
+    );
+
+    // Retired: every origin goes, past the per-source guard (all of its tasks).
+    let changes = world.sync(vec![SourceScan::retired("leaving")], &[]);
+    assert_eq!(
+        changes.counts.missing, 2,
+        "own and other: shared is still offered by `kept`"
+    );
+    assert!(world.available("shared", "1.0.0"));
+    assert!(!world.available("own", "1.0.0"));
+    assert!(!world.snapshot.origins.keys().any(|k| k.source == "leaving"));
+
+    // Configured again, it offers its tasks again: they come back.
+    let changes = world.sync(vec![scan_of("leaving", &leaving)], &[("leaving", &leaving)]);
+    assert_eq!(changes.counts.revived, 2);
+    assert!(world.available("own", "1.0.0"));
 }

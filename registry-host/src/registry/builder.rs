@@ -51,6 +51,7 @@ pub struct RegistryBuilder {
     pub(super) strict: bool,
     pub(super) max_removal_share: f64,
     pub(super) allow_mass_removal: bool,
+    pub(super) retire_sources_after: Option<std::time::Duration>,
     pub(super) concurrency: Option<usize>,
     pub(super) cache_capacity_bytes: u64,
     pub(super) observer: Option<Arc<dyn SyncObserver>>,
@@ -78,6 +79,7 @@ impl Default for RegistryBuilder {
             strict: false,
             max_removal_share: registry_core::PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
             allow_mass_removal: false,
+            retire_sources_after: Some(crate::sync::DEFAULT_RETIREMENT_GRACE),
             concurrency: None,
             cache_capacity_bytes: crate::cache::DEFAULT_CAPACITY_BYTES,
             observer: None,
@@ -117,6 +119,12 @@ impl RegistryBuilder {
             limits: config.validation.limits,
             strict: config.validation.strict,
             max_removal_share: config.lifecycle.max_removal_share,
+            retire_sources_after: Some(
+                config
+                    .lifecycle
+                    .retire_sources_after
+                    .unwrap_or(crate::sync::DEFAULT_RETIREMENT_GRACE),
+            ),
             ..RegistryBuilder::default()
         };
         if let Some(url) = &config.database {
@@ -248,6 +256,16 @@ impl RegistryBuilder {
     /// of a source's tasks.
     pub fn allow_mass_removal(mut self, allow: bool) -> Self {
         self.allow_mass_removal = allow;
+        self
+    }
+
+    /// How long a source may go unscanned by every process before it is retired (default
+    /// 7 days; `None`: never): its tasks go missing unless another source offers them,
+    /// history kept. A retirement that would take away more than
+    /// [`max_removal_share`](RegistryBuilder::max_removal_share) of the catalogue's
+    /// available versions waits for `taskreg forget` instead.
+    pub fn retire_sources_after(mut self, grace: Option<std::time::Duration>) -> Self {
+        self.retire_sources_after = grace;
         self
     }
 

@@ -153,6 +153,7 @@ impl Registry {
             observer: builder.observer.clone(),
             max_removal_share: builder.max_removal_share,
             allow_mass_removal: builder.allow_mass_removal,
+            retire_after: builder.retire_sources_after,
             validation: validation.clone(),
             cache: keep_between_runs.then(|| Arc::new(CheckCache::new(builder.cache_capacity_bytes))),
             snapshot_cache: keep_between_runs.then(|| Arc::new(SnapshotCache::default())),
@@ -444,6 +445,45 @@ impl Registry {
         Ok(self.reader().await?.conflicts().await?)
     }
 
+    /// Retires the source `source` from the catalogue, as if removed from every
+    /// configuration past the grace period: its origins go, the versions only it offers go
+    /// missing (their history stays), and its status is forgotten. Without `confirmed`,
+    /// nothing changes: the report says what would become unavailable. A source that is
+    /// still configured somewhere comes back with its next scan.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
+    /// let preview = registry.forget("old-share", false).await?;
+    /// println!("{} version(s) would become unavailable", preview.unavailable.len());
+    /// registry.forget("old-share", true).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn forget(&self, source: &str, confirmed: bool) -> Result<ForgetReport, RegistryError> {
+        let snapshot = self.reader().await?.snapshot().await?.core;
+        let known = snapshot.origins.keys().any(|k| k.source == source);
+        let unavailable = crate::retirement::only_offered_by(&snapshot, source);
+        let configured_here = self
+            .sources()
+            .await
+            .map(|built| built.sources.iter().any(|s| s.name() == source))
+            .unwrap_or(false);
+        let mut report = ForgetReport {
+            source: source.to_owned(),
+            known,
+            unavailable,
+            configured_here,
+            applied: None,
+        };
+        if confirmed && known {
+            let writer = self.writer.as_ref().ok_or(RegistryError::ReadOnly("forget a source"))?;
+            let mut store = writer.lock().await;
+            let applied = crate::sync::forget_source(&mut store, source, self.strategy, &self.sync_options).await?;
+            self.publish(&applied);
+            report.applied = Some(applied);
+        }
+        Ok(report)
+    }
+
     /// How each source's latest scan went, and the long-lived processes' caches.
     ///
     /// ```no_run
@@ -615,6 +655,22 @@ impl Registry {
         presence.end().await;
         served.map_err(|e| RegistryError::Serve(format!("cannot serve: {e}")))
     }
+}
+
+/// What [`Registry::forget`] found, and did when confirmed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ForgetReport {
+    /// The source.
+    pub source: String,
+    /// Whether the catalogue has anything of it.
+    pub known: bool,
+    /// The available versions only it offers: what forgetting it makes unavailable.
+    pub unavailable: Vec<registry_core::VersionKey>,
+    /// Whether this registry's own configuration still names it (its next sync brings it
+    /// back).
+    pub configured_here: bool,
+    /// The run that retired it, when confirmed.
+    pub applied: Option<SyncReport>,
 }
 
 /// A requirement as Cargo writes them; `*` and an empty text mean any version.

@@ -439,6 +439,46 @@ impl Store {
             .collect()
     }
 
+    /// When each source in the catalogue was last scanned by any process (Unix
+    /// milliseconds): its latest scan's time, else the last run that wrote for it.
+    pub async fn source_last_scans(&mut self) -> Result<HashMap<String, i64>, StoreError> {
+        use super::schema::sources;
+        let written: Vec<(String, Option<i64>)> = with_conn!(&mut self.conn, |c| sources::table
+            .select((sources::name, sources::last_scan_at))
+            .load(c)
+            .await)?;
+        let scanned: Vec<(String, i64)> = with_conn!(&mut self.conn, |c| source_status::table
+            .select((source_status::name, source_status::scanned_at))
+            .load(c)
+            .await)?;
+        let mut last: HashMap<String, i64> = written
+            .into_iter()
+            .filter_map(|(name, at)| at.map(|at| (name, at)))
+            .collect();
+        for (name, at) in scanned {
+            let entry = last.entry(name).or_insert(at);
+            *entry = (*entry).max(at);
+        }
+        Ok(last)
+    }
+
+    /// Removes what `status` and the sources' states keep of retired sources.
+    pub async fn forget_sources(&mut self, names: &[String]) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        in_transaction!(&mut self.conn, |c| {
+            diesel::delete(source_status::table.filter(source_status::name.eq_any(names)))
+                .execute(c)
+                .await?;
+            diesel::delete(source_states::table.filter(source_states::name.eq_any(names)))
+                .execute(c)
+                .await?;
+            Ok::<(), diesel::result::Error>(())
+        })?;
+        Ok(())
+    }
+
     /// The state the source `name` left in the catalogue ([`registry_core::Source::saved_state`]).
     pub async fn source_state(&mut self, name: &str) -> Result<Option<String>, StoreError> {
         Ok(with_conn!(&mut self.conn, |c| source_states::table

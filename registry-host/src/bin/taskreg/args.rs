@@ -84,6 +84,14 @@ pub enum Command {
     /// How each source's latest scan went, and the long-lived processes (watch, serve) with their caches. Exit 1 when a
     /// source's latest scan failed.
     Status,
+    /// Retire a source removed from the configuration now, instead of after its grace
+    /// period: say what becomes unavailable, and with --yes do it (history is kept).
+    Forget {
+        source: String,
+        /// Do it (without: show what would become unavailable, change nothing, exit 1).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Sync, then keep the catalogue current as files change and remote sources move.
     Watch {
         /// Folders or archives to watch instead of the configured sources.

@@ -2,6 +2,7 @@
 //! formats the result with `crate::output`.
 
 mod conflicts;
+mod forget;
 mod history;
 mod index;
 mod list;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conflicts => conflicts::run(&globals).await,
         Command::History { name } => history::run(&globals, &name).await,
         Command::Status => status::run(&globals).await,
+        Command::Forget { source, yes } => forget::run(&globals, &source, yes).await,
         Command::Watch { paths, timing } => watch::run(&globals, &paths, &timing).await,
         Command::Serve {
             watch,
