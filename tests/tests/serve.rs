@@ -217,6 +217,53 @@ async fn readyz_follows_the_catalogue_and_healthz_only_the_process() {
     );
 }
 
+/// Issue 13: every request queued on one catalogue connection behind a mutex. A fixed
+/// load (400 requests, 16 at a time, bundles, lookups, histories and index pages) on a
+/// pooled server over PostgreSQL: every request answered, each with the right document.
+/// (Its speed is measured by `taskreg bench`, not asserted here.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bounded_load_on_a_pooled_server_gets_every_request_answered() {
+    use futures::StreamExt;
+    let db = TestDatabase::postgres().await;
+    let work = tempfile::tempdir().unwrap();
+    write_tree(&work.path().join("tasks"), 50).unwrap();
+    let a = Taskreg::new(db.url.clone(), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    fs::write(work.path().join("taskreg.toml"), "[serve]\npool_size = 4\n").unwrap();
+    let server = Server::start(&a, &[]);
+    let http = client();
+    let answers: Vec<(String, u16, serde_json::Value)> = futures::stream::iter(0..400usize)
+        .map(|i| {
+            let task = format!("task-{:05}", (i * 7) % 50);
+            let path = match i % 10 {
+                0 => "/v1/tasks?limit=20".to_owned(),
+                1 => format!("/v1/tasks/{task}"),
+                2 | 3 => format!("/v1/tasks/{task}?req=%5E1"),
+                _ => format!("/v1/tasks/{task}/1.0.0"),
+            };
+            let request = http.get(format!("{}{path}", server.base));
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (path, status, response.json().await.unwrap_or_default())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    assert_eq!(answers.len(), 400);
+    for (path, status, body) in &answers {
+        assert_eq!(*status, 200, "{path}: {body}");
+        if path.ends_with("/1.0.0") || path.contains("req=") {
+            assert_eq!(body["version"], "1.0.0", "{path}: {body}");
+        } else if path.starts_with("/v1/tasks?") {
+            assert_eq!(body["items"].as_array().map(Vec::len), Some(20), "{path}");
+        } else {
+            assert_eq!(body["versions"].as_array().map(Vec::len), Some(1), "{path}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_speaks_the_protocol() {
     let work = tempfile::tempdir().unwrap();

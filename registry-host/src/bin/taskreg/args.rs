@@ -143,4 +143,12 @@ pub struct BenchArgs {
     /// no-change resync (fetch and walk the tree) and a commit that changes one task.
     #[arg(long)]
     pub git_plugin: Option<PathBuf>,
+    /// Also serve the synced catalogue (`taskreg serve`, one catalogue connection, then a
+    /// pool of 8) and send it this many requests, `--serve-concurrency` at a time: bundles,
+    /// semver lookups, task histories and index pages (0: skip).
+    #[arg(long, default_value_t = 2000)]
+    pub serve_requests: usize,
+    /// Requests in flight at once during the serve measurement.
+    #[arg(long, default_value_t = 32)]
+    pub serve_concurrency: usize,
 }

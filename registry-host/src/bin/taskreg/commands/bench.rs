@@ -49,6 +49,29 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let serving = if args.serve_requests > 0 {
+        let mut figures = Vec::new();
+        // Interleaved, so that the machine's noise falls on both alike.
+        for _ in 0..runs.min(3) {
+            for pool_size in [1, 8] {
+                figures.push(
+                    serve_load(
+                        &exe,
+                        &dir,
+                        &database,
+                        args.tasks,
+                        pool_size,
+                        args.serve_requests,
+                        args.serve_concurrency,
+                    )
+                    .await?,
+                );
+            }
+        }
+        Some(figures)
+    } else {
+        None
+    };
     let git = match &args.git_plugin {
         Some(plugin) => Some(git_figures(&exe, &dir, &tree, plugin, runs)?),
         None => None,
@@ -75,6 +98,7 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
                 "max": percentile(1.0),
                 "in_order": in_order.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
             },
+            "serve": serving.as_ref().map(|figures| serve_summary(figures)),
             "git_plugin": git.as_ref().map(|g| serde_json::json!({
                 "cold_sync_ms": ms(g.cold),
                 "resync_ms": ms(g.resync),
@@ -106,6 +130,19 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
             latencies.len()
         );
     }
+    if let Some(figures) = &serving {
+        for (pool_size, summary) in serve_medians(figures) {
+            println!(
+                "  serve, pool of {pool_size}:        p50 {:.2} ms, p99 {:.2} ms, {:.0} requests/s, {} error(s) ({} requests, {} at a time)",
+                summary.p50_ms,
+                summary.p99_ms,
+                summary.per_second,
+                summary.errors,
+                args.serve_requests,
+                args.serve_concurrency
+            );
+        }
+    }
     if let Some(git) = &git {
         println!(
             "  git plugin cold sync    {:>9.1} ms   (clone, load every task)",
@@ -121,6 +158,137 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One load run against `taskreg serve`.
+#[derive(Debug, Clone, Copy)]
+struct LoadFigures {
+    pool_size: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    per_second: f64,
+    errors: usize,
+}
+
+/// The median of each figure per pool size, over the interleaved runs.
+fn serve_medians(figures: &[LoadFigures]) -> Vec<(usize, LoadFigures)> {
+    let mut sizes: Vec<usize> = figures.iter().map(|f| f.pool_size).collect();
+    sizes.sort();
+    sizes.dedup();
+    sizes
+        .into_iter()
+        .map(|size| {
+            let runs: Vec<&LoadFigures> = figures.iter().filter(|f| f.pool_size == size).collect();
+            let middle = |pick: fn(&LoadFigures) -> f64| {
+                let mut values: Vec<f64> = runs.iter().map(|f| pick(f)).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            };
+            let summary = LoadFigures {
+                pool_size: size,
+                p50_ms: middle(|f| f.p50_ms),
+                p99_ms: middle(|f| f.p99_ms),
+                per_second: middle(|f| f.per_second),
+                errors: runs.iter().map(|f| f.errors).sum(),
+            };
+            (size, summary)
+        })
+        .collect()
+}
+
+fn serve_summary(figures: &[LoadFigures]) -> serde_json::Value {
+    serve_medians(figures)
+        .into_iter()
+        .map(|(size, f)| {
+            serde_json::json!({
+                "pool_size": size,
+                "p50_ms": f.p50_ms,
+                "p99_ms": f.p99_ms,
+                "requests_per_second": f.per_second,
+                "errors": f.errors,
+            })
+        })
+        .collect()
+}
+
+/// Starts `taskreg serve` on the synced catalogue with `pool_size` connections and sends it
+/// `requests` requests, `concurrency` at a time: nine in ten bundles (by exact version or
+/// by semver requirement), the rest task histories and index pages.
+async fn serve_load(
+    exe: &Path,
+    dir: &Path,
+    database: &Path,
+    tasks: usize,
+    pool_size: usize,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<LoadFigures> {
+    use futures::StreamExt;
+    use std::io::BufRead;
+    let config = dir.join(format!("bench-serve-{pool_size}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "database = {}
+
+[serve]
+pool_size = {pool_size}
+",
+            serde_json::to_string(&format!("sqlite://{}", database.display()))?
+        ),
+    )?;
+    let mut child = Command::new(exe)
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let mut banner = String::new();
+    std::io::BufReader::new(child.stderr.take().context("the server's stderr")?).read_line(&mut banner)?;
+    let base = banner.trim().rsplit(" on ").next().unwrap_or_default().to_owned();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let paths: Vec<String> = (0..requests)
+        .map(|i| {
+            let task = format!("task-{:05}", (i * 7919) % tasks.max(1));
+            match i % 20 {
+                0 => format!("/v1/tasks?limit=100&cursor=task-{:05}%401.0.0", (i * 31) % tasks.max(1)),
+                1 => format!("/v1/tasks/{task}"),
+                2..=5 => format!("/v1/tasks/{task}?req=%5E1"),
+                _ => format!("/v1/tasks/{task}/1.0.0"),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let outcomes: Vec<(Duration, bool)> = futures::stream::iter(paths)
+        .map(|path| {
+            let (client, url) = (client.clone(), format!("{base}{path}"));
+            async move {
+                let start = Instant::now();
+                let ok = match client.get(url).send().await {
+                    Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                (start.elapsed(), ok)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut latencies: Vec<Duration> = outcomes.iter().map(|(d, _)| *d).collect();
+    latencies.sort();
+    let at = |p: f64| ms(latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]);
+    Ok(LoadFigures {
+        pool_size,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        per_second: requests as f64 / elapsed.as_secs_f64(),
+        errors: outcomes.iter().filter(|(_, ok)| !ok).count(),
+    })
 }
 
 struct GitFigures {
