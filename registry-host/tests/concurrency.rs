@@ -12,18 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use taskreg_test_support::TestDatabase;
 
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $case() { super::$case("sqlite").await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $case() { super::$case("postgres").await })*
-        }
-    };
-}
+use taskreg_test_support::on_both_backends;
 
 on_both_backends!(
     processes_opening_an_empty_catalogue_at_once_all_migrate_it,

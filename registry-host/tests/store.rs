@@ -9,19 +9,7 @@ use std::fs;
 use std::path::Path;
 use taskreg_test_support::TestDatabase;
 
-/// Instantiates each `async fn case(backend: &str)` once per backend.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $case() { super::$case("sqlite").await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread")]
-            async fn $case() { super::$case("postgres").await })*
-        }
-    };
-}
+use taskreg_test_support::on_both_backends;
 
 on_both_backends!(
     an_unchanged_resync_reads_no_task_and_writes_no_row,

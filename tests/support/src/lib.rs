@@ -7,6 +7,22 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
+/// Instantiates each `async fn case(backend: &str)` once per backend, as
+/// `sqlite::case` and `postgres::case` (multi-threaded runtimes: migrations need one).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case("sqlite").await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")]
+            async fn $case() { super::$case("postgres").await })*
+        }
+    };
+}
+
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The server URL the PostgreSQL tests use.
