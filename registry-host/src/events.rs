@@ -80,33 +80,50 @@ impl RegistryEvent {
 
 /// The events of one applied run.
 pub fn events_of(changes: &ChangeSet) -> Vec<RegistryEvent> {
-    let mut events = Vec::new();
-    for write in &changes.versions {
+    each_event_of(changes).collect()
+}
+
+/// The events of one applied run, one at a time (a cold sync has one per task: they are
+/// written to the catalogue's event log without being held all at once).
+pub fn each_event_of(changes: &ChangeSet) -> impl Iterator<Item = RegistryEvent> + '_ {
+    let versions = changes.versions.iter().map(|write| {
         let (name, version) = (write.key.name.clone(), write.key.version.clone());
         let digest = write.task.as_ref().map(|t| t.digest.to_string()).unwrap_or_default();
-        events.push(match write.kind {
+        match write.kind {
             WriteKind::Added => RegistryEvent::TaskAdded { name, version, digest },
             WriteKind::Changed => RegistryEvent::TaskChanged { name, version, digest },
             WriteKind::Missing => RegistryEvent::TaskMissing { name, version },
             WriteKind::Revived => RegistryEvent::TaskRevived { name, version },
+        }
+    });
+    let problems = changes
+        .problem_sets
+        .iter()
+        .flat_map(|(OriginKey { source, locator }, problems)| {
+            let cleared = problems.is_empty().then(|| RegistryEvent::ProblemCleared {
+                source: source.clone(),
+                locator: locator.clone(),
+            });
+            cleared
+                .into_iter()
+                .chain(problems.iter().map(|p| RegistryEvent::ProblemRaised {
+                    source: source.clone(),
+                    locator: locator.clone(),
+                    code: p.code.clone(),
+                    severity: p.severity,
+                    message: p.message.clone(),
+                }))
         });
-    }
-    for (OriginKey { source, locator }, problems) in &changes.problem_sets {
-        if problems.is_empty() {
-            events.push(RegistryEvent::ProblemCleared {
-                source: source.clone(),
-                locator: locator.clone(),
-            });
-        }
-        for p in problems {
-            events.push(RegistryEvent::ProblemRaised {
-                source: source.clone(),
-                locator: locator.clone(),
-                code: p.code.clone(),
-                severity: p.severity,
-                message: p.message.clone(),
-            });
+    versions.chain(problems)
+}
+
+/// A run's events as the JSON array the catalogue's event log keeps, written one by one.
+pub(crate) fn events_json(changes: &ChangeSet) -> String {
+    struct Each<'c>(&'c ChangeSet);
+    impl Serialize for Each<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(each_event_of(self.0))
         }
     }
-    events
+    serde_json::to_string(&Each(changes)).unwrap_or_else(|_| "[]".into())
 }

@@ -649,7 +649,10 @@ pub async fn apply_run(store: &mut Store, planned: PlannedRun) -> Result<SyncRep
 }
 
 /// Applies `planned`; the caller holds the write lock and checked the generation.
-async fn apply_locked(store: &mut Store, planned: PlannedRun) -> Result<SyncReport, SyncError> {
+async fn apply_locked(store: &mut Store, mut planned: PlannedRun) -> Result<SyncReport, SyncError> {
+    // What a re-plan would need is no longer needed: let it go before the write's peak.
+    planned.outcomes = HashMap::new();
+    planned.scans = Vec::new();
     let written = !planned.changes.is_empty();
     if written {
         let all_ok = planned.sources.iter().all(|r| r.status.is_ok());

@@ -186,7 +186,8 @@ impl Store {
             .collect();
         let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
         let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
-        let events = serde_json::to_string(&crate::events::events_of(changes)).unwrap_or_else(|_| "[]".into());
+        // JSON escapes control characters: a NUL a message quotes is stored as `\u0000`.
+        let events = crate::events::events_json(changes);
 
         let written: Result<i64, diesel::result::Error> = in_transaction!(&mut self.conn, |c| {
             for source in scanned {
@@ -389,7 +390,7 @@ impl Store {
                     catalogue_events::generation.eq(generation),
                     catalogue_events::process_id.eq(&run.writer),
                     catalogue_events::written_at.eq(now),
-                    catalogue_events::events.eq(storable(&events)),
+                    catalogue_events::events.eq(&events),
                 ))
                 .execute(c)
                 .await?;
