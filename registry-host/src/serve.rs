@@ -311,17 +311,19 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-/// A JSON document with a strong ETag; `304` when the client already has it.
-fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
-    let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
-    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let matches = request
+/// Whether the request's `If-None-Match` names `etag` (or `*`).
+fn not_modified(request: &HeaderMap, etag: &str) -> bool {
+    request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim() == etag.to_str().unwrap_or_default() || t.trim() == "*")
-        });
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// A JSON document with a strong ETag; `304` when the client already has it.
+fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
+    let matches = not_modified(request, &etag);
+    let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
+    let cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if matches {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), cache]).into_response();
     }
@@ -360,17 +362,24 @@ async fn index(
     Query(page): Query<Page>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut all = state.store().await?.version_rows().await?;
-    // The cursor orders by (name, version text): stable whatever semver says.
-    all.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
     let after = page.cursor.as_deref().and_then(|c| c.split_once('@'));
-    let start = after.map_or(0, |(name, version)| {
-        all.partition_point(|v| (v.name.as_str(), v.version.as_str()) <= (name, version))
-    });
-    let items: Vec<IndexItem> = all[start..]
+    let mut store = state.store().await?;
+    // The generation first: a write after it changes the next request's ETag, so a client
+    // never keeps a page under an ETag older than its content.
+    let generation = store.generation().await?;
+    // Every page's ETag names the catalogue's generation: a 304 on the first page means
+    // nothing changed on any page, so a client may keep its whole listing.
+    let mut key = Sha256::new();
+    key.update(format!("{}\0{limit}", page.cursor.as_deref().unwrap_or_default()));
+    let etag = format!("\"g{generation}-{}\"", hex::encode(&key.finalize()[..8]));
+    if not_modified(&headers, &etag) {
+        return Ok(conditional(&headers, etag, Vec::new()));
+    }
+    let (rows, more) = store.index_page(after, limit).await?;
+    drop(store);
+    let items: Vec<IndexItem> = rows
         .iter()
-        .take(limit)
         .map(|v| IndexItem {
             name: v.name.clone(),
             version: v.version.clone(),
@@ -379,8 +388,8 @@ async fn index(
             href: href(&v.name, &v.version),
         })
         .collect();
-    let next = (start + items.len() < all.len()).then(|| {
-        let last = &all[start + items.len() - 1];
+    let next = (more && !rows.is_empty()).then(|| {
+        let last = &rows[rows.len() - 1];
         format!(
             "/v1/tasks?cursor={}&limit={limit}",
             encode(&format!("{}@{}", last.name, last.version))
@@ -391,14 +400,6 @@ async fn index(
         next: next.clone(),
     })
     .unwrap_or_default();
-    // Every page's ETag covers the whole catalogue: a 304 on the first page means nothing
-    // changed on any page, so a client may keep its whole listing.
-    let mut whole = Sha256::new();
-    for v in &all {
-        whole.update(format!("{}\0{}\0{}\0{}\n", v.name, v.version, v.digest, v.available));
-    }
-    whole.update(format!("{start}:{limit}"));
-    let etag = format!("\"{}\"", hex::encode(&whole.finalize()[..16]));
     let mut response = conditional(&headers, etag, body);
     if let Some(next) = next
         && let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))

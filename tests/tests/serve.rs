@@ -264,6 +264,69 @@ async fn a_bounded_load_on_a_pooled_server_gets_every_request_answered() {
     }
 }
 
+/// Issue 14: the index is read page by page with a keyset cursor (the last name and
+/// version of the page before), straight from the database. Writes between two page
+/// requests never make a version skipped or repeated: what was there stays listed once,
+/// what is added after the cursor shows up, what is added before it waits for the next
+/// listing.
+#[tokio::test(flavor = "multi_thread")]
+async fn index_pages_skip_and_repeat_nothing_while_the_catalogue_changes_between_them() {
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    let folders = write_tree(&tasks, 30).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+    let http = client();
+    let get = |path: String| {
+        let request = http.get(format!("{}{path}", server.base));
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let first = get("/v1/tasks?limit=10".into()).await;
+    let mut listed: Vec<(String, bool)> = Vec::new();
+    let take = |page: &serde_json::Value, listed: &mut Vec<(String, bool)>| {
+        for item in page["items"].as_array().unwrap() {
+            listed.push((item["name"].as_str().unwrap().to_owned(), item["available"] == true));
+        }
+        page["next"].as_str().map(str::to_owned)
+    };
+    let mut next = take(&first, &mut listed);
+    assert_eq!(listed.last().unwrap().0, "task-00009");
+
+    // Between pages: one task added before the cursor, one after, one removed.
+    write_named_task(&tasks.join("early"), "task-00005b", "1.0.0", 100).unwrap();
+    write_named_task(&tasks.join("late"), "task-00025b", "1.0.0", 101).unwrap();
+    fs::remove_dir_all(&folders[20]).unwrap();
+    a.run(&["sync", "tasks"]).assert_code(0);
+    while let Some(path) = next {
+        let page = get(path).await;
+        next = take(&page, &mut listed);
+    }
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    let mut unique = names.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "nothing repeated: {names:?}");
+    for i in 0..30 {
+        let name = format!("task-{i:05}");
+        assert_eq!(
+            names.iter().filter(|n| **n == name).count(),
+            1,
+            "{name} once: {names:?}"
+        );
+    }
+    assert!(names.contains(&"task-00025b"), "added after the cursor: listed");
+    assert!(
+        !names.contains(&"task-00005b"),
+        "added before the cursor: in the next listing"
+    );
+    assert!(
+        listed.contains(&("task-00020".to_owned(), false)),
+        "removed: listed as unavailable"
+    );
+    let again = get("/v1/tasks?limit=100".into()).await;
+    assert_eq!(again["items"].as_array().unwrap().len(), 32);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_speaks_the_protocol() {
     let work = tempfile::tempdir().unwrap();

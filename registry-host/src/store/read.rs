@@ -338,6 +338,38 @@ impl Store {
         Ok(rows)
     }
 
+    /// One page of the served index: at most `limit` versions ordered by name, then version
+    /// text, after the key `after` (a keyset cursor: a write between two pages never makes
+    /// a version skipped or repeated), read straight through the table's primary key, so
+    /// a page costs the same in a catalogue of any size. The second value says whether
+    /// more versions follow.
+    pub async fn index_page(
+        &mut self,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<(Vec<VersionRow>, bool), StoreError> {
+        let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
+        let mut rows: Vec<VersionRow> = with_conn!(&mut self.conn, |c| {
+            let query = task_versions::table
+                .select(VersionRow::as_select())
+                .order((task_versions::name, task_versions::version))
+                .limit(take)
+                .into_boxed();
+            let query = match after {
+                Some((name, version)) => query.filter(
+                    task_versions::name.gt(name.to_owned()).or(task_versions::name
+                        .eq(name.to_owned())
+                        .and(task_versions::version.gt(version.to_owned()))),
+                ),
+                None => query,
+            };
+            query.load(c).await
+        })?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
     /// Versions sorted by name, newest version first; unavailable ones only with `all`.
     pub async fn list_versions(&mut self, all: bool) -> Result<Vec<VersionSummary>, StoreError> {
         let mut rows = self.version_rows().await?;
