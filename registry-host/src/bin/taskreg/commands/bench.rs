@@ -2,7 +2,9 @@
 //!
 //! Every figure is the median of `--runs` runs of the real `taskreg` binary as a child
 //! process (so start-up, migrations and the database are counted), into SQLite, with the
-//! page cache warm for both `tar` and `taskreg`. Peak memory is the largest resident set
+//! page cache warm for both `tar` and `taskreg`. Each sync is timed right after a `tar` of
+//! the same tree, and its ratio is taken to that `tar`; the ratios reported are the
+//! medians of those pairs. Peak memory is the largest resident set
 //! of any child, from `getrusage(RUSAGE_CHILDREN)`.
 
 use crate::args::BenchArgs;
@@ -30,20 +32,20 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
     let database = dir.join("bench.db");
     let exe = std::env::current_exe().context("cannot find the taskreg binary")?;
 
-    time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)))?; // warm the page cache
-    let tar = median(runs, || {
-        time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)))
-    })?;
-    let cold = median(runs, || {
-        for suffix in ["", "-wal", "-shm"] {
+    let read_tree = || time_command(Command::new("sh").arg("-c").arg(tar_command(&tree)));
+    read_tree()?; // warm the page cache
+    // Each run is timed right after `tar` reads the tree, and its ratio is taken to that
+    // `tar`: a busy moment of the machine weighs on both sides of each ratio alike.
+    let cold = paired(runs, &read_tree, || {
+        for suffix in ["", "-wal", "-shm", "-lock"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
         }
         time_sync(&exe, &database, &tree, true)
     })?;
     let peak_rss = peak_child_rss_bytes();
-    let resync = median(runs, || time_sync(&exe, &database, &tree, false))?;
-
-    let ratio = |d: Duration| d.as_secs_f64() / tar.as_secs_f64();
+    let resync = paired(runs, &read_tree, || time_sync(&exe, &database, &tree, false))?;
+    let tar = cold.tar;
+    let per_task_us = |d: Duration| d.as_secs_f64() * 1e6 / args.tasks.max(1) as f64;
     let in_order = if args.watch_edits > 0 {
         watch_edit_latencies(&exe, &database, &tree, args.watch_edits).await?
     } else {
@@ -87,10 +89,12 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
             "tasks": args.tasks,
             "runs": runs,
             "tar_ms": ms(tar),
-            "cold_sync_ms": ms(cold),
-            "cold_sync_ratio": ratio(cold),
-            "resync_ms": ms(resync),
-            "resync_ratio": ratio(resync),
+            "cold_sync_ms": ms(cold.time),
+            "cold_sync_ratio": cold.ratio,
+            "cold_sync_us_per_task": per_task_us(cold.time),
+            "resync_ms": ms(resync.time),
+            "resync_ratio": resync.ratio,
+            "resync_us_per_task": per_task_us(resync.time),
             "peak_rss_mb": peak_rss as f64 / 1e6,
             "watch_edit_ms": {
                 "median": percentile(0.5),
@@ -111,14 +115,16 @@ pub async fn run(args: &BenchArgs, json: bool) -> anyhow::Result<()> {
     println!("taskreg bench: {} tasks, median of {runs} runs", args.tasks);
     println!("  tar -cf - DIR | cat     {:>9.1} ms", ms(tar));
     println!(
-        "  cold sync (SQLite)      {:>9.1} ms   {:.2}x tar   (target ≤ 2x)",
-        ms(cold),
-        ratio(cold)
+        "  cold sync (SQLite)      {:>9.1} ms   {:.2}x tar   (target ≤ 2x)   {:.1} µs/task",
+        ms(cold.time),
+        cold.ratio,
+        per_task_us(cold.time)
     );
     println!(
-        "  no-change resync        {:>9.1} ms   {:.2}x tar   (target ≤ 0.3x)",
-        ms(resync),
-        ratio(resync)
+        "  no-change resync        {:>9.1} ms   {:.2}x tar   (target ≤ 0.3x) {:.1} µs/task",
+        ms(resync.time),
+        resync.ratio,
+        per_task_us(resync.time)
     );
     println!(
         "  peak memory (RSS)       {:>9.1} MB              (target < 150 MB)",
@@ -433,6 +439,40 @@ fn tar_command(tree: &Path) -> String {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// A measurement interleaved with `tar`: the medians of the times, of `tar`'s, and of the
+/// ratios each run makes with the `tar` right before it.
+struct Paired {
+    time: Duration,
+    tar: Duration,
+    ratio: f64,
+}
+
+fn paired(
+    runs: usize,
+    tar: &dyn Fn() -> anyhow::Result<Duration>,
+    mut measure: impl FnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<Paired> {
+    let (mut times, mut tars, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let floor = tar()?;
+        let time = measure()?;
+        ratios.push(time.as_secs_f64() / floor.as_secs_f64());
+        times.push(time);
+        tars.push(floor);
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Paired {
+        time: median_of(times),
+        tar: median_of(tars),
+        ratio: ratios[ratios.len() / 2],
+    })
+}
+
+fn median_of(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn median(runs: usize, mut measure: impl FnMut() -> anyhow::Result<Duration>) -> anyhow::Result<Duration> {
