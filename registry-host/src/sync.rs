@@ -155,11 +155,12 @@ pub trait SyncObserver: Send + Sync {
 }
 
 impl SyncOptions {
-    fn plan<'s>(&self, strategy: &'s dyn ConflictStrategy) -> PlanOptions<'s> {
+    fn plan<'s>(&self, strategy: &'s dyn ConflictStrategy, checked_with: &'s str) -> PlanOptions<'s> {
         PlanOptions {
             strategy,
             max_removal_share: self.max_removal_share,
             allow_mass_removal: self.allow_mass_removal,
+            checked_with,
         }
     }
 }
@@ -484,7 +485,8 @@ async fn plan_with(
         ms = started.elapsed().as_millis() as u64,
         "read the UUIDs the plan needs"
     );
-    let mut changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy));
+    let checked_with = options.validation.identity();
+    let mut changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy, &checked_with));
     changes.problem_sets.extend(retiring.blocked);
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
     Ok(PlannedRun {
@@ -540,8 +542,9 @@ async fn load_wanted(
     options: &SyncOptions,
 ) {
     let observer = options.observer.as_deref();
+    let checked_with = options.validation.identity();
     loop {
-        let wanted = entries_to_load(snapshot, scans, outcomes);
+        let wanted = entries_to_load(snapshot, scans, outcomes, &checked_with);
         if wanted.is_empty() {
             break;
         }
@@ -614,7 +617,13 @@ async fn replan(
     planned.retired = retiring.retired;
     load_wanted(&snapshot, &planned.scans, &mut planned.outcomes, sources, options).await;
     read_uuids(store, &planned.outcomes, &mut snapshot).await?;
-    let mut changes = plan(&snapshot, &planned.scans, &planned.outcomes, &options.plan(strategy));
+    let checked_with = options.validation.identity();
+    let mut changes = plan(
+        &snapshot,
+        &planned.scans,
+        &planned.outcomes,
+        &options.plan(strategy, &checked_with),
+    );
     changes.problem_sets.extend(retiring.blocked);
     planned.problems = current_problems(&snapshot.problems, &planned.scans, &changes);
     planned.loaded = planned.outcomes.len();

@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub problems: HashMap<OriginKey, Vec<Problem>>,
     /// Current conflicts, as [`ConflictDetail::to_json`].
     pub conflicts: HashMap<VersionKey, String>,
+    /// For each broken task's problems: what they were found at ([`problem_fingerprint`]).
+    pub problem_fingerprints: HashMap<OriginKey, String>,
 }
 
 /// How a plan treats removals and conflicts.
@@ -65,6 +67,9 @@ pub struct PlanOptions<'s> {
     pub max_removal_share: f64,
     /// Lifts the mass-removal guard for this run.
     pub allow_mass_removal: bool,
+    /// What the loads are checked with ([`Validation::identity`](crate::Validation::identity)):
+    /// a broken task is loaded again when this changes.
+    pub checked_with: &'s str,
 }
 
 impl PlanOptions<'static> {
@@ -77,8 +82,19 @@ impl<'s> PlanOptions<'s> {
             strategy,
             max_removal_share: PlanOptions::DEFAULT_MAX_REMOVAL_SHARE,
             allow_mass_removal: false,
+            checked_with: "",
         }
     }
+}
+
+/// Problem codes of a load that may well go away by themselves (the file could not be
+/// read, the check crashed): such a task is loaded again on every run.
+pub const RETRIED_PROBLEM_CODES: &[&str] = &["file.unreadable", "task.load_failed", "task.check_crashed"];
+
+/// What a broken task's problems were found at: the entry's fingerprint and the rules it
+/// was checked with. While both stay the same, the task is not loaded again.
+pub fn problem_fingerprint(fingerprint: &str, checked_with: &str) -> String {
+    format!("{fingerprint}#{checked_with}")
 }
 
 /// The scan of one source, in priority order (the first has the highest priority).
@@ -178,6 +194,8 @@ pub struct ChangeSet {
     pub origin_deletes: Vec<OriginKey>,
     /// Replaces all problems at a key; an empty list clears them.
     pub problem_sets: Vec<(OriginKey, Vec<Problem>)>,
+    /// What the broken tasks among `problem_sets` were found at ([`problem_fingerprint`]).
+    pub problem_fingerprints: HashMap<OriginKey, String>,
     pub conflicts: Vec<ConflictRecord>,
     pub conflicts_cleared: Vec<VersionKey>,
     pub counts: RunCounts,
@@ -240,6 +258,14 @@ impl Snapshot {
                 self.problems.remove(k);
             } else {
                 self.problems.insert(k.clone(), problems.clone());
+            }
+            match changes.problem_fingerprints.get(k) {
+                Some(found_at) if !problems.is_empty() => {
+                    self.problem_fingerprints.insert(k.clone(), found_at.clone());
+                }
+                _ => {
+                    self.problem_fingerprints.remove(k);
+                }
             }
         }
         for k in &changes.conflicts_cleared {
@@ -365,6 +391,7 @@ pub fn entries_to_load(
     snapshot: &Snapshot,
     scans: &[SourceScan],
     loaded: &HashMap<OriginKey, LoadOutcome>,
+    checked_with: &str,
 ) -> Vec<(usize, Entry)> {
     let run = RunIndex::new(snapshot, loaded);
     let ok_scans = || {
@@ -390,7 +417,15 @@ pub fn entries_to_load(
                 .stored_origins
                 .get(&k)
                 .is_none_or(|o| o.fingerprint != entry.fingerprint);
-            if stale || erroneous.contains(&k) {
+            // A broken task found broken at this very fingerprint, with these rules, would
+            // be found broken again: it is not read.
+            let known_broken = || {
+                snapshot
+                    .problem_fingerprints
+                    .get(&OriginKey::new(k.0, k.1))
+                    .is_some_and(|found_at| *found_at == problem_fingerprint(&entry.fingerprint, checked_with))
+            };
+            if (stale || erroneous.contains(&k)) && !known_broken() {
                 changed.push((i, entry.clone()));
             }
         }
@@ -511,7 +546,12 @@ pub fn plan(
         .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     changes.conflicts_cleared.sort();
 
-    changes.problem_sets = diff_problems(snapshot, collected.problem_sets);
+    changes.problem_sets = diff_problems(snapshot, collected.problem_sets, &collected.problem_fingerprints);
+    changes.problem_fingerprints = collected
+        .problem_fingerprints
+        .into_iter()
+        .filter(|(k, _)| changes.problem_sets.iter().any(|(changed, _)| changed == k))
+        .collect();
     changes.counts = counts;
     changes
 }
@@ -524,6 +564,8 @@ struct Collected<'r> {
     /// Origins loaded in this run: their fingerprint and offer.
     offered_now: HashMap<Ref<'r>, (&'r str, Offer<'r>)>,
     problem_sets: BTreeMap<OriginKey, Vec<Problem>>,
+    /// What this run's broken tasks were found at.
+    problem_fingerprints: HashMap<OriginKey, String>,
     /// Versions offered only from outside every scope and touched by nothing in this run:
     /// unchanged by definition, counted without being grouped.
     untouched: HashSet<Ref<'r>>,
@@ -544,6 +586,7 @@ fn collect_candidates<'r>(
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
     let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
     let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
+    let mut problem_fingerprints: HashMap<OriginKey, String> = HashMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::new();
     let touched = touched_versions(run, scans, snapshot);
     let mut untouched: HashSet<Ref<'_>> = HashSet::new();
@@ -618,12 +661,33 @@ fn collect_candidates<'r>(
                     offered_now.insert(k, (fingerprint, offer));
                 }
                 Some(LoadOutcome::Broken(problems)) => {
+                    // Content that fails stays failing until it changes (or the rules do):
+                    // kept with what it was found at, so that it is not loaded again.
+                    if !problems
+                        .iter()
+                        .any(|p| RETRIED_PROBLEM_CODES.contains(&p.code.as_str()))
+                    {
+                        problem_fingerprints.insert(
+                            OriginKey::new(k.0, k.1),
+                            problem_fingerprint(fingerprint, options.checked_with),
+                        );
+                    }
                     problem_sets.insert(OriginKey::new(k.0, k.1), problems.clone());
                     counts.invalid += 1;
                     // A broken task keeps offering its last good version.
                     candidates.extend(last_good);
                 }
-                None => candidates.extend(last_good),
+                None => {
+                    // Not read: unchanged, or known broken at this fingerprint (still counted).
+                    if snapshot
+                        .problems
+                        .get(&OriginKey::new(k.0, k.1))
+                        .is_some_and(|set| set.iter().any(Problem::is_error))
+                    {
+                        counts.invalid += 1;
+                    }
+                    candidates.extend(last_good);
+                }
             }
         }
         if result.complete {
@@ -668,6 +732,7 @@ fn collect_candidates<'r>(
         removed,
         offered_now,
         problem_sets,
+        problem_fingerprints,
         untouched,
         counts,
     }
@@ -866,14 +931,21 @@ fn mark_missing(run: &RunIndex<'_>, offered: &HashSet<Ref<'_>>, changes: &mut Ch
     }
 }
 
-/// Keeps the problem sets that differ from the stored ones (an empty set clears a key).
+/// Keeps the problem sets that differ from the stored ones (an empty set clears a key), or
+/// that were found at another fingerprint than the stored one says.
 fn diff_problems(
     snapshot: &Snapshot,
     problem_sets: BTreeMap<OriginKey, Vec<Problem>>,
+    fingerprints: &HashMap<OriginKey, String>,
 ) -> Vec<(OriginKey, Vec<Problem>)> {
     problem_sets
         .into_iter()
-        .filter(|(k, set)| snapshot.problems.get(k).map_or(!set.is_empty(), |old| old != set))
+        .filter(|(k, set)| {
+            snapshot.problems.get(k).map_or(!set.is_empty(), |old| old != set)
+                || fingerprints
+                    .get(k)
+                    .is_some_and(|f| snapshot.problem_fingerprints.get(k) != Some(f))
+        })
         .collect()
 }
 

@@ -178,6 +178,26 @@ impl Validation {
         })
     }
 
+    /// What a check with these rules depends on, as a short text: the rules and their
+    /// levels, the limits, `strict`, and this crate's version (a new taskreg may check
+    /// differently). Two validations with the same identity find the same problems.
+    pub fn identity(&self) -> String {
+        use sha2::Digest as _;
+        let rules: Vec<String> = self
+            .rules
+            .iter()
+            .map(|(rule, level)| format!("{}={level:?}", rule.rule()))
+            .collect();
+        let text = format!(
+            "{}|{}|strict={}|{:?}",
+            env!("CARGO_PKG_VERSION"),
+            rules.join(","),
+            self.strict,
+            self.context.limits
+        );
+        hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+    }
+
     /// The most a source may read of one task. With the `limits` rule at `error` that is
     /// the configured limits (a larger file could only be refused after reading); at `warn`
     /// or `off` it is [`Limits::READ_CEILING`], so an oversized task is still read and

@@ -202,6 +202,8 @@ pub struct ProblemRow {
     pub locator: String,
     /// What is wrong.
     pub problem: Problem,
+    /// For a broken task: the entry's fingerprint and the rules it was found broken at.
+    pub found_at: Option<String>,
 }
 
 fn digest(text: &str) -> Result<Digest, StoreError> {
@@ -219,6 +221,7 @@ fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
         pointer,
         line,
         col,
+        fingerprint,
     } = row;
     let severity = Severity::parse(&severity).ok_or_else(|| StoreError::Corrupt(format!("severity `{severity}`")))?;
     Ok(ProblemRow {
@@ -233,6 +236,7 @@ fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
             column: col.map(|c| c as u32),
             message,
         },
+        found_at: fingerprint,
     })
 }
 
@@ -291,10 +295,11 @@ impl Store {
             core.origins.insert(OriginKey::new(source, locator), origin);
         }
         for row in self.problems().await? {
-            core.problems
-                .entry(OriginKey::new(row.source, row.locator))
-                .or_default()
-                .push(row.problem);
+            let key = OriginKey::new(row.source, row.locator);
+            if let Some(found_at) = row.found_at {
+                core.problem_fingerprints.insert(key.clone(), found_at);
+            }
+            core.problems.entry(key).or_default().push(row.problem);
         }
         for (name, version, detail) in conflict_rows {
             core.conflicts.insert(VersionKey::new(name, version), detail);
@@ -704,4 +709,5 @@ struct ProblemRecord {
     pointer: Option<String>,
     line: Option<i32>,
     col: Option<i32>,
+    fingerprint: Option<String>,
 }

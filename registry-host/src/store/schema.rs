@@ -84,6 +84,7 @@ diesel::table! {
         first_seen -> BigInt,
         line -> Nullable<Integer>,
         col -> Nullable<Integer>,
+        fingerprint -> Nullable<Text>,
     }
 }
 

@@ -84,6 +84,7 @@ struct NewProblem {
     first_seen: i64,
     line: Option<i32>,
     col: Option<i32>,
+    fingerprint: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -159,7 +160,9 @@ impl Store {
         let new_problems: Vec<NewProblem> = changes
             .problem_sets
             .iter()
-            .flat_map(|(OriginKey { source, locator }, set)| {
+            .flat_map(|(key, set)| {
+                let OriginKey { source, locator } = key;
+                let found_at = changes.problem_fingerprints.get(key);
                 set.iter().enumerate().map(move |(seq, p)| NewProblem {
                     source: source.clone(),
                     locator: storable(locator),
@@ -172,6 +175,7 @@ impl Store {
                     first_seen: now,
                     line: p.line.map(|l| l as i32),
                     col: p.column.map(|c| c as i32),
+                    fingerprint: found_at.map(|f| storable(f)),
                 })
             })
             .collect();
