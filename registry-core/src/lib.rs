@@ -45,8 +45,8 @@ pub use merge::{
     RegisteredStrategy, Reject, SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
-    ChangeSet, OriginRow, PlanOptions, RunCounts, Snapshot, SourceScan, StoredOrigin, StoredVersion, VersionWrite,
-    WriteKind, check_cross_task, entries_to_load, plan,
+    ChangeSet, OriginRow, PlanOptions, RETRIED_PROBLEM_CODES, RunCounts, Snapshot, SourceScan, StoredOrigin,
+    StoredVersion, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan, problem_fingerprint,
 };
 pub use problem::{Problem, Severity};
 pub use schema::{Compiled, SchemaError, compile};
