@@ -441,7 +441,7 @@ async fn plan_with(
         Ok::<_, StoreError>((generation, snapshot, store.source_last_scans().await?))
     };
     let (snapshot, scanned) = futures::future::join(reading, scanning).await;
-    let (generation, mut snapshot, last_scans) = snapshot?;
+    let (generation, snapshot, last_scans) = snapshot?;
     tracing::info!(
         ms = started.elapsed().as_millis() as u64,
         "read the catalogue and scanned {} source(s)",
@@ -470,42 +470,71 @@ async fn plan_with(
         });
     }
 
-    let retiring = retire(&snapshot, sources, &last_scans, options, forced);
-    scans.extend(retiring.scans);
-
-    let mut outcomes = HashMap::new();
-    load_wanted(&snapshot, &scans, &mut outcomes, sources, options).await;
-    tracing::info!(
-        ms = started.elapsed().as_millis() as u64,
-        "loaded {} task(s)",
-        outcomes.len()
-    );
-    read_uuids(store, &outcomes, &mut snapshot).await?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "read the UUIDs the plan needs"
-    );
-    let checked_with = options.validation.identity();
-    let mut changes = plan(&snapshot, &scans, &outcomes, &options.plan(strategy, &checked_with));
-    changes.problem_sets.extend(retiring.blocked);
-    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
-    Ok(PlannedRun {
+    let mut planned = PlannedRun {
         run_id: uuid::Uuid::now_v7().to_string(),
         started,
         started_at,
-        problems: current_problems(&snapshot.problems, &scans, &changes),
+        problems: Vec::new(),
         sources: reports,
-        loaded: outcomes.len(),
-        changes,
+        loaded: 0,
+        changes: ChangeSet::default(),
         generation,
         scans,
-        outcomes,
-        kept: options.snapshot_cache.clone().map(|cache| (cache, snapshot)),
+        outcomes: HashMap::new(),
+        kept: None,
         writer: options.writer.clone(),
-        retired: retiring.retired,
+        retired: Vec::new(),
         forced: forced.to_vec(),
         last_scans,
-    })
+    };
+    plan_against(store, snapshot, &mut planned, sources, strategy, options).await?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
+    Ok(planned)
+}
+
+/// Decides retirements, loads what the plan needs that `planned` does not hold yet, and
+/// plans against `snapshot`: the second half of a run's planning, and all of a re-plan.
+async fn plan_against(
+    store: &mut Store,
+    mut snapshot: Snapshot,
+    planned: &mut PlannedRun,
+    sources: &[Box<dyn Source>],
+    strategy: &dyn ConflictStrategy,
+    options: &SyncOptions,
+) -> Result<(), StoreError> {
+    // Retirements are decided against this snapshot (again, for a re-plan).
+    planned.scans.retain(|scan| !scan.retired);
+    let retiring = retire(&snapshot, sources, &planned.last_scans, options, &planned.forced);
+    planned.scans.extend(retiring.scans);
+    planned.retired = retiring.retired;
+    let checked_with = options.validation.identity();
+    load_wanted(
+        &snapshot,
+        &planned.scans,
+        &mut planned.outcomes,
+        sources,
+        options,
+        &checked_with,
+    )
+    .await;
+    tracing::info!(
+        ms = planned.started.elapsed().as_millis() as u64,
+        "loaded {} task(s)",
+        planned.outcomes.len()
+    );
+    read_uuids(store, &planned.outcomes, &mut snapshot).await?;
+    let mut changes = plan(
+        &snapshot,
+        &planned.scans,
+        &planned.outcomes,
+        &options.plan(strategy, &checked_with),
+    );
+    changes.problem_sets.extend(retiring.blocked);
+    planned.problems = current_problems(&snapshot.problems, &planned.scans, &changes);
+    planned.loaded = planned.outcomes.len();
+    planned.changes = changes;
+    planned.kept = options.snapshot_cache.clone().map(|cache| (cache, snapshot));
+    Ok(())
 }
 
 /// The sources of the catalogue this run retires (see `retirement`).
@@ -540,11 +569,11 @@ async fn load_wanted(
     outcomes: &mut HashMap<OriginKey, LoadOutcome>,
     sources: &[Box<dyn Source>],
     options: &SyncOptions,
+    checked_with: &str,
 ) {
     let observer = options.observer.as_deref();
-    let checked_with = options.validation.identity();
     loop {
-        let wanted = entries_to_load(snapshot, scans, outcomes, &checked_with);
+        let wanted = entries_to_load(snapshot, scans, outcomes, checked_with);
         if wanted.is_empty() {
             break;
         }
@@ -608,28 +637,9 @@ async fn replan(
     strategy: &dyn ConflictStrategy,
     options: &SyncOptions,
 ) -> Result<PlannedRun, SyncError> {
-    let generation = store.generation().await?;
-    let mut snapshot = store.snapshot().await?.core;
-    // Retirements are decided again against what is stored now.
-    planned.scans.retain(|scan| !scan.retired);
-    let retiring = retire(&snapshot, sources, &planned.last_scans, options, &planned.forced);
-    planned.scans.extend(retiring.scans);
-    planned.retired = retiring.retired;
-    load_wanted(&snapshot, &planned.scans, &mut planned.outcomes, sources, options).await;
-    read_uuids(store, &planned.outcomes, &mut snapshot).await?;
-    let checked_with = options.validation.identity();
-    let mut changes = plan(
-        &snapshot,
-        &planned.scans,
-        &planned.outcomes,
-        &options.plan(strategy, &checked_with),
-    );
-    changes.problem_sets.extend(retiring.blocked);
-    planned.problems = current_problems(&snapshot.problems, &planned.scans, &changes);
-    planned.loaded = planned.outcomes.len();
-    planned.changes = changes;
-    planned.generation = generation;
-    planned.kept = planned.kept.map(|(cache, _)| (cache, snapshot));
+    planned.generation = store.generation().await?;
+    let snapshot = store.snapshot().await?.core;
+    plan_against(store, snapshot, &mut planned, sources, strategy, options).await?;
     Ok(planned)
 }
 
