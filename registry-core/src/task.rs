@@ -130,6 +130,43 @@ impl TaskDefinition {
         }
     }
 
+    /// The same task without its contents (files and catalogue views): its name, version,
+    /// UUID, digest, `updated_at` and layout. A run that loads many tasks keeps the ones
+    /// beyond its memory budget this way once their contents are staged in the database.
+    pub fn without_contents(&self) -> TaskDefinition {
+        TaskDefinition {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            uuid: self.uuid,
+            digest: self.digest,
+            updated_at: self.updated_at.clone(),
+            layout: self.layout,
+            files: Vec::new(),
+            views: None,
+        }
+    }
+
+    /// Whether the task holds its files (a parsed task always has some; see
+    /// [`without_contents`](Self::without_contents)).
+    pub fn holds_contents(&self) -> bool {
+        !self.files.is_empty()
+    }
+
+    /// Roughly the bytes of text the task holds: its files and catalogue views.
+    pub fn contents_len(&self) -> usize {
+        let files: usize = self.files.iter().map(|f| f.path.len() + f.contents.len()).sum();
+        let views = self.views.as_ref().map_or(0, |v| {
+            v.metadata.len()
+                + v.input_schema.as_ref().map_or(0, String::len)
+                + v.output_schema.as_ref().map_or(0, String::len)
+                + v.tests
+                    .iter()
+                    .map(|(pointer, case)| pointer.len() + case.len())
+                    .sum::<usize>()
+        });
+        files + views
+    }
+
     /// The output schema as canonical JSON, when the task has one.
     pub fn output_schema(&self) -> Option<&str> {
         match &self.views {

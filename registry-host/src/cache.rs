@@ -95,7 +95,7 @@ fn key_of(bundle: &Bundle) -> [u8; 32] {
 /// Roughly the memory an outcome holds, for the capacity.
 fn weight(outcome: &LoadOutcome) -> u32 {
     let bytes = match outcome {
-        LoadOutcome::Parsed { task, .. } => task.files.iter().map(|f| f.contents.len()).sum::<usize>(),
+        LoadOutcome::Parsed { task, .. } => task.contents_len(),
         LoadOutcome::Broken(problems) => problems.iter().map(|p| p.message.len() + 64).sum(),
     };
     u32::try_from(bytes + 256).unwrap_or(u32::MAX)

@@ -7,11 +7,11 @@
 //! transaction. A run may scan only part of the sources ([`Rescan`]); see `watch`.
 
 pub use crate::store::SourceReport;
-use crate::store::{RunRecord, RunStatus, ScanStatus, Store, StoreError, now_millis};
+use crate::store::{RunRecord, RunStatus, ScanStatus, StagedContents, Store, StoreError, now_millis};
 use futures::StreamExt;
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, OriginKey, PlanOptions, Problem, RunCounts, Scan, ScanScope,
-    Snapshot, Source, SourceError, SourceScan, Validation, check_bundle, entries_to_load, plan,
+    Snapshot, Source, SourceError, SourceScan, TaskDefinition, Validation, check_bundle, entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -42,7 +42,19 @@ pub struct SyncOptions {
     /// How long a source of the catalogue may go unscanned by every process before a run
     /// retires it (`None`: only `forget` retires); see `retirement`.
     pub retire_after: Option<Duration>,
+    /// Bytes of loaded task contents a run holds in memory; the contents of the tasks it
+    /// loads beyond them are staged in the database until it applies (see
+    /// [`StagedContents`](crate::store::StagedContents)), so that a run's memory is bounded
+    /// by this, not by the tree.
+    pub contents_in_memory: usize,
 }
+
+/// The contents a run holds in memory unless configured otherwise: a cold sync of 10,000
+/// typical tasks stays below it and stages nothing.
+pub const DEFAULT_CONTENTS_IN_MEMORY: usize = 32 << 20;
+
+/// Tasks staged in the database at a time once a run is over its memory budget.
+const STAGE_BATCH: usize = 256;
 
 /// Sources unscanned for a week are retired unless configured otherwise.
 pub const DEFAULT_RETIREMENT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -179,6 +191,7 @@ impl Default for SyncOptions {
             source_states: std::sync::Arc::default(),
             writer: None,
             retire_after: Some(DEFAULT_RETIREMENT_GRACE),
+            contents_in_memory: DEFAULT_CONTENTS_IN_MEMORY,
         }
     }
 }
@@ -206,6 +219,10 @@ pub struct SyncReport {
     pub written: bool,
     /// Entries loaded and parsed in this run.
     pub loaded: usize,
+    /// Loaded tasks whose contents were staged in the database beyond the run's memory
+    /// budget ([`SyncOptions::contents_in_memory`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub staged: usize,
     /// How each scanned source fared.
     pub sources: Vec<SourceReport>,
     /// Problems found in this run, with where they are.
@@ -218,6 +235,10 @@ pub struct SyncReport {
     /// What the run applied (empty when nothing changed).
     #[serde(skip)]
     pub changes: ChangeSet,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -291,6 +312,17 @@ pub struct PlannedRun {
     forced: Vec<String>,
     /// When each source was last scanned, for retirements.
     last_scans: HashMap<String, i64>,
+    /// The loaded contents the run holds, and those it staged beyond its budget.
+    staging: Staging,
+}
+
+/// What a run holds of the contents it loaded.
+#[derive(Debug, Default)]
+struct Staging {
+    /// Bytes of contents held in memory.
+    held: usize,
+    /// The contents staged in the database beyond [`SyncOptions::contents_in_memory`].
+    staged: StagedContents,
 }
 
 /// Above this many loads, a run reads every task's UUID in one query instead of asking for
@@ -486,6 +518,7 @@ async fn plan_with(
         retired: Vec::new(),
         forced: forced.to_vec(),
         last_scans,
+        staging: Staging::default(),
     };
     plan_against(store, snapshot, &mut planned, sources, strategy, options).await?;
     tracing::info!(ms = started.elapsed().as_millis() as u64, "planned");
@@ -509,14 +542,16 @@ async fn plan_against(
     planned.retired = retiring.retired;
     let checked_with = options.validation.identity();
     load_wanted(
+        store,
         &snapshot,
         &planned.scans,
         &mut planned.outcomes,
+        &mut planned.staging,
         sources,
         options,
         &checked_with,
     )
-    .await;
+    .await?;
     tracing::info!(
         ms = planned.started.elapsed().as_millis() as u64,
         "loaded {} task(s)",
@@ -562,15 +597,19 @@ fn retire(
 }
 
 /// Loads (and checks) every entry the plan needs that `outcomes` does not hold yet: those
-/// whose fingerprint differs from the stored one, and those a claim brings in.
+/// whose fingerprint differs from the stored one, and those a claim brings in. Contents
+/// beyond the run's memory budget are staged in the database as they come.
+#[allow(clippy::too_many_arguments)]
 async fn load_wanted(
+    store: &mut Store,
     snapshot: &Snapshot,
     scans: &[SourceScan],
     outcomes: &mut HashMap<OriginKey, LoadOutcome>,
+    staging: &mut Staging,
     sources: &[Box<dyn Source>],
     options: &SyncOptions,
     checked_with: &str,
-) {
+) -> Result<(), StoreError> {
     let observer = options.observer.as_deref();
     loop {
         let wanted = entries_to_load(snapshot, scans, outcomes, checked_with);
@@ -580,7 +619,7 @@ async fn load_wanted(
         if let Some(observer) = observer {
             observer.loading(wanted.len());
         }
-        let loaded: Vec<(OriginKey, LoadOutcome)> = futures::stream::iter(wanted)
+        let mut loads = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
                 let (validation, cache) = (&options.validation, options.cache.clone());
@@ -589,19 +628,57 @@ async fn load_wanted(
                     (OriginKey::new(source.name(), entry.locator), outcome)
                 }
             })
-            .buffer_unordered(options.concurrency.max(1))
-            .inspect(|_| {
-                if let Some(observer) = observer {
-                    observer.loaded();
+            .buffer_unordered(options.concurrency.max(1));
+        let mut to_stage: Vec<OriginKey> = Vec::new();
+        while let Some((key, outcome)) = loads.next().await {
+            if let Some(observer) = observer {
+                observer.loaded();
+            }
+            if let LoadOutcome::Parsed { task, .. } = &outcome {
+                let size = task.contents_len();
+                if staging.held + size <= options.contents_in_memory {
+                    staging.held += size;
+                } else {
+                    to_stage.push(key.clone());
                 }
-            })
-            .collect()
-            .await;
-        outcomes.extend(loaded);
+            }
+            outcomes.insert(key, outcome);
+            if to_stage.len() >= STAGE_BATCH {
+                stage(store, staging, outcomes, std::mem::take(&mut to_stage)).await?;
+            }
+        }
+        stage(store, staging, outcomes, to_stage).await?;
     }
     if let Some(observer) = observer {
         observer.finished();
     }
+    Ok(())
+}
+
+/// Stages the contents of the tasks loaded at `keys` and keeps only their identity.
+async fn stage(
+    store: &mut Store,
+    staging: &mut Staging,
+    outcomes: &mut HashMap<OriginKey, LoadOutcome>,
+    keys: Vec<OriginKey>,
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let tasks: Vec<&TaskDefinition> = keys
+        .iter()
+        .filter_map(|key| match outcomes.get(key) {
+            Some(LoadOutcome::Parsed { task, .. }) => Some(task.as_ref()),
+            _ => None,
+        })
+        .collect();
+    store.stage_contents(&mut staging.staged, &tasks).await?;
+    for key in &keys {
+        if let Some(LoadOutcome::Parsed { task, .. }) = outcomes.get_mut(key) {
+            *task = std::sync::Arc::new(task.without_contents());
+        }
+    }
+    Ok(())
 }
 
 /// Reads what a plan needs of the `tasks` table: the stored UUID of each loaded name and
@@ -683,7 +760,13 @@ async fn apply_locked(store: &mut Store, mut planned: PlannedRun) -> Result<Sync
             sources_json: serde_json::to_string(&planned.sources).unwrap_or_default(),
             writer: planned.writer.clone(),
         };
-        let generation = match store.apply(&run, &planned.sources, &planned.changes).await {
+        let applied = store
+            .apply_staged(&run, &planned.sources, &planned.changes, &planned.staging.staged)
+            .await;
+        if !planned.staging.staged.is_empty() {
+            store.drop_staged_contents().await;
+        }
+        let generation = match applied {
             Ok(generation) => generation,
             Err(e) => {
                 record_failed_apply(store, &planned.sources, &e).await;
@@ -698,8 +781,13 @@ async fn apply_locked(store: &mut Store, mut planned: PlannedRun) -> Result<Sync
             snapshot.apply(&planned.changes);
             cache.keep(generation, snapshot);
         }
-    } else if let Some((cache, snapshot)) = planned.kept {
-        cache.keep(planned.generation, snapshot);
+    } else {
+        if !planned.staging.staged.is_empty() {
+            store.drop_staged_contents().await;
+        }
+        if let Some((cache, snapshot)) = planned.kept {
+            cache.keep(planned.generation, snapshot);
+        }
     }
     // The run itself succeeded: a status that cannot be written is worth a warning only.
     if let Err(e) = store.record_scans(&planned.sources).await {
@@ -710,6 +798,7 @@ async fn apply_locked(store: &mut Store, mut planned: PlannedRun) -> Result<Sync
         counts: planned.changes.counts,
         written,
         loaded: planned.loaded,
+        staged: planned.staging.staged.len(),
         sources: planned.sources,
         problems: planned.problems,
         duration_ms: planned.started.elapsed().as_millis() as u64,

@@ -32,6 +32,7 @@ on_both_backends!(
     two_watchers_on_one_host_each_have_their_row_and_a_gone_process_ages_out,
     a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds,
     the_observer_the_caller_passes_hears_every_load,
+    a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalogue,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -561,4 +562,118 @@ async fn two_watchers_on_one_host_each_have_their_row_and_a_gone_process_ages_ou
         1,
         "only the live row is left"
     );
+}
+
+const ADDITION_YAML: &str = "\
+# meta.yaml: the author's text is stored as published.
+name: yaml-addition
+version: 1.0.0
+description: Adds two numbers
+runtime: nodejs
+entrypoint: task.js
+inputs:
+  a: number
+  b: number
+outputs:
+  result: number
+test_cases:
+  - input: { a: 1, b: 2 }
+    expected_output: { result: 3 }
+";
+
+/// Everything the catalogue stores of each version, bar the times.
+async fn stored_contents(registry: &Registry) -> Vec<String> {
+    let mut stored = Vec::new();
+    for summary in registry.list(ListFilter::all()).await.unwrap() {
+        let details = registry
+            .show(&summary.name, Some(&summary.version))
+            .await
+            .unwrap()
+            .expect("a listed version is shown");
+        let task = &details.task;
+        let files = task.files().expect("the stored files match the digest");
+        stored.push(format!(
+            "{}@{} {} {} {} {} {:?} {:?} {} {:?} {:?}",
+            task.name,
+            task.version,
+            task.digest,
+            task.uuid,
+            task.metadata,
+            task.script,
+            task.input_schema,
+            task.output_schema,
+            task.tests,
+            task.published_files,
+            files,
+        ));
+    }
+    stored
+}
+
+async fn a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalogue(db: TestDatabase) {
+    let reference_db = if db.backend == "sqlite" {
+        TestDatabase::sqlite()
+    } else {
+        TestDatabase::postgres().await
+    };
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for i in 0..40 {
+        write_named_task(&first.path().join(format!("t{i}")), &format!("task-{i:02}"), "1.0.0", i).unwrap();
+    }
+    // A second source offers task-00 with other contents: a conflict decided between a
+    // staged candidate and a held one.
+    write_named_task(&second.path().join("t0"), "task-00", "1.0.0", 1000).unwrap();
+    let yaml = first.path().join("yaml-addition");
+    std::fs::create_dir_all(&yaml).unwrap();
+    std::fs::write(yaml.join("meta.yaml"), ADDITION_YAML).unwrap();
+    std::fs::write(
+        yaml.join("task.js"),
+        "function main(inputs) {\n  return { result: inputs.a + inputs.b };\n}\n\nmodule.exports = { main };\n",
+    )
+    .unwrap();
+    let open = |url: String, budget: Option<usize>| {
+        let (first, second) = (first.path().to_owned(), second.path().to_owned());
+        async move {
+            let builder = Registry::builder()
+                .database(&url)
+                .path_source(first)
+                .path_source(second);
+            let builder = match budget {
+                Some(bytes) => builder.contents_in_memory(bytes),
+                None => builder,
+            };
+            builder.open().await.unwrap()
+        }
+    };
+    // Nothing held in memory: every loaded task is staged.
+    let staged = open(db.url.clone(), Some(0)).await;
+    let reference = open(reference_db.url.clone(), None).await;
+    let (a, b) = (staged.sync().await.unwrap(), reference.sync().await.unwrap());
+    assert_eq!((a.counts.added, a.counts.conflicts), (41, 1), "{:?}", a.counts);
+    assert_eq!(a.counts, b.counts);
+    // Each content once: task-00's two contents, the 40 others and the meta.yaml task.
+    assert_eq!((a.staged, b.staged), (42, 0));
+    let contents = stored_contents(&staged).await;
+    assert_eq!(contents.len(), 41);
+    assert!(
+        contents.iter().any(|c| c.contains("# meta.yaml: the author's text")),
+        "the author's meta.yaml is stored"
+    );
+    assert_eq!(contents, stored_contents(&reference).await);
+
+    // An edit in place is an update whose new contents come from the staging table.
+    std::fs::write(
+        first.path().join("t5/main.js"),
+        "(function (input) { return { sum: input.a + input.b }; })\n",
+    )
+    .unwrap();
+    let (a, b) = (staged.sync().await.unwrap(), reference.sync().await.unwrap());
+    assert_eq!((a.counts.updated, a.staged), (1, a.loaded), "{:?}", a.counts);
+    assert_eq!((a.counts, a.loaded), (b.counts, b.loaded));
+    let contents = stored_contents(&staged).await;
+    assert!(contents.iter().any(|c| c.contains("return { sum: input.a + input.b }")));
+    assert_eq!(contents, stored_contents(&reference).await);
+
+    // The staging table goes with the run: the next one starts afresh.
+    assert!(!staged.sync().await.unwrap().written);
 }

@@ -54,6 +54,7 @@ pub struct RegistryBuilder {
     pub(super) retire_sources_after: Option<std::time::Duration>,
     pub(super) concurrency: Option<usize>,
     pub(super) cache_capacity_bytes: u64,
+    pub(super) contents_in_memory: usize,
     pub(super) observer: Option<Arc<dyn SyncObserver>>,
     pub(super) watch: WatchOptions,
     pub(super) serve: ServeOptions,
@@ -82,6 +83,7 @@ impl Default for RegistryBuilder {
             retire_sources_after: Some(crate::sync::DEFAULT_RETIREMENT_GRACE),
             concurrency: None,
             cache_capacity_bytes: crate::cache::DEFAULT_CAPACITY_BYTES,
+            contents_in_memory: crate::sync::DEFAULT_CONTENTS_IN_MEMORY,
             observer: None,
             watch: WatchOptions::default(),
             serve: ServeOptions::default(),
@@ -272,6 +274,15 @@ impl RegistryBuilder {
     /// Loads in flight at once during a run (default four per core).
     pub fn concurrency(mut self, loads: usize) -> Self {
         self.concurrency = Some(loads.max(1));
+        self
+    }
+
+    /// Bytes of loaded task contents a run holds in memory (default 32 MiB); the run
+    /// stages the contents of the tasks it loads beyond them in the database until it
+    /// applies, so that a sync of any number of tasks runs in bounded memory. `0` stages
+    /// every loaded task.
+    pub fn contents_in_memory(mut self, bytes: usize) -> Self {
+        self.contents_in_memory = bytes;
         self
     }
 

@@ -154,6 +154,7 @@ impl Registry {
             max_removal_share: builder.max_removal_share,
             allow_mass_removal: builder.allow_mass_removal,
             retire_after: builder.retire_sources_after,
+            contents_in_memory: builder.contents_in_memory,
             validation: validation.clone(),
             cache: keep_between_runs.then(|| Arc::new(CheckCache::new(builder.cache_capacity_bytes))),
             snapshot_cache: keep_between_runs.then(|| Arc::new(SnapshotCache::default())),

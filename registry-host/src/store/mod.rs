@@ -51,6 +51,7 @@ mod lock;
 mod pool;
 mod read;
 pub(crate) mod schema;
+mod staging;
 mod status;
 mod write;
 
@@ -59,6 +60,7 @@ pub use read::{
     CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, ReplacedContent, StoreSnapshot, StoredTask,
     VersionRow, VersionSummary,
 };
+pub use staging::StagedContents;
 pub use status::{
     PROCESS_REPORT_INTERVAL, PROCESS_STALE_AFTER, ProcessIdentity, ProcessRole, ProcessStatus, RunStatus, ScanStatus,
     SourceReport, SourceStatus, Status,
@@ -124,6 +126,17 @@ pub enum StoreError {
         url: String,
         /// What failed.
         reason: String,
+    },
+    /// A run's version holds no contents and none were staged on this connection: a
+    /// planned run must be applied with the store that planned it.
+    #[error(
+        "the contents of {name} {version} were not staged on this connection: apply a planned run with the store that planned it"
+    )]
+    ContentsNotStaged {
+        /// The task's name.
+        name: String,
+        /// Its version.
+        version: String,
     },
     /// A stored value this taskreg cannot read.
     #[error("the catalogue holds a malformed value: {0}")]

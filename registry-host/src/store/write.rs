@@ -4,12 +4,16 @@ use super::schema::{
     catalogue_events, catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs,
     task_versions, tasks,
 };
+use super::staging::{STAGED_COLUMNS, StagedContents, VersionContents, staged_versions};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
+use diesel::IntoSql;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Nullable};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
-use registry_core::{ChangeSet, RunCounts, WriteKind};
+use registry_core::{ChangeSet, OriginRow, Problem, RunCounts, TaskDefinition, VersionWrite, WriteKind};
 use registry_core::{OriginKey, VersionKey};
+use std::collections::HashMap;
 
 /// Rows per multi-row INSERT: far below SQLite's and PostgreSQL's bind-parameter limits
 /// with our widest table (14 columns).
@@ -105,6 +109,57 @@ fn chunked<R>(rows: Vec<R>) -> Vec<Vec<R>> {
     chunks
 }
 
+fn new_version(write: &VersionWrite, t: &TaskDefinition, now: i64) -> NewVersion {
+    let contents = VersionContents::of(t);
+    NewVersion {
+        name: write.key.name.clone(),
+        version: write.key.version.clone(),
+        digest: contents.digest,
+        uuid: contents.uuid,
+        metadata: contents.metadata,
+        script: contents.script,
+        input_schema: contents.input_schema,
+        output_schema: contents.output_schema,
+        tests: contents.tests,
+        published_files: contents.published_files,
+        available: true,
+        first_seen: now,
+        last_seen: now,
+        missing_since: None,
+        content_updated_at: now,
+    }
+}
+
+fn new_origin(o: &OriginRow, now: i64) -> NewOrigin {
+    NewOrigin {
+        source: o.source.clone(),
+        locator: o.locator.clone(),
+        fingerprint: o.origin.fingerprint.clone(),
+        name: o.origin.name.clone(),
+        version: o.origin.version.clone(),
+        digest: o.origin.digest.to_string(),
+        first_seen: now,
+        last_seen: now,
+    }
+}
+
+fn new_problem(key: &OriginKey, seq: usize, p: &Problem, found_at: Option<&String>, now: i64) -> NewProblem {
+    NewProblem {
+        source: key.source.clone(),
+        locator: storable(&key.locator),
+        seq: count(seq),
+        severity: p.severity.as_str(),
+        code: storable(&p.code),
+        message: storable(&p.message),
+        file: p.file.as_deref().map(storable),
+        pointer: p.pointer.as_deref().map(storable),
+        first_seen: now,
+        line: p.line.map(|l| l as i32),
+        col: p.column.map(|c| c as i32),
+        fingerprint: found_at.map(|f| storable(f)),
+    }
+}
+
 fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -118,66 +173,53 @@ impl Store {
         scanned: &[SourceReport],
         changes: &ChangeSet,
     ) -> Result<i64, StoreError> {
+        self.apply_staged(run, scanned, changes, &StagedContents::default())
+            .await
+    }
+
+    /// Applies one run whose tasks' contents are held in `changes` or, for the tasks that
+    /// hold none ([`TaskDefinition::without_contents`]), were staged on this connection
+    /// (see `staging`). All or nothing, like [`apply`](Self::apply).
+    pub async fn apply_staged(
+        &mut self,
+        run: &RunRecord,
+        scanned: &[SourceReport],
+        changes: &ChangeSet,
+        staged: &StagedContents,
+    ) -> Result<i64, StoreError> {
         let now = now_millis();
-        let new_versions: Vec<NewVersion> = changes
+        // The staged row of every version whose contents the run does not hold.
+        let mut staged_rows: HashMap<&VersionKey, i64> = HashMap::new();
+        for write in &changes.versions {
+            let Some(task) = write.task.as_deref().filter(|t| !t.holds_contents()) else {
+                continue;
+            };
+            let id = staged.id_of(task).ok_or_else(|| StoreError::ContentsNotStaged {
+                name: write.key.name.clone(),
+                version: write.key.version.clone(),
+            })?;
+            staged_rows.insert(&write.key, id);
+        }
+        // Rows are built a chunk at a time inside the transaction: a cold run of many
+        // tasks would otherwise hold every task's contents twice at its peak.
+        let added: Vec<(&VersionWrite, &TaskDefinition)> = changes
             .versions
             .iter()
             .filter(|w| w.kind == WriteKind::Added)
-            .filter_map(|w| w.task.as_ref().map(|t| (w, t)))
-            .map(|(w, t)| NewVersion {
-                name: w.key.name.clone(),
-                version: w.key.version.clone(),
-                digest: t.digest.to_string(),
-                uuid: t.uuid.to_string(),
-                metadata: t.metadata_json().to_owned(),
-                script: t.script().to_owned(),
-                input_schema: t.input_schema().map(str::to_owned),
-                output_schema: t.output_schema().map(str::to_owned),
-                tests: t.tests_json(),
-                published_files: t.published_files_json(),
-                available: true,
-                first_seen: now,
-                last_seen: now,
-                missing_since: None,
-                content_updated_at: now,
-            })
+            .filter_map(|w| w.task.as_deref().map(|t| (w, t)))
+            .filter(|(_, t)| t.holds_contents())
             .collect();
-        let new_origins: Vec<NewOrigin> = changes
-            .origin_upserts
+        let added_staged: Vec<i64> = changes
+            .versions
             .iter()
-            .filter(|o| o.is_new)
-            .map(|o| NewOrigin {
-                source: o.source.clone(),
-                locator: o.locator.clone(),
-                fingerprint: o.origin.fingerprint.clone(),
-                name: o.origin.name.clone(),
-                version: o.origin.version.clone(),
-                digest: o.origin.digest.to_string(),
-                first_seen: now,
-                last_seen: now,
-            })
+            .filter(|w| w.kind == WriteKind::Added)
+            .filter_map(|w| staged_rows.get(&w.key).copied())
             .collect();
-        let new_problems: Vec<NewProblem> = changes
+        let new_origins: Vec<&OriginRow> = changes.origin_upserts.iter().filter(|o| o.is_new).collect();
+        let problem_rows: Vec<(&OriginKey, usize, &Problem)> = changes
             .problem_sets
             .iter()
-            .flat_map(|(key, set)| {
-                let OriginKey { source, locator } = key;
-                let found_at = changes.problem_fingerprints.get(key);
-                set.iter().enumerate().map(move |(seq, p)| NewProblem {
-                    source: source.clone(),
-                    locator: storable(locator),
-                    seq: count(seq),
-                    severity: p.severity.as_str(),
-                    code: storable(&p.code),
-                    message: storable(&p.message),
-                    file: p.file.as_deref().map(storable),
-                    pointer: p.pointer.as_deref().map(storable),
-                    first_seen: now,
-                    line: p.line.map(|l| l as i32),
-                    col: p.column.map(|c| c as i32),
-                    fingerprint: found_at.map(|f| storable(f)),
-                })
-            })
+            .flat_map(|(key, set)| set.iter().enumerate().map(move |(seq, p)| (key, seq, p)))
             .collect();
         let new_tasks: Vec<NewTask> = changes
             .new_tasks
@@ -188,8 +230,7 @@ impl Store {
                 first_seen: now,
             })
             .collect();
-        let (new_tasks, new_versions) = (chunked(new_tasks), chunked(new_versions));
-        let (new_origins, new_problems) = (chunked(new_origins), chunked(new_problems));
+        let new_tasks = chunked(new_tasks);
         // JSON escapes control characters: a NUL a message quotes is stored as `\u0000`.
         let events = crate::events::events_json(changes);
 
@@ -218,8 +259,51 @@ impl Store {
             for chunk in new_tasks {
                 c.insert_many(tasks::table, chunk).await?;
             }
-            for chunk in new_versions {
-                c.insert_many(task_versions::table, chunk).await?;
+            for chunk in added.chunks(INSERT_CHUNK) {
+                let rows = chunk.iter().map(|(w, t)| new_version(w, t, now)).collect::<Vec<_>>();
+                c.insert_many(task_versions::table, rows).await?;
+            }
+            for chunk in added_staged.chunks(INSERT_CHUNK) {
+                let picked = staged_versions::table
+                    .filter(staged_versions::id.eq_any(chunk.to_vec()))
+                    .select((
+                        staged_versions::name,
+                        staged_versions::version,
+                        staged_versions::digest,
+                        staged_versions::uuid,
+                        staged_versions::metadata,
+                        staged_versions::script,
+                        staged_versions::input_schema,
+                        staged_versions::output_schema,
+                        staged_versions::tests,
+                        staged_versions::published_files,
+                        true.into_sql::<Bool>(),
+                        now.into_sql::<BigInt>(),
+                        now.into_sql::<BigInt>(),
+                        None::<i64>.into_sql::<Nullable<BigInt>>(),
+                        now.into_sql::<BigInt>(),
+                    ));
+                diesel::insert_into(task_versions::table)
+                    .values(picked)
+                    .into_columns((
+                        task_versions::name,
+                        task_versions::version,
+                        task_versions::digest,
+                        task_versions::uuid,
+                        task_versions::metadata,
+                        task_versions::script,
+                        task_versions::input_schema,
+                        task_versions::output_schema,
+                        task_versions::tests,
+                        task_versions::published_files,
+                        task_versions::available,
+                        task_versions::first_seen,
+                        task_versions::last_seen,
+                        task_versions::missing_since,
+                        task_versions::content_updated_at,
+                    ))
+                    .execute(c)
+                    .await?;
             }
             for write in &changes.versions {
                 let row = task_versions::table
@@ -229,6 +313,16 @@ impl Store {
                     WriteKind::Added => {}
                     WriteKind::Changed => {
                         let Some(t) = write.task.as_ref() else { continue };
+                        let contents = match staged_rows.get(&write.key) {
+                            Some(id) => {
+                                staged_versions::table
+                                    .find(*id)
+                                    .select(STAGED_COLUMNS)
+                                    .first::<VersionContents>(c)
+                                    .await?
+                            }
+                            None => VersionContents::of(t),
+                        };
                         // The content being replaced stays in the version's history.
                         let old_digest: String = row.select(task_versions::digest).first(c).await?;
                         diesel::insert_into(replaced_contents::table)
@@ -249,14 +343,14 @@ impl Store {
                             .await?;
                         diesel::update(row)
                             .set((
-                                task_versions::digest.eq(t.digest.to_string()),
-                                task_versions::uuid.eq(t.uuid.to_string()),
-                                task_versions::metadata.eq(t.metadata_json()),
-                                task_versions::script.eq(t.script()),
-                                task_versions::input_schema.eq(t.input_schema()),
-                                task_versions::output_schema.eq(t.output_schema()),
-                                task_versions::tests.eq(t.tests_json()),
-                                task_versions::published_files.eq(t.published_files_json()),
+                                task_versions::digest.eq(&contents.digest),
+                                task_versions::uuid.eq(&contents.uuid),
+                                task_versions::metadata.eq(&contents.metadata),
+                                task_versions::script.eq(&contents.script),
+                                task_versions::input_schema.eq(&contents.input_schema),
+                                task_versions::output_schema.eq(&contents.output_schema),
+                                task_versions::tests.eq(&contents.tests),
+                                task_versions::published_files.eq(&contents.published_files),
                                 task_versions::available.eq(true),
                                 task_versions::last_seen.eq(now),
                                 task_versions::missing_since.eq(None::<i64>),
@@ -295,8 +389,9 @@ impl Store {
                 .execute(c)
                 .await?;
             }
-            for chunk in new_origins {
-                c.insert_many(origins::table, chunk).await?;
+            for chunk in new_origins.chunks(INSERT_CHUNK) {
+                let rows = chunk.iter().map(|o| new_origin(o, now)).collect::<Vec<_>>();
+                c.insert_many(origins::table, rows).await?;
             }
             for row in changes.origin_upserts.iter().filter(|o| !o.is_new) {
                 diesel::update(
@@ -323,8 +418,12 @@ impl Store {
                 .execute(c)
                 .await?;
             }
-            for chunk in new_problems {
-                c.insert_many(problems::table, chunk).await?;
+            for chunk in problem_rows.chunks(INSERT_CHUNK) {
+                let rows = chunk
+                    .iter()
+                    .map(|(key, seq, p)| new_problem(key, *seq, p, changes.problem_fingerprints.get(*key), now))
+                    .collect::<Vec<_>>();
+                c.insert_many(problems::table, rows).await?;
             }
             for VersionKey { name, version } in &changes.conflicts_cleared {
                 diesel::delete(
