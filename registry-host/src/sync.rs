@@ -44,7 +44,7 @@ pub struct SyncOptions {
     pub retire_after: Option<Duration>,
     /// Bytes of loaded task contents a run holds in memory; the contents of the tasks it
     /// loads beyond them are staged in the database until it applies (see
-    /// [`StagedContents`](crate::store::StagedContents)), so that a run's memory is bounded
+    /// [`StagedContents`]), so that a run's memory is bounded
     /// by this, not by the tree.
     pub contents_in_memory: usize,
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use registry_host::generate::{write_named_task, write_tree};
-pub use taskreg_test_support::TestDatabase;
+pub use taskreg_test_support::{TestDatabase, postgres_server_url};
 
 /// The `taskreg` binary of this build.
 pub fn taskreg_binary() -> PathBuf {

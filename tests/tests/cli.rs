@@ -753,3 +753,34 @@ fn an_unchanged_resync_reads_no_broken_task_until_the_rules_change() {
     assert_eq!(relaxed["added"], 1, "bad-script is stored with a warning: {relaxed}");
     assert_eq!(sync()["loaded"], 0, "and then not again");
 }
+
+/// `bench --database postgres://…` measures PostgreSQL, in a database of its own on that
+/// server that it drops afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_measures_the_postgres_server_it_is_given_in_a_database_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = taskreg_tests::postgres_server_url();
+    let child = std::process::Command::new(taskreg_tests::taskreg_binary())
+        .args(["--json", "--database", &server, "bench", "--tasks", "30", "--runs", "1"])
+        .args(["--watch-edits", "0", "--serve-requests", "0", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let own_database = format!("taskreg_bench_{}", child.id());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["database"], "PostgreSQL", "{report}");
+    for measured in ["cold_sync", "resync", "one_edit_resync"] {
+        assert!(report[measured]["ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+    }
+    assert!(!dir.path().join("bench.db").exists(), "nothing was synced into SQLite");
+    assert!(
+        !TestDatabase::postgres_database_exists(&own_database).await,
+        "the benchmark's database is dropped"
+    );
+}

@@ -83,6 +83,20 @@ impl TestDatabase {
         conn.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Whether the PostgreSQL server holds a database called `name`.
+    pub async fn postgres_database_exists(name: &str) -> bool {
+        let server = postgres_server_url();
+        let mut conn = AsyncPgConnection::establish(&server)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server} is required for these tests: {e}"));
+        // A statement that fails exactly when the database exists (no row type needed).
+        let probe = format!(
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_database WHERE datname = '{}') THEN RAISE EXCEPTION 'exists'; END IF; END $$",
+            name.replace('\'', "''")
+        );
+        conn.batch_execute(&probe).await.is_err()
+    }
+
     pub async fn for_backend(backend: &str) -> TestDatabase {
         match backend {
             "sqlite" => TestDatabase::sqlite(),
