@@ -589,3 +589,129 @@ async fn a_task_route_with_a_requirement_answers_the_bundle_of_the_newest_match(
         "{parameters}"
     );
 }
+
+/// Issue 14: a second registry syncing 2,000 tasks page by page, from a catalogue that
+/// changes after it read the first page (tasks removed, added before and after its cursor,
+/// one edited in place), ends complete and correct on its next run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_syncing_from_a_catalogue_that_changes_mid_listing_is_correct_on_its_next_run() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    let folders = write_tree(&tasks, 2_000).unwrap();
+    let a = Taskreg::new(format!("sqlite://{}", work.path().join("a.db").display()), work.path());
+    a.run(&["sync", "tasks"]).assert_code(0);
+    let server = Server::start(&a, &[]);
+
+    // B reads A through a loopback proxy that changes A's catalogue once, right before
+    // answering the first request for a page after the first.
+    let changed = Arc::new(AtomicBool::new(false));
+    let change_catalogue = {
+        let (a, tasks) = (Taskreg::new(a.database_url.clone(), a.dir.clone()), tasks.clone());
+        move || {
+            for folder in &folders[..10] {
+                fs::remove_dir_all(folder).unwrap();
+            }
+            for i in 0..5 {
+                write_named_task(
+                    &tasks.join(format!("new-{i}")),
+                    &format!("aaa-new-{i}"),
+                    "1.0.0",
+                    5_000 + i,
+                )
+                .unwrap();
+            }
+            write_named_task(&tasks.join("late"), "task-01999b", "1.0.0", 6_000).unwrap();
+            fs::write(
+                folders[1_500].join("main.js"),
+                "(function (input) {\n  return { sum: input.a + input.b };\n})\n",
+            )
+            .unwrap();
+            a.run(&["sync", "tasks"]).assert_code(0);
+        }
+    };
+    let change_catalogue = Arc::new(std::sync::Mutex::new(Some(change_catalogue)));
+    let upstream = server.base.clone();
+    let http = client();
+    let proxy = axum::Router::new().fallback({
+        let changed = changed.clone();
+        move |request: axum::extract::Request| {
+            let (http, upstream, changed, change) = (
+                http.clone(),
+                upstream.clone(),
+                changed.clone(),
+                change_catalogue.clone(),
+            );
+            async move {
+                let query = request.uri().query().unwrap_or_default().to_owned();
+                if query.contains("cursor=") && !changed.swap(true, Ordering::SeqCst) {
+                    let change = change.lock().unwrap().take().expect("changed once");
+                    tokio::task::spawn_blocking(change).await.unwrap();
+                }
+                let mut forwarded = http.get(format!("{upstream}{}", request.uri()));
+                // Hop-by-hop and encoding headers stay behind: the proxy answers plainly.
+                let passes = |name: &str| {
+                    ![
+                        "host",
+                        "connection",
+                        "content-length",
+                        "transfer-encoding",
+                        "accept-encoding",
+                        "content-encoding",
+                    ]
+                    .contains(&name)
+                };
+                for (name, value) in request.headers() {
+                    if passes(name.as_str()) {
+                        forwarded = forwarded.header(name.as_str(), value.as_bytes());
+                    }
+                }
+                let answer = forwarded.send().await.unwrap();
+                let mut response = axum::response::Response::builder().status(answer.status().as_u16());
+                for (name, value) in answer.headers().iter().filter(|(name, _)| passes(name.as_str())) {
+                    response = response.header(name.as_str(), value.as_bytes());
+                }
+                response
+                    .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                    .unwrap()
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, proxy).await });
+
+    let b_dir = work.path().join("b");
+    fs::create_dir_all(&b_dir).unwrap();
+    fs::write(
+        b_dir.join("taskreg.toml"),
+        format!("[[sources]]\nname = \"a\"\ntype = \"http\"\nurl = \"{proxy_base}/v1/tasks\"\n"),
+    )
+    .unwrap();
+    let b = Taskreg::new(format!("sqlite://{}", b_dir.join("b.db").display()), &b_dir);
+    let sync_b = || {
+        let b = Taskreg::new(b.database_url.clone(), b.dir.clone());
+        tokio::task::spawn_blocking(move || b.run(&["--json", "sync"]))
+    };
+    let first = sync_b().await.unwrap();
+    assert!(
+        changed.load(Ordering::SeqCst),
+        "the catalogue changed during B's listing"
+    );
+    first.assert_code(0);
+    assert!(first.json()["added"].as_u64().unwrap() >= 1_990, "{}", first.stdout);
+
+    let second = sync_b().await.unwrap();
+    second.assert_code(0);
+    let report = second.json();
+    assert_eq!(report["sources"][0]["status"], "ok", "{report}");
+    let (a_list, b_list) = (list(&a), list(&b));
+    assert_eq!(a_list.len(), 1_996, "2,000 - 10 removed + 6 added");
+    assert_eq!(
+        b_list, a_list,
+        "B holds exactly what A offers: names, versions and digests"
+    );
+    let third = sync_b().await.unwrap();
+    assert_eq!(third.json()["written"], false, "and stays so: {}", third.stdout);
+}
