@@ -28,6 +28,7 @@ on_both_backends!(
     two_runs_planned_at_once_never_store_one_uuid_for_two_names,
     versions_differing_only_in_build_metadata_are_one_version,
     a_run_whose_write_another_process_beat_is_planned_again,
+    paged_reads_return_what_whole_reads_do_and_never_split_a_name,
 );
 
 async fn open(db: &TestDatabase) -> Store {
@@ -856,4 +857,82 @@ async fn a_run_whose_write_another_process_beat_is_planned_again(backend: &str) 
     assert_eq!(sources, ["a", "b"], "one version, offered by both");
     let status = mine.status().await.unwrap();
     assert!(status.sources.iter().all(|s| s.status == ScanStatus::Ok), "{status:?}");
+}
+
+async fn paged_reads_return_what_whole_reads_do_and_never_split_a_name(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let mut store = open(&db).await;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    // Several versions per name (sorted by semver, not text: 10.0.0 after 9.0.0), one
+    // name gone (unavailable), and broken tasks with several problems each.
+    for (i, name) in ["alpha", "beta", "gamma", "delta", "epsilon"].iter().enumerate() {
+        for version in ["1.0.0", "9.0.0", "10.0.0"] {
+            write_named_task(&r.join(format!("{name}-{version}")), name, version, i).unwrap();
+        }
+    }
+    write_named_task(&r.join("gone"), "gone", "1.0.0", 9).unwrap();
+    for i in 0..4 {
+        let broken = r.join(format!("broken-{i}"));
+        write_named_task(&broken, &format!("broken-{i}"), "1.0", i).unwrap();
+        fs::write(broken.join("input.schema.json"), "{ \"type\": ").unwrap();
+    }
+    run(&mut store, &[source("s", r)]).await;
+    fs::remove_dir_all(r.join("gone")).unwrap();
+    run(&mut store, &[source("s", r)]).await;
+
+    for all in [false, true] {
+        let whole = store.list_versions(all).await.unwrap();
+        assert_eq!(whole.len(), 15 + usize::from(all));
+        // Two names a page: every name's versions come in one page, newest first.
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.list_page(all, after.as_deref(), 2).await.unwrap();
+            let names: std::collections::BTreeSet<&str> = page.versions.iter().map(|v| v.name.as_str()).collect();
+            assert!(names.len() <= 2, "{names:?}");
+            for name in &names {
+                let versions: Vec<&str> = page
+                    .versions
+                    .iter()
+                    .filter(|v| v.name == *name)
+                    .map(|v| v.version.as_str())
+                    .collect();
+                if *name != "gone" {
+                    assert_eq!(versions, ["10.0.0", "9.0.0", "1.0.0"], "{name}");
+                }
+            }
+            paged.extend(page.versions);
+            match page.next {
+                Some(name) => after = Some(name),
+                None => break,
+            }
+        }
+        let key = |v: &registry_host::store::VersionSummary| {
+            (v.name.clone(), v.version.clone(), v.digest.clone(), v.sources.clone())
+        };
+        assert_eq!(
+            paged.iter().map(key).collect::<Vec<_>>(),
+            whole.iter().map(key).collect::<Vec<_>>()
+        );
+    }
+
+    let whole = store.problems().await.unwrap();
+    assert!(whole.len() >= 8, "two problems or more per broken task: {whole:?}");
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.problems_page(after.as_ref(), 3).await.unwrap();
+        assert!(page.problems.len() <= 3);
+        paged.extend(page.problems);
+        match page.next {
+            Some(key) => after = Some(key),
+            None => break,
+        }
+    }
+    let key = |p: &registry_host::store::ProblemRow| (p.source.clone(), p.locator.clone(), p.problem.code.clone());
+    assert_eq!(
+        paged.iter().map(key).collect::<Vec<_>>(),
+        whole.iter().map(key).collect::<Vec<_>>()
+    );
 }

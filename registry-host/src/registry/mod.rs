@@ -47,6 +47,19 @@ struct BuiltSources {
     refused: Vec<String>,
 }
 
+/// Task names per page of [`Registry::list_pages`].
+const LIST_PAGE_NAMES: usize = 500;
+
+/// Problems per page of [`Registry::problem_pages`].
+const PROBLEMS_PAGE: usize = 1000;
+
+/// Where a paged read is.
+enum Cursor<K> {
+    Start,
+    After(K),
+    Done,
+}
+
 /// Which versions [`Registry::list`] returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -360,6 +373,44 @@ impl Registry {
         Ok(self.reader().await?.list_versions(filter.include_unavailable).await?)
     }
 
+    /// What [`list`](Self::list) answers, a page at a time (up to 500 task names, each with
+    /// all its versions): for printing a catalogue of any size in flat memory. Each page is
+    /// read by its key, so a write between pages makes no version skipped or repeated.
+    ///
+    /// ```no_run
+    /// # async fn demo(registry: registry_host::Registry) -> Result<(), registry_host::RegistryError> {
+    /// use futures::TryStreamExt;
+    /// let mut pages = std::pin::pin!(registry.list_pages(registry_host::ListFilter::all()));
+    /// while let Some(page) = pages.try_next().await? {
+    ///     for version in page {
+    ///         println!("{}@{}", version.name, version.version);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn list_pages(
+        &self,
+        filter: ListFilter,
+    ) -> impl futures::Stream<Item = Result<Vec<VersionSummary>, RegistryError>> + Send + '_ {
+        futures::stream::try_unfold(Cursor::Start, move |cursor| async move {
+            let after = match cursor {
+                Cursor::Start => None,
+                Cursor::After(name) => Some(name),
+                Cursor::Done => return Ok(None),
+            };
+            let page = self
+                .reader()
+                .await?
+                .list_page(filter.include_unavailable, after.as_deref(), LIST_PAGE_NAMES)
+                .await?;
+            if page.versions.is_empty() {
+                return Ok(None);
+            }
+            let next = page.next.map_or(Cursor::Done, Cursor::After);
+            Ok(Some((page.versions, next)))
+        })
+    }
+
     /// The available versions of one task, newest first (empty when none is).
     ///
     /// ```no_run
@@ -430,6 +481,28 @@ impl Registry {
     /// ```
     pub async fn problems(&self) -> Result<Vec<ProblemRow>, RegistryError> {
         Ok(self.reader().await?.problems().await?)
+    }
+
+    /// What [`problems`](Self::problems) answers, a page at a time (up to 1,000 problems),
+    /// for printing every problem of a large catalogue in flat memory.
+    pub fn problem_pages(&self) -> impl futures::Stream<Item = Result<Vec<ProblemRow>, RegistryError>> + Send + '_ {
+        futures::stream::try_unfold(Cursor::Start, move |cursor| async move {
+            let after = match cursor {
+                Cursor::Start => None,
+                Cursor::After(key) => Some(key),
+                Cursor::Done => return Ok(None),
+            };
+            let page = self
+                .reader()
+                .await?
+                .problems_page(after.as_ref(), PROBLEMS_PAGE)
+                .await?;
+            if page.problems.is_empty() {
+                return Ok(None);
+            }
+            let next = page.next.map_or(Cursor::Done, Cursor::After);
+            Ok(Some((page.problems, next)))
+        })
     }
 
     /// The current conflicts: versions offered with different contents, and what the

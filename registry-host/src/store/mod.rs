@@ -57,8 +57,8 @@ mod write;
 
 pub use pool::{PooledStore, ReaderManager, StorePool, reader_pool};
 pub use read::{
-    CatalogueCounts, ConflictRow, HistoryRow, OriginRef, ProblemRow, ReplacedContent, StoreSnapshot, StoredTask,
-    VersionRow, VersionSummary,
+    CatalogueCounts, ConflictRow, HistoryRow, ListPage, OriginRef, ProblemKey, ProblemRow, ProblemsPage,
+    ReplacedContent, StoreSnapshot, StoredTask, VersionRow, VersionSummary,
 };
 pub use staging::StagedContents;
 pub use status::{

@@ -206,6 +206,41 @@ pub struct ProblemRow {
     pub found_at: Option<String>,
 }
 
+/// Task names per page of [`Store::list_versions`].
+const LIST_PAGE_NAMES: usize = 500;
+
+/// Problems per page of [`Store::problems`].
+const PROBLEMS_PAGE: usize = 1000;
+
+/// One page of the version list ([`Store::list_page`]).
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// The page's versions, by name, newest version first.
+    pub versions: Vec<VersionSummary>,
+    /// The name to read the next page after, when more may follow.
+    pub next: Option<String>,
+}
+
+/// Where a page of problems ends ([`Store::problems_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemKey {
+    /// The source's name.
+    pub source: String,
+    /// The locator.
+    pub locator: String,
+    /// The problem's position among the locator's.
+    pub seq: i32,
+}
+
+/// One page of problems ([`Store::problems_page`]).
+#[derive(Debug, Clone)]
+pub struct ProblemsPage {
+    /// The page's problems.
+    pub problems: Vec<ProblemRow>,
+    /// The key to read the next page after, when more may follow.
+    pub next: Option<ProblemKey>,
+}
+
 fn digest(text: &str) -> Result<Digest, StoreError> {
     text.parse().map_err(StoreError::Corrupt)
 }
@@ -376,17 +411,64 @@ impl Store {
     }
 
     /// Versions sorted by name, newest version first; unavailable ones only with `all`.
+    /// Read a page at a time ([`list_page`](Self::list_page)); a caller printing a large
+    /// catalogue should take the pages itself, so that its memory stays flat.
     pub async fn list_versions(&mut self, all: bool) -> Result<Vec<VersionSummary>, StoreError> {
-        let mut rows = self.version_rows().await?;
-        if !all {
-            rows.retain(|r| r.available);
+        let mut list = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(all, after.as_deref(), LIST_PAGE_NAMES).await?;
+            list.extend(page.versions);
+            match page.next {
+                Some(name) => after = Some(name),
+                None => return Ok(list),
+            }
         }
-        let origin_rows: Vec<(String, String, String)> = with_conn!(&mut self.conn, |c| {
-            origins::table
+    }
+
+    /// The versions of at most `names` task names after `after` (by name), sorted like
+    /// [`list_versions`](Self::list_versions): a keyset page read through the primary key,
+    /// so each costs the same in a catalogue of any size, and a name's versions are never
+    /// split between pages.
+    pub async fn list_page(&mut self, all: bool, after: Option<&str>, names: usize) -> Result<ListPage, StoreError> {
+        let limit = i64::try_from(names.max(1)).unwrap_or(i64::MAX);
+        let (rows, origin_rows, full) = with_conn!(&mut self.conn, |c| async {
+            let mut page_names = task_versions::table
+                .select(task_versions::name)
+                .distinct()
+                .order(task_versions::name)
+                .limit(limit)
+                .into_boxed();
+            if let Some(after) = after {
+                page_names = page_names.filter(task_versions::name.gt(after.to_owned()));
+            }
+            if !all {
+                page_names = page_names.filter(task_versions::available.eq(true));
+            }
+            let page_names: Vec<String> = page_names.load(c).await?;
+            // Slice methods: diesel's `first` is in scope.
+            let (Some(first), Some(last)) = (<[String]>::first(&page_names), <[String]>::last(&page_names)) else {
+                return Ok::<_, diesel::result::Error>((Vec::new(), Vec::new(), false));
+            };
+            let in_page = task_versions::name
+                .ge(first.clone())
+                .and(task_versions::name.le(last.clone()));
+            let mut rows = task_versions::table
+                .select(VersionRow::as_select())
+                .filter(in_page)
+                .into_boxed();
+            if !all {
+                rows = rows.filter(task_versions::available.eq(true));
+            }
+            let rows: Vec<VersionRow> = rows.load(c).await?;
+            let origin_rows: Vec<(String, String, String)> = origins::table
+                .filter(origins::name.ge(first.clone()).and(origins::name.le(last.clone())))
                 .select((origins::name, origins::version, origins::source))
                 .load(c)
-                .await
-        })?;
+                .await?;
+            Ok((rows, origin_rows, page_names.len() as i64 == limit))
+        }
+        .await)?;
         let mut offered: HashMap<(String, String), Vec<String>> = HashMap::new();
         for (name, version, source) in origin_rows {
             let sources = offered.entry((name, version)).or_default();
@@ -394,7 +476,7 @@ impl Store {
                 sources.push(source);
             }
         }
-        let mut list: Vec<VersionSummary> = rows
+        let mut versions: Vec<VersionSummary> = rows
             .into_iter()
             .map(
                 |VersionRow {
@@ -415,12 +497,13 @@ impl Store {
                 },
             )
             .collect();
-        list.sort_by(|a, b| {
+        versions.sort_by(|a, b| {
             a.name
                 .cmp(&b.name)
                 .then_with(|| by_semver_descending(&a.version, &b.version))
         });
-        Ok(list)
+        let next = versions.last().filter(|_| full).map(|v| v.name.clone());
+        Ok(ListPage { versions, next })
     }
 
     /// Every version of one task, newest first, with the sources offering each.
@@ -548,14 +631,57 @@ impl Store {
 
     /// Current problems, by source and locator.
     pub async fn problems(&mut self) -> Result<Vec<ProblemRow>, StoreError> {
-        let rows: Vec<ProblemRecord> = with_conn!(&mut self.conn, |c| {
-            problems::table
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.problems_page(after.as_ref(), PROBLEMS_PAGE).await?;
+            all.extend(page.problems);
+            match page.next {
+                Some(key) => after = Some(key),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// At most `limit` problems after the key `after`, in the order of
+    /// [`problems`](Self::problems): a keyset page, so that a caller printing every problem
+    /// of a large catalogue holds one page at a time.
+    pub async fn problems_page(
+        &mut self,
+        after: Option<&ProblemKey>,
+        limit: usize,
+    ) -> Result<ProblemsPage, StoreError> {
+        let take = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let rows: Vec<(i32, ProblemRecord)> = with_conn!(&mut self.conn, |c| {
+            let mut query = problems::table
                 .order((problems::source, problems::locator, problems::seq))
-                .select(ProblemRecord::as_select())
-                .load(c)
-                .await
+                .select((problems::seq, ProblemRecord::as_select()))
+                .limit(take)
+                .into_boxed();
+            if let Some(ProblemKey { source, locator, seq }) = after {
+                query = query.filter(
+                    problems::source
+                        .gt(source.clone())
+                        .or(problems::source.eq(source.clone()).and(
+                            problems::locator
+                                .gt(locator.clone())
+                                .or(problems::locator.eq(locator.clone()).and(problems::seq.gt(*seq))),
+                        )),
+                );
+            }
+            query.load(c).await
         })?;
-        rows.into_iter().map(problem_from).collect()
+        let full = rows.len() as i64 == take;
+        let next = rows.last().filter(|_| full).map(|(seq, record)| ProblemKey {
+            source: record.source.clone(),
+            locator: record.locator.clone(),
+            seq: *seq,
+        });
+        let problems = rows
+            .into_iter()
+            .map(|(_, record)| problem_from(record))
+            .collect::<Result<_, _>>()?;
+        Ok(ProblemsPage { problems, next })
     }
 
     /// Current conflicts, by name and version.

@@ -117,6 +117,38 @@ fn report_refused(refused: &[String]) {
     }
 }
 
+/// A JSON array printed on stdout one element at a time (pretty, like [`print_json`]), so
+/// that a list of any length is never held whole.
+struct JsonArray {
+    out: std::io::BufWriter<std::io::Stdout>,
+    empty: bool,
+}
+
+impl JsonArray {
+    fn start() -> anyhow::Result<Self> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        write!(out, "[")?;
+        Ok(JsonArray { out, empty: true })
+    }
+
+    fn push(&mut self, value: &impl serde::Serialize) -> anyhow::Result<()> {
+        use std::io::Write;
+        let text = serde_json::to_string_pretty(value)?;
+        write!(self.out, "{}\n  ", if self.empty { "" } else { "," })?;
+        self.out.write_all(text.replace('\n', "\n  ").as_bytes())?;
+        self.empty = false;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        use std::io::Write;
+        writeln!(self.out, "{}]", if self.empty { "" } else { "\n" })?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -1,21 +1,33 @@
-//! `taskreg problems`: the current problems, by source and locator.
+//! `taskreg problems`: the current problems, by source and locator, printed a page at a
+//! time, so that a catalogue with many broken tasks is listed in flat memory.
 
-use super::Globals;
+use super::{Globals, JsonArray};
 use crate::output::{location, print_problem, problem_row_json};
-use serde_json::Value;
+use futures::TryStreamExt;
 use std::process::ExitCode;
 
 pub async fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
-    let problems = globals.reader().await?.problems().await?;
+    let registry = globals.reader().await?;
+    let mut pages = std::pin::pin!(registry.problem_pages());
     if globals.json {
-        let rows: Vec<Value> = problems.iter().map(problem_row_json).collect();
-        super::print_json(&rows)?;
-    } else if problems.is_empty() {
-        println!("no problems");
-    } else {
-        for row in &problems {
+        let mut array = JsonArray::start()?;
+        while let Some(page) = pages.try_next().await? {
+            for row in &page {
+                array.push(&problem_row_json(row))?;
+            }
+        }
+        array.finish()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut any = false;
+    while let Some(page) = pages.try_next().await? {
+        any = true;
+        for row in &page {
             print_problem(&row.problem, &location(&row.source, &row.locator, &row.problem));
         }
+    }
+    if !any {
+        println!("no problems");
     }
     Ok(ExitCode::SUCCESS)
 }
