@@ -587,7 +587,14 @@ fn collect_candidates<'r>(
     let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
     let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
     let mut problem_fingerprints: HashMap<OriginKey, String> = HashMap::new();
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    // Sized up front: one candidate per entry at most, and a doubling vector of many
+    // entries would hold up to twice that at the run's peak.
+    let entries: usize = scans
+        .iter()
+        .filter_map(|scan| scan.result.as_ref().ok())
+        .map(|result| result.entries.len())
+        .sum();
+    let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(entries);
     let touched = touched_versions(run, scans, snapshot);
     let mut untouched: HashSet<Ref<'_>> = HashSet::new();
 
@@ -655,7 +662,12 @@ fn collect_candidates<'r>(
                         candidates.extend(last_good);
                         continue;
                     }
-                    problem_sets.insert(OriginKey::new(k.0, k.1), warnings.clone());
+                    // A clean task with nothing stored to clear needs no entry: a cold
+                    // run of many tasks would hold one per task until it is diffed away.
+                    let key = OriginKey::new(k.0, k.1);
+                    if !warnings.is_empty() || snapshot.problems.contains_key(&key) {
+                        problem_sets.insert(key, warnings.clone());
+                    }
                     let offer = run.loaded_offer(k, task);
                     candidates.push(candidate(rank, source, locator, fingerprint, &offer, *modified));
                     offered_now.insert(k, (fingerprint, offer));
