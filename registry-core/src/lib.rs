@@ -49,7 +49,7 @@ pub use plan::{
     StoredVersion, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan, problem_fingerprint,
 };
 pub use problem::{Problem, Severity};
-pub use schema::{Compiled, SchemaError, compile};
+pub use schema::{Compiled, SchemaError, compile, compile_shared};
 pub use source::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
     file_too_large, find_kind, kinds, task_too_large,

@@ -4,7 +4,7 @@
 use crate::digest::{Digest, canonical_json};
 use crate::layout::{Layout, is_script_name, meta_yaml};
 use crate::problem::Problem;
-use crate::schema::{Compiled, compile};
+use crate::schema::{Compiled, compile_shared};
 use crate::source::Bundle;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -300,14 +300,14 @@ impl ParsedTask {
     /// The input schema compiled (`None` when the task has none).
     pub fn input_validator(&self) -> Option<&Compiled> {
         self.compiled[0]
-            .get_or_init(|| self.input_schema.as_ref().map(compile))
+            .get_or_init(|| self.input_schema.as_ref().map(compile_shared))
             .as_ref()
     }
 
     /// The output schema compiled (`None` when the task has none).
     pub fn output_validator(&self) -> Option<&Compiled> {
         self.compiled[1]
-            .get_or_init(|| self.output_schema.as_ref().map(compile))
+            .get_or_init(|| self.output_schema.as_ref().map(compile_shared))
             .as_ref()
     }
 

@@ -50,8 +50,8 @@ pub struct SyncOptions {
 }
 
 /// The contents a run holds in memory unless configured otherwise: a cold sync of 10,000
-/// typical tasks stays below it and stages nothing.
-pub const DEFAULT_CONTENTS_IN_MEMORY: usize = 32 << 20;
+/// generated tasks (two schemas and two tests each) stays below it and stages nothing.
+pub const DEFAULT_CONTENTS_IN_MEMORY: usize = 16 << 20;
 
 /// Tasks staged in the database at a time once a run is over its memory budget.
 const STAGE_BATCH: usize = 256;
@@ -619,6 +619,8 @@ async fn load_wanted(
         if let Some(observer) = observer {
             observer.loading(wanted.len());
         }
+        // Grown once, not doubled (and rehashed) as the loads come in.
+        outcomes.reserve(wanted.len());
         let mut loads = futures::stream::iter(wanted)
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();

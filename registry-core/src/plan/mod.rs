@@ -539,8 +539,9 @@ pub fn plan(
     );
     let offered = reconcile_origins(&run, &collected, &added, &mut changes);
     mark_missing(&run, &offered, &mut changes, &mut counts);
-    changes.versions.sort_by(|a, b| a.key.cmp(&b.key));
-    changes.new_tasks.sort();
+    // Keys are unique: unstable sorts, which need no buffer of half the vector.
+    changes.versions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    changes.new_tasks.sort_unstable();
     changes
         .conflicts
         .sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
@@ -584,9 +585,6 @@ fn collect_candidates<'r>(
 ) -> Collected<'r> {
     let mut counts = RunCounts::default();
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
-    let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::new();
-    let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
-    let mut problem_fingerprints: HashMap<OriginKey, String> = HashMap::new();
     // Sized up front: one candidate per entry at most, and a doubling vector of many
     // entries would hold up to twice that at the run's peak.
     let entries: usize = scans
@@ -594,6 +592,9 @@ fn collect_candidates<'r>(
         .filter_map(|scan| scan.result.as_ref().ok())
         .map(|result| result.entries.len())
         .sum();
+    let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::with_capacity(run.loaded.len());
+    let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
+    let mut problem_fingerprints: HashMap<OriginKey, String> = HashMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(entries);
     let touched = touched_versions(run, scans, snapshot);
     let mut untouched: HashSet<Ref<'_>> = HashSet::new();
@@ -921,10 +922,10 @@ fn reconcile_origins<'r>(
             .filter(|k| !offered_now.contains_key(*k))
             .map(|k| OriginKey::new(k.0, k.1)),
     );
-    changes.origin_deletes.sort();
+    changes.origin_deletes.sort_unstable();
     changes
         .origin_upserts
-        .sort_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
+        .sort_unstable_by(|a, b| (&a.source, &a.locator).cmp(&(&b.source, &b.locator)));
 
     offered
 }

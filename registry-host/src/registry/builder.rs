@@ -277,7 +277,7 @@ impl RegistryBuilder {
         self
     }
 
-    /// Bytes of loaded task contents a run holds in memory (default 32 MiB); the run
+    /// Bytes of loaded task contents a run holds in memory (default 16 MiB); the run
     /// stages the contents of the tasks it loads beyond them in the database until it
     /// applies, so that a sync of any number of tasks runs in bounded memory. `0` stages
     /// every loaded task.
