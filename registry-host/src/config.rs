@@ -139,16 +139,65 @@ pub struct WatchConfig {
 
 /// `[validation]`: `strict`, the limits, and a level per rule (`schemas = "warn"`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "RawValidationConfig")]
 pub struct ValidationConfig {
     /// Warnings fail `taskreg validate` (and `sync --strict`) too.
-    #[serde(default)]
     pub strict: bool,
     /// `[validation.limits]`: the sizes and counts a task may reach.
-    #[serde(default)]
     pub limits: registry_core::Limits,
     /// `error`, `warn` or `off` per rule; rules not named run at `error`.
-    #[serde(flatten)]
     pub rules: std::collections::BTreeMap<String, registry_core::RuleLevel>,
+}
+
+/// `[validation]` as written. `limits` is both a rule and the table of its caps, and TOML
+/// takes a key once: `limits = "warn"` sets the rule's level, and a `[validation.limits]`
+/// table sets the caps and, with `level = "warn"`, the level too.
+#[derive(Deserialize)]
+struct RawValidationConfig {
+    #[serde(default)]
+    strict: bool,
+    #[serde(default)]
+    limits: Option<toml::Value>,
+    #[serde(flatten)]
+    rules: std::collections::BTreeMap<String, registry_core::RuleLevel>,
+}
+
+impl TryFrom<RawValidationConfig> for ValidationConfig {
+    type Error = String;
+
+    fn try_from(raw: RawValidationConfig) -> Result<Self, String> {
+        let mut config = ValidationConfig {
+            strict: raw.strict,
+            limits: registry_core::Limits::default(),
+            rules: raw.rules,
+        };
+        let level = |value: toml::Value| {
+            value
+                .try_into::<registry_core::RuleLevel>()
+                .map_err(|e| format!("`limits`: {}", e.message()))
+        };
+        match raw.limits {
+            None => {}
+            Some(toml::Value::Table(mut table)) => {
+                if let Some(value) = table.remove("level") {
+                    config.rules.insert("limits".into(), level(value)?);
+                }
+                config.limits = toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e| format!("[validation.limits]: {}", e.message()))?;
+            }
+            Some(value @ toml::Value::String(_)) => {
+                config.rules.insert("limits".into(), level(value)?);
+            }
+            Some(other) => {
+                return Err(format!(
+                    "`limits` is a level (\"error\", \"warn\", \"off\") or a [validation.limits] table, not a {}",
+                    other.type_str()
+                ));
+            }
+        }
+        Ok(config)
+    }
 }
 
 /// `[lifecycle]`: the guard against a source that suddenly looks empty.
@@ -464,7 +513,7 @@ mod validation_tests {
         let path = dir.path().join("taskreg.toml");
         std::fs::write(
             &path,
-            "[validation]\nstrict = true\nscript = \"off\"\nschemas = \"warn\"\n[validation.limits]\nmax_files = 3\n",
+            "[validation]\nstrict = true\nscript = \"off\"\nschemas = \"warn\"\n[validation.limits]\nmax_files = 3\nlevel = \"warn\"\n",
         )
         .unwrap();
         let validation = Config::load(&path).unwrap().validation().unwrap();
@@ -472,6 +521,23 @@ mod validation_tests {
         assert_eq!(validation.context.limits.max_files, 3);
         let rules: Vec<&str> = validation.rules().map(|(v, _)| v.rule()).collect();
         assert!(!rules.contains(&"script") && rules.contains(&"schemas"));
+        let level_of = |validation: &registry_core::Validation, rule: &str| {
+            validation
+                .rules()
+                .find(|(v, _)| v.rule() == rule)
+                .map(|(_, level)| level)
+        };
+        assert_eq!(level_of(&validation, "limits"), Some(registry_core::RuleLevel::Warn));
+
+        // The rule's level alone, as every other rule's is written.
+        std::fs::write(&path, "[validation]\nlimits = \"off\"\n").unwrap();
+        let validation = Config::load(&path).unwrap().validation().unwrap();
+        assert_eq!(level_of(&validation, "limits"), None, "a rule that is off does not run");
+        assert_eq!(validation.context.limits, registry_core::Limits::default());
+
+        std::fs::write(&path, "[validation.limits]\nmax_filez = 3\n").unwrap();
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(error.contains("max_filez"), "{error}");
 
         std::fs::write(&path, "[validation]\nscripts = \"off\"\n").unwrap();
         let error = Config::load(&path).unwrap_err().to_string();
