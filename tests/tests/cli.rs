@@ -755,14 +755,14 @@ fn an_unchanged_resync_reads_no_broken_task_until_the_rules_change() {
 }
 
 /// `bench --database postgres://…` measures PostgreSQL, in a database of its own on that
-/// server that it drops afterwards.
+/// server that it drops afterwards (and `--chain` a second registry syncing from it).
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_measures_the_postgres_server_it_is_given_in_a_database_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let server = taskreg_tests::postgres_server_url();
     let child = std::process::Command::new(taskreg_tests::taskreg_binary())
         .args(["--json", "--database", &server, "bench", "--tasks", "30", "--runs", "1"])
-        .args(["--watch-edits", "0", "--serve-requests", "0", "--dir"])
+        .args(["--watch-edits", "0", "--serve-requests", "0", "--chain", "--dir"])
         .arg(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -779,6 +779,13 @@ async fn bench_measures_the_postgres_server_it_is_given_in_a_database_of_its_own
         assert!(report[measured]["ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
     }
     assert!(!dir.path().join("bench.db").exists(), "nothing was synced into SQLite");
+    // The second registry synced every task from `serve` over loopback.
+    assert!(
+        report["second_registry"]["cold_sync_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "{report}"
+    );
     assert!(
         !TestDatabase::postgres_database_exists(&own_database).await,
         "the benchmark's database is dropped"

@@ -151,6 +151,10 @@ pub struct BenchArgs {
     /// Requests in flight at once during the serve measurement.
     #[arg(long, default_value_t = 32)]
     pub serve_concurrency: usize,
+    /// Also serve the synced catalogue and time a second registry (SQLite) syncing from it
+    /// over loopback: cold, and an unchanged re-poll.
+    #[arg(long)]
+    pub chain: bool,
     /// Measure syncs of trees of each of these sizes instead (`--scale 1000,10000,100000`):
     /// wall and CPU µs per task, and peak memory, per size (no watch, serve or git).
     #[arg(long, value_delimiter = ',')]

@@ -94,8 +94,16 @@ pub enum Expect {
 /// Times one `taskreg sync` of `tree` into `url` and checks it did what `expect` says.
 pub fn time_sync(exe: &Path, url: &str, tree: &Path, expect: Expect) -> anyhow::Result<Timing> {
     let mut command = Command::new(exe);
-    command.args(["--json", "--database", url, "sync"]).arg(tree);
-    let (timing, stdout) = run_measured(&mut command)?;
+    command.args(["--database", url]);
+    run_sync(command.arg("sync").arg(tree), expect)
+}
+
+/// Times `command` (`taskreg` with its global options and `sync …`, run with `--json`)
+/// and checks it did what `expect` says.
+pub fn run_sync(command: &mut Command, expect: Expect) -> anyhow::Result<Timing> {
+    // `--json` is global: it may follow the subcommand.
+    command.arg("--json");
+    let (timing, stdout) = run_measured(command)?;
     let report: serde_json::Value = serde_json::from_slice(&stdout)?;
     let (written, added, updated, loaded) = (
         report["written"].as_bool(),

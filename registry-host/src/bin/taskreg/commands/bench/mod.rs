@@ -8,6 +8,7 @@
 //! medians of those pairs. Wall and CPU time and peak memory are each child's own
 //! (`wait4`). `--scale` measures several tree sizes, for the cost per task.
 
+mod chain;
 mod database;
 mod measure;
 mod scale;
@@ -82,6 +83,11 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
     } else {
         None
     };
+    let chained = if args.chain {
+        Some(chain::chain_figures(&exe, dir, &url, runs)?)
+    } else {
+        None
+    };
     let git = match &args.git_plugin {
         Some(plugin) => Some(git_figures(&exe, dir, &tree, plugin, runs)?),
         None => None,
@@ -113,6 +119,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
                 "in_order": in_order.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
             },
             "serve": serving.as_ref().map(|figures| serve_summary(figures)),
+            "second_registry": chained.as_ref().map(|c| c.json(cold.time.wall)),
             "git_plugin": git.as_ref().map(|g| serde_json::json!({
                 "cold_sync_ms": ms(g.cold),
                 "resync_ms": ms(g.resync),
@@ -163,6 +170,17 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
                 args.serve_concurrency
             );
         }
+    }
+    if let Some(chained) = &chained {
+        println!(
+            "  second registry, cold  {:>9.1} ms   {:.2}x the local cold sync (target ≤ 1.5x), from `serve` over loopback",
+            ms(chained.cold.wall),
+            chained.cold.wall.as_secs_f64() / cold.time.wall.as_secs_f64()
+        );
+        println!(
+            "  second registry, re-poll {:>7.1} ms   (unchanged: one request, 304)",
+            ms(chained.unchanged.wall)
+        );
     }
     if let Some(git) = &git {
         println!(
