@@ -60,6 +60,27 @@ enum Cursor<K> {
     Done,
 }
 
+/// The pages `fetch` answers, each read after the key the one before it ended at, until a
+/// page is empty or names no next key.
+fn paged<K, T, F, Fut>(fetch: F) -> impl futures::Stream<Item = Result<Vec<T>, RegistryError>>
+where
+    F: Fn(Option<K>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<K>), RegistryError>>,
+{
+    futures::stream::try_unfold((Cursor::Start, fetch), |(cursor, fetch)| async move {
+        let after = match cursor {
+            Cursor::Start => None,
+            Cursor::After(key) => Some(key),
+            Cursor::Done => return Ok(None),
+        };
+        let (items, next) = fetch(after).await?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((items, (next.map_or(Cursor::Done, Cursor::After), fetch))))
+    })
+}
+
 /// Which versions [`Registry::list`] returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -392,22 +413,13 @@ impl Registry {
         &self,
         filter: ListFilter,
     ) -> impl futures::Stream<Item = Result<Vec<VersionSummary>, RegistryError>> + Send + '_ {
-        futures::stream::try_unfold(Cursor::Start, move |cursor| async move {
-            let after = match cursor {
-                Cursor::Start => None,
-                Cursor::After(name) => Some(name),
-                Cursor::Done => return Ok(None),
-            };
+        paged(move |after: Option<String>| async move {
             let page = self
                 .reader()
                 .await?
                 .list_page(filter.include_unavailable, after.as_deref(), LIST_PAGE_NAMES)
                 .await?;
-            if page.versions.is_empty() {
-                return Ok(None);
-            }
-            let next = page.next.map_or(Cursor::Done, Cursor::After);
-            Ok(Some((page.versions, next)))
+            Ok((page.versions, page.next))
         })
     }
 
@@ -486,22 +498,13 @@ impl Registry {
     /// What [`problems`](Self::problems) answers, a page at a time (up to 1,000 problems),
     /// for printing every problem of a large catalogue in flat memory.
     pub fn problem_pages(&self) -> impl futures::Stream<Item = Result<Vec<ProblemRow>, RegistryError>> + Send + '_ {
-        futures::stream::try_unfold(Cursor::Start, move |cursor| async move {
-            let after = match cursor {
-                Cursor::Start => None,
-                Cursor::After(key) => Some(key),
-                Cursor::Done => return Ok(None),
-            };
+        paged(move |after: Option<crate::store::ProblemKey>| async move {
             let page = self
                 .reader()
                 .await?
                 .problems_page(after.as_ref(), PROBLEMS_PAGE)
                 .await?;
-            if page.problems.is_empty() {
-                return Ok(None);
-            }
-            let next = page.next.map_or(Cursor::Done, Cursor::After);
-            Ok(Some((page.problems, next)))
+            Ok((page.problems, page.next))
         })
     }
 

@@ -98,7 +98,8 @@ struct StagedRow {
 }
 
 /// The contents of one version as the catalogue stores them.
-#[derive(Debug, Queryable)]
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = staged_versions)]
 pub(crate) struct VersionContents {
     pub digest: String,
     pub uuid: String,
@@ -124,29 +125,6 @@ impl VersionContents {
         }
     }
 }
-
-/// The columns of [`VersionContents`] in the staging table.
-pub(crate) type StagedColumns = (
-    staged_versions::digest,
-    staged_versions::uuid,
-    staged_versions::metadata,
-    staged_versions::script,
-    staged_versions::input_schema,
-    staged_versions::output_schema,
-    staged_versions::tests,
-    staged_versions::published_files,
-);
-
-pub(crate) const STAGED_COLUMNS: StagedColumns = (
-    staged_versions::digest,
-    staged_versions::uuid,
-    staged_versions::metadata,
-    staged_versions::script,
-    staged_versions::input_schema,
-    staged_versions::output_schema,
-    staged_versions::tests,
-    staged_versions::published_files,
-);
 
 impl Store {
     /// Stages the contents of `tasks` for this run (see the module's documentation); the

@@ -4,7 +4,7 @@ use super::schema::{
     catalogue_events, catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs,
     task_versions, tasks,
 };
-use super::staging::{STAGED_COLUMNS, StagedContents, VersionContents, staged_versions};
+use super::staging::{StagedContents, VersionContents, staged_versions};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::IntoSql;
 use diesel::prelude::*;
@@ -317,7 +317,7 @@ impl Store {
                             Some(id) => {
                                 staged_versions::table
                                     .find(*id)
-                                    .select(STAGED_COLUMNS)
+                                    .select(VersionContents::as_select())
                                     .first::<VersionContents>(c)
                                     .await?
                             }
