@@ -148,6 +148,10 @@ impl Source for SharedSource {
         self.0.keeps_state()
     }
 
+    fn loads_in_flight(&self) -> Option<usize> {
+        self.0.loads_in_flight()
+    }
+
     fn saved_state(&self) -> Option<String> {
         self.0.saved_state()
     }

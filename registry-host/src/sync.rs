@@ -611,6 +611,11 @@ async fn load_wanted(
     checked_with: &str,
 ) -> Result<(), StoreError> {
     let observer = options.observer.as_deref();
+    // A network source may ask for more loads in flight than local files need.
+    let in_flight = sources
+        .iter()
+        .filter_map(|s| s.loads_in_flight())
+        .fold(options.concurrency.max(1), usize::max);
     loop {
         let wanted = entries_to_load(snapshot, scans, outcomes, checked_with);
         if wanted.is_empty() {
@@ -630,7 +635,7 @@ async fn load_wanted(
                     (OriginKey::new(source.name(), entry.locator), outcome)
                 }
             })
-            .buffer_unordered(options.concurrency.max(1));
+            .buffer_unordered(in_flight);
         let mut to_stage: Vec<OriginKey> = Vec::new();
         while let Some((key, outcome)) = loads.next().await {
             if let Some(observer) = observer {

@@ -33,6 +33,7 @@ on_both_backends!(
     a_strategy_given_in_code_decides_and_a_kind_submitted_with_inventory_builds,
     the_observer_the_caller_passes_hears_every_load,
     a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalogue,
+    a_source_whose_loads_wait_on_the_network_gets_more_in_flight,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -676,4 +677,101 @@ async fn a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalo
 
     // The staging table goes with the run: the next one starts afresh.
     assert!(!staged.sync().await.unwrap().written);
+}
+
+/// A source whose loads wait (as on a network) and that asks for `wanted` in flight; it
+/// records the most loads it ever had in flight at once.
+struct WaitingSource {
+    inner: MemorySource,
+    wanted: Option<usize>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Source for WaitingSource {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn kind(&self) -> &str {
+        "waiting"
+    }
+    fn location(&self) -> String {
+        "waiting".into()
+    }
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        self.inner.scan().await
+    }
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        use std::sync::atomic::Ordering;
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        // Long enough that every load the host starts at once is still waiting.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.inner.load(entry).await
+    }
+    fn loads_in_flight(&self) -> Option<usize> {
+        self.wanted
+    }
+}
+
+async fn a_source_whose_loads_wait_on_the_network_gets_more_in_flight(db: TestDatabase) {
+    let tasks: Vec<(String, String, String)> = (0..40)
+        .map(|i| {
+            (
+                format!("w{i:02}"),
+                "1.0.0".into(),
+                format!("(function (i) {{ return {i}; }})"),
+            )
+        })
+        .collect();
+    let mut most = Vec::new();
+    for (wanted, database) in [(None, db.url.clone()), (Some(24), db.url.clone())] {
+        let source = Arc::new(WaitingSource {
+            inner: MemorySource {
+                name: format!("waiting-{}", wanted.unwrap_or(0)),
+                tasks: tasks.clone(),
+            },
+            wanted,
+            in_flight: Default::default(),
+            most: Default::default(),
+        });
+        let registry = Registry::builder()
+            .database(&database)
+            .concurrency(8)
+            .source_object(SharedWaiting(source.clone()))
+            .open()
+            .await
+            .unwrap();
+        let report = registry.sync().await.unwrap();
+        assert_eq!(report.loaded, 40);
+        most.push(source.most.load(std::sync::atomic::Ordering::SeqCst));
+    }
+    assert_eq!(most, [8, 24], "the configured 8, then the 24 the source asked for");
+}
+
+/// The test keeps its handle on the source to read what it recorded.
+struct SharedWaiting(Arc<WaitingSource>);
+
+#[async_trait::async_trait]
+impl Source for SharedWaiting {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn kind(&self) -> &str {
+        self.0.kind()
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn scan(&self) -> Result<Scan, SourceError> {
+        self.0.scan().await
+    }
+    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
+        self.0.load(entry).await
+    }
+    fn loads_in_flight(&self) -> Option<usize> {
+        self.0.loads_in_flight()
+    }
 }

@@ -175,6 +175,9 @@ impl Listing {
     }
 }
 
+/// Bundle requests a sync keeps in flight to one registry (see `Source::loads_in_flight`).
+const LOADS_IN_FLIGHT: usize = 32;
+
 /// A service document is small; an index page that is not one lacks its fields.
 const SERVICE_DOCUMENT_MAX_BYTES: usize = 16 * 1024;
 
@@ -521,6 +524,11 @@ impl Source for HttpSource {
 
     fn location(&self) -> String {
         self.index.to_string()
+    }
+
+    fn loads_in_flight(&self) -> Option<usize> {
+        // Each load waits on a round trip, not on this machine: keep many in flight.
+        Some(LOADS_IN_FLIGHT)
     }
 
     fn keeps_state(&self) -> bool {

@@ -139,6 +139,14 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// How many of this source's loads the host keeps in flight at once. `None` (the
+    /// default) leaves it to the host (four per core: right for files on this machine); a
+    /// source whose loads wait on the network, not on the machine, asks for more. The host
+    /// never keeps fewer in flight than it is configured to.
+    fn loads_in_flight(&self) -> Option<usize> {
+        None
+    }
+
     /// Whether this source keeps state between processes ([`Source::saved_state`]); the
     /// host reads a stored state only for such a source.
     fn keeps_state(&self) -> bool {
