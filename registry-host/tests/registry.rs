@@ -680,12 +680,12 @@ async fn a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalo
 }
 
 /// A source whose loads wait (as on a network) and that asks for `wanted` in flight; it
-/// records the most loads it ever had in flight at once.
+/// records the most loads it ever had in flight at once (shared, for the test to read).
 struct WaitingSource {
     inner: MemorySource,
     wanted: Option<usize>,
     in_flight: std::sync::atomic::AtomicUsize,
-    most: std::sync::atomic::AtomicUsize,
+    most: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[async_trait::async_trait]
@@ -728,50 +728,26 @@ async fn a_source_whose_loads_wait_on_the_network_gets_more_in_flight(db: TestDa
         .collect();
     let mut most = Vec::new();
     for (wanted, database) in [(None, db.url.clone()), (Some(24), db.url.clone())] {
-        let source = Arc::new(WaitingSource {
+        let recorded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let source = WaitingSource {
             inner: MemorySource {
                 name: format!("waiting-{}", wanted.unwrap_or(0)),
                 tasks: tasks.clone(),
             },
             wanted,
             in_flight: Default::default(),
-            most: Default::default(),
-        });
+            most: recorded.clone(),
+        };
         let registry = Registry::builder()
             .database(&database)
             .concurrency(8)
-            .source_object(SharedWaiting(source.clone()))
+            .source_object(source)
             .open()
             .await
             .unwrap();
         let report = registry.sync().await.unwrap();
         assert_eq!(report.loaded, 40);
-        most.push(source.most.load(std::sync::atomic::Ordering::SeqCst));
+        most.push(recorded.load(std::sync::atomic::Ordering::SeqCst));
     }
     assert_eq!(most, [8, 24], "the configured 8, then the 24 the source asked for");
-}
-
-/// The test keeps its handle on the source to read what it recorded.
-struct SharedWaiting(Arc<WaitingSource>);
-
-#[async_trait::async_trait]
-impl Source for SharedWaiting {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn kind(&self) -> &str {
-        self.0.kind()
-    }
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    async fn scan(&self) -> Result<Scan, SourceError> {
-        self.0.scan().await
-    }
-    async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
-        self.0.load(entry).await
-    }
-    fn loads_in_flight(&self) -> Option<usize> {
-        self.0.loads_in_flight()
-    }
 }
