@@ -15,7 +15,8 @@ use uuid::Uuid;
 /// one per entry of every scan, so it must not allocate.
 #[derive(Debug, Clone)]
 pub struct Candidate<'a> {
-    /// Position of the source in the configuration: 0 is the highest priority.
+    /// Position of the source in the configuration: 0 is the highest priority. Sources the
+    /// run does not sync (another host's) rank after all of its own.
     pub rank: usize,
     pub source: &'a str,
     pub locator: &'a str,
@@ -221,6 +222,27 @@ impl ConflictDetail {
     /// As stored: canonical JSON, so an unchanged conflict compares equal to its record.
     pub fn to_json(&self) -> String {
         crate::canonical_json(&serde_json::to_value(self).expect("a conflict detail is JSON"))
+    }
+
+    /// Whether `stored` (a detail as stored) records the same standing conflict: the same
+    /// strategy kept the same content among the same offers. The order of the offers and the
+    /// decision's wording depend on which host's run decided (each ranks its own sources
+    /// first), so they do not make a conflict new: hosts sharing a catalogue do not rewrite
+    /// each other's record on every run.
+    pub fn stands_as(&self, stored: &str) -> bool {
+        let Ok(stored) = serde_json::from_str::<ConflictDetail>(stored) else {
+            return false;
+        };
+        let offers = |detail: &ConflictDetail| {
+            let mut offers: Vec<(String, String, Digest)> = detail
+                .offers
+                .iter()
+                .map(|o| (o.source.clone(), o.locator.clone(), o.digest))
+                .collect();
+            offers.sort_unstable();
+            offers
+        };
+        stored.strategy == self.strategy && stored.kept == self.kept && offers(&stored) == offers(self)
     }
 }
 

@@ -6,7 +6,7 @@ use fs_source::FsSource;
 use registry_core::{Source, SourcePriority};
 use registry_host::generate::{write_named_task, write_tree};
 use registry_host::store::{DatabaseUrl, Store};
-use registry_host::sync::{SnapshotCache, SyncOptions, SyncReport, sync};
+use registry_host::sync::{Rescan, SnapshotCache, SyncOptions, SyncReport, sync, sync_rescan};
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ on_both_backends!(
     processes_opening_an_empty_catalogue_at_once_all_migrate_it,
     syncs_of_the_same_sources_at_once_all_succeed_and_store_each_version_once,
     a_kept_snapshot_is_read_again_after_another_process_wrote,
+    a_conflict_with_another_hosts_source_stands_through_every_run,
 );
 
 fn url(db: &TestDatabase) -> DatabaseUrl {
@@ -147,4 +148,47 @@ async fn a_kept_snapshot_is_read_again_after_another_process_wrote(backend: &str
     assert_eq!(report.counts.revived, 1, "{:?}", report.counts);
     let available = watcher.list_versions(false).await.unwrap();
     assert_eq!(available.len(), 10);
+}
+
+/// Two hosts on one catalogue, each with its own source, offer different content for one
+/// version. The conflict is recorded by whichever syncs second, and stays, with the first
+/// stored content, through every later run of either: a watcher's partial rescan of the
+/// task (an unchanged fingerprint) must not take it for agreed and clear it.
+async fn a_conflict_with_another_hosts_source_stands_through_every_run(backend: &str) {
+    let db = TestDatabase::for_backend(backend).await;
+    let work = tempfile::tempdir().unwrap();
+    let (here, elsewhere) = (work.path().join("here"), work.path().join("elsewhere"));
+    write_named_task(&elsewhere.join("shared"), "shared", "1.0.0", 1).unwrap();
+    write_named_task(&here.join("shared"), "shared", "1.0.0", 2).unwrap();
+    let (mut watcher, mut other) = (open(&db).await, open(&db).await);
+    let kept = SyncOptions {
+        snapshot_cache: Some(Arc::new(SnapshotCache::default())),
+        ..SyncOptions::default()
+    };
+    let (ours, theirs) = ([source("here", &here)], [source("elsewhere", &elsewhere)]);
+    let plain = SyncOptions::default();
+    sync(&mut other, &theirs, &SourcePriority, &plain).await.unwrap();
+    let first = other.list_versions(false).await.unwrap()[0].digest.clone();
+
+    let changed = [Rescan::Changed(vec![here.join("shared")])];
+    let report = sync_rescan(&mut watcher, &ours, &changed, &SourcePriority, &kept)
+        .await
+        .unwrap();
+    assert_eq!((report.counts.conflicts, report.counts.updated), (1, 0));
+    let recorded = other.conflicts().await.unwrap();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].detail.offers.len(), 2, "{:?}", recorded[0].detail);
+
+    for _ in 0..2 {
+        let report = sync_rescan(&mut watcher, &ours, &changed, &SourcePriority, &kept)
+            .await
+            .unwrap();
+        assert_eq!(report.counts.conflicts, 1);
+        assert!(!report.written, "a standing conflict is not written again");
+        let report = sync(&mut other, &theirs, &SourcePriority, &plain).await.unwrap();
+        assert!(!report.written, "the other host rewrote the standing conflict");
+    }
+    assert_eq!(other.conflicts().await.unwrap().len(), 1);
+    let stored = other.list_versions(false).await.unwrap();
+    assert_eq!(stored[0].digest, first, "the first stored content stays");
 }

@@ -478,6 +478,15 @@ pub fn entries_to_load(
             digests.insert(stored.digest);
         }
     }
+    // What sources outside the run offer counts too (see `offers_from_outside`).
+    let scanned: HashSet<&str> = ok_scans().map(|(_, source, _)| source).collect();
+    for (k, origin) in &run.stored_origins {
+        if !scanned.contains(k.0)
+            && let Some(digests) = contested.get_mut(&(origin.name.as_str(), origin.version.as_str()))
+        {
+            digests.insert(origin.digest);
+        }
+    }
     unloaded_members
         .into_iter()
         .filter(|(version, _, _)| contested[version].len() > 1)
@@ -534,6 +543,7 @@ pub fn plan(
         snapshot,
         &collected.candidates,
         options.strategy,
+        scans.len(),
         &mut changes,
         &mut counts,
     );
@@ -740,6 +750,8 @@ fn collect_candidates<'r>(
         }
     }
 
+    offers_from_outside(run, scans, &mut candidates);
+
     Collected {
         candidates,
         removed,
@@ -751,6 +763,35 @@ fn collect_candidates<'r>(
     }
 }
 
+/// Adds the stored offers of sources this run did not scan (another host's, one no longer
+/// configured, one whose scan failed) to the versions this run's scans offer: those sources
+/// still offer what they stored, and without them a version two sources disagree on would
+/// look agreed, and be overwritten, whenever only one of them syncs. They rank after every
+/// source of the run (a failed one keeps its place).
+fn offers_from_outside<'r>(run: &'r RunIndex<'r>, scans: &'r [SourceScan], candidates: &mut Vec<Candidate<'r>>) {
+    let offered: HashSet<Ref<'r>> = candidates.iter().map(|c| (c.name, c.version)).collect();
+    if offered.is_empty() {
+        return;
+    }
+    let ranks: HashMap<&str, (usize, bool)> = scans
+        .iter()
+        .enumerate()
+        .map(|(rank, scan)| (scan.name.as_str(), (rank, scan.result.is_ok())))
+        .collect();
+    for (&k, origin) in &run.stored_origins {
+        let rank = match ranks.get(k.0) {
+            Some((_, true)) => continue,
+            Some((rank, false)) => *rank,
+            None => scans.len(),
+        };
+        if offered.contains(&(origin.name.as_str(), origin.version.as_str()))
+            && let Some(offer) = run.stored_offer(k)
+        {
+            candidates.push(candidate(rank, k.0, k.1, &origin.fingerprint, &offer, None));
+        }
+    }
+}
+
 /// Groups the candidates by version and decides each: agreeing offers need no decision;
 /// different contents are a conflict the strategy decides, recorded when new or changed.
 /// Returns the versions added.
@@ -759,6 +800,7 @@ fn decide_versions<'r>(
     snapshot: &Snapshot,
     candidates: &'r [Candidate<'r>],
     strategy: &dyn ConflictStrategy,
+    outside_rank: usize,
     changes: &mut ChangeSet,
     counts: &mut RunCounts,
 ) -> HashSet<Ref<'r>> {
@@ -804,9 +846,19 @@ fn decide_versions<'r>(
                 None
             }
         } else {
-            group.sort_by(|a, b| (a.rank, a.locator).cmp(&(b.rank, b.locator)));
+            group.sort_by(|a, b| (a.rank, a.source, a.locator).cmp(&(b.rank, b.source, b.locator)));
             counts.conflicts += 1;
-            let decision = strategy.decide(stored_digest, &group);
+            // Content a source outside the run offers stays: a host cannot rank sources it
+            // does not sync, and letting each host's own sources win would flip the
+            // content with every host's run. Across hosts, the first stored content wins
+            // and the conflict stays recorded for people to settle.
+            let held_from_outside =
+                stored_digest.is_some_and(|d| group.iter().any(|c| c.rank == outside_rank && c.digest == d));
+            let decision = if held_from_outside {
+                ConflictDecision::KeepStored
+            } else {
+                strategy.decide(stored_digest, &group)
+            };
             let new_content = match decision {
                 ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
                     group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
@@ -840,7 +892,8 @@ fn decide_versions<'r>(
                     decision,
                 },
             };
-            if snapshot.conflicts.get(&VersionKey::new(version.0, version.1)) != Some(&record.detail.to_json()) {
+            let standing = snapshot.conflicts.get(&VersionKey::new(version.0, version.1));
+            if !standing.is_some_and(|stored| record.detail.stands_as(stored)) {
                 changes.conflicts.push(record);
             }
             new_content

@@ -297,6 +297,71 @@ fn an_edit_while_another_origin_still_offers_the_old_content_is_a_conflict() {
 }
 
 #[test]
+fn a_source_outside_the_run_still_offers_its_content_and_the_first_stored_stays() {
+    let mut world = World::new();
+    let elsewhere: Tree = vec![task("shared", "alpha", "1.0.0", "elsewhere")];
+    let here: Tree = vec![task("shared", "alpha", "1.0.0", "here!!!!!")];
+    world.sync(vec![scan_of("elsewhere", &elsewhere)], &[("elsewhere", &elsewhere)]);
+    let first = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
+
+    // Another host syncs only `here`: a conflict with `elsewhere`'s stored offer, which it
+    // cannot rank, so the stored content stays.
+    let changes = world.sync(vec![scan_of("here", &here)], &[("here", &here)]);
+    assert_eq!((changes.counts.conflicts, changes.counts.updated), (1, 0));
+    let sources: Vec<&str> = changes.conflicts[0]
+        .detail
+        .offers
+        .iter()
+        .map(|o| o.source.as_str())
+        .collect();
+    assert_eq!(sources, ["here", "elsewhere"]);
+    assert_eq!(
+        world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest,
+        first
+    );
+
+    // The conflict stands through either host's next run, and through a run of both
+    // sources; nobody rewrites it.
+    for scans in [vec!["here"], vec!["elsewhere"], vec!["elsewhere", "here"], vec!["here"]] {
+        let trees = [("elsewhere", &elsewhere), ("here", &here)];
+        let scans: Vec<SourceScan> = scans
+            .iter()
+            .map(|name| scan_of(name, trees.iter().find(|(n, _)| n == name).unwrap().1))
+            .collect();
+        let changes = world.sync(scans, &trees);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!(changes.counts.conflicts, 1);
+        assert_eq!(world.snapshot.conflicts.len(), 1);
+    }
+    assert_eq!(
+        world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest,
+        first
+    );
+}
+
+#[test]
+fn a_failed_source_keeps_its_place_in_a_conflict() {
+    let mut world = World::new();
+    let first: Tree = vec![task("a", "alpha", "1.0.0", "first")];
+    let second: Tree = vec![task("a", "alpha", "1.0.0", "second")];
+    world.sync(
+        vec![scan_of("first", &first), scan_of("second", &second)],
+        &[("first", &first), ("second", &second)],
+    );
+    let won = world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest;
+    let changes = world.sync(
+        vec![failed("first"), scan_of("second", &second)],
+        &[("second", &second)],
+    );
+    assert_eq!(
+        changes.counts.updated, 0,
+        "the lower-priority source took over: {changes:?}"
+    );
+    assert!(changes.conflicts.is_empty(), "the standing conflict was rewritten");
+    assert_eq!(world.snapshot.versions[&VersionKey::new("alpha", "1.0.0")].digest, won);
+}
+
+#[test]
 fn a_uuid_claimed_by_a_second_name_is_a_problem_for_that_task_only() {
     let mut world = World::new();
     let uuid = "0f0e0d0c-0b0a-4908-8706-050403020100";
