@@ -769,25 +769,40 @@ fn collect_candidates<'r>(
 /// look agreed, and be overwritten, whenever only one of them syncs. They rank after every
 /// source of the run (a failed one keeps its place).
 fn offers_from_outside<'r>(run: &'r RunIndex<'r>, scans: &'r [SourceScan], candidates: &mut Vec<Candidate<'r>>) {
-    let offered: HashSet<Ref<'r>> = candidates.iter().map(|c| (c.name, c.version)).collect();
-    if offered.is_empty() {
-        return;
-    }
     let ranks: HashMap<&str, (usize, bool)> = scans
         .iter()
         .enumerate()
         .map(|(rank, scan)| (scan.name.as_str(), (rank, scan.result.is_ok())))
         .collect();
-    for (&k, origin) in &run.stored_origins {
-        let rank = match ranks.get(k.0) {
-            Some((_, true)) => continue,
-            Some((rank, false)) => *rank,
-            None => scans.len(),
-        };
-        if offered.contains(&(origin.name.as_str(), origin.version.as_str()))
+    // Usually none (one host, every source scanned): then nothing else is built.
+    let outside: Vec<(Ref<'r>, usize)> = run
+        .stored_origins
+        .keys()
+        .filter_map(|&k| match ranks.get(k.0) {
+            Some((_, true)) => None,
+            Some((rank, false)) => Some((k, *rank)),
+            None => Some((k, scans.len())),
+        })
+        .collect();
+    if outside.is_empty() {
+        return;
+    }
+    let version_of = |k: &Ref<'r>| {
+        let origin = run.stored_origins[k];
+        (origin.name.as_str(), origin.version.as_str())
+    };
+    let outside_versions: HashSet<Ref<'r>> = outside.iter().map(|(k, _)| version_of(k)).collect();
+    let offered: HashSet<Ref<'r>> = candidates
+        .iter()
+        .map(|c| (c.name, c.version))
+        .filter(|v| outside_versions.contains(v))
+        .collect();
+    for (k, rank) in outside {
+        if offered.contains(&version_of(&k))
             && let Some(offer) = run.stored_offer(k)
         {
-            candidates.push(candidate(rank, k.0, k.1, &origin.fingerprint, &offer, None));
+            let fingerprint = run.stored_origins[&k].fingerprint.as_str();
+            candidates.push(candidate(rank, k.0, k.1, fingerprint, &offer, None));
         }
     }
 }
