@@ -233,15 +233,15 @@ impl ConflictDetail {
         let Ok(stored) = serde_json::from_str::<ConflictDetail>(stored) else {
             return false;
         };
-        let offers = |detail: &ConflictDetail| {
-            let mut offers: Vec<(String, String, Digest)> = detail
+        fn offers(detail: &ConflictDetail) -> Vec<(&str, &str, Digest)> {
+            let mut offers: Vec<_> = detail
                 .offers
                 .iter()
-                .map(|o| (o.source.clone(), o.locator.clone(), o.digest))
+                .map(|o| (o.source.as_str(), o.locator.as_str(), o.digest))
                 .collect();
             offers.sort_unstable();
             offers
-        };
+        }
         stored.strategy == self.strategy && stored.kept == self.kept && offers(&stored) == offers(self)
     }
 }

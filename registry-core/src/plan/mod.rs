@@ -359,6 +359,27 @@ impl<'a> RunIndex<'a> {
             .map(|((_, l), o)| (*l, o.fingerprint.as_str()))
     }
 
+    /// The stored origins of sources `scans` did not scan (absent from the run, or whose
+    /// scan failed), with their rank: a failed source keeps its place, others come after
+    /// every source of the run.
+    fn origins_outside<'s>(
+        &'s self,
+        scans: &'s [SourceScan],
+    ) -> impl Iterator<Item = (Ref<'a>, &'a StoredOrigin, usize)> + 's {
+        let ranks: HashMap<&str, (usize, bool)> = scans
+            .iter()
+            .enumerate()
+            .map(|(rank, scan)| (scan.name.as_str(), (rank, scan.result.is_ok())))
+            .collect();
+        self.stored_origins
+            .iter()
+            .filter_map(move |(&k, &origin)| match ranks.get(k.0) {
+                Some((_, true)) => None,
+                Some((rank, false)) => Some((k, origin, *rank)),
+                None => Some((k, origin, scans.len())),
+            })
+    }
+
     fn stored_offer(&self, k: Ref<'_>) -> Option<Offer<'a>> {
         self.stored_origins.get(&k).map(|o| Offer {
             name: &o.name,
@@ -479,11 +500,8 @@ pub fn entries_to_load(
         }
     }
     // What sources outside the run offer counts too (see `offers_from_outside`).
-    let scanned: HashSet<&str> = ok_scans().map(|(_, source, _)| source).collect();
-    for (k, origin) in &run.stored_origins {
-        if !scanned.contains(k.0)
-            && let Some(digests) = contested.get_mut(&(origin.name.as_str(), origin.version.as_str()))
-        {
+    for (_, origin, _) in run.origins_outside(scans) {
+        if let Some(digests) = contested.get_mut(&(origin.name.as_str(), origin.version.as_str())) {
             digests.insert(origin.digest);
         }
     }
@@ -769,40 +787,23 @@ fn collect_candidates<'r>(
 /// look agreed, and be overwritten, whenever only one of them syncs. They rank after every
 /// source of the run (a failed one keeps its place).
 fn offers_from_outside<'r>(run: &'r RunIndex<'r>, scans: &'r [SourceScan], candidates: &mut Vec<Candidate<'r>>) {
-    let ranks: HashMap<&str, (usize, bool)> = scans
-        .iter()
-        .enumerate()
-        .map(|(rank, scan)| (scan.name.as_str(), (rank, scan.result.is_ok())))
-        .collect();
     // Usually none (one host, every source scanned): then nothing else is built.
-    let outside: Vec<(Ref<'r>, usize)> = run
-        .stored_origins
-        .keys()
-        .filter_map(|&k| match ranks.get(k.0) {
-            Some((_, true)) => None,
-            Some((rank, false)) => Some((k, *rank)),
-            None => Some((k, scans.len())),
-        })
-        .collect();
+    let outside: Vec<(Ref<'r>, &StoredOrigin, usize)> = run.origins_outside(scans).collect();
     if outside.is_empty() {
         return;
     }
-    let version_of = |k: &Ref<'r>| {
-        let origin = run.stored_origins[k];
-        (origin.name.as_str(), origin.version.as_str())
-    };
-    let outside_versions: HashSet<Ref<'r>> = outside.iter().map(|(k, _)| version_of(k)).collect();
+    let version_of = |origin: &'r StoredOrigin| (origin.name.as_str(), origin.version.as_str());
+    let outside_versions: HashSet<Ref<'r>> = outside.iter().map(|(_, origin, _)| version_of(origin)).collect();
     let offered: HashSet<Ref<'r>> = candidates
         .iter()
         .map(|c| (c.name, c.version))
         .filter(|v| outside_versions.contains(v))
         .collect();
-    for (k, rank) in outside {
-        if offered.contains(&version_of(&k))
+    for (k, origin, rank) in outside {
+        if offered.contains(&version_of(origin))
             && let Some(offer) = run.stored_offer(k)
         {
-            let fingerprint = run.stored_origins[&k].fingerprint.as_str();
-            candidates.push(candidate(rank, k.0, k.1, fingerprint, &offer, None));
+            candidates.push(candidate(rank, k.0, k.1, &origin.fingerprint, &offer, None));
         }
     }
 }
