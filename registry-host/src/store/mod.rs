@@ -53,6 +53,7 @@ mod read;
 pub(crate) mod schema;
 mod staging;
 mod status;
+mod unnest;
 mod write;
 
 pub use pool::{PooledStore, ReaderManager, StorePool, reader_pool};
@@ -534,7 +535,8 @@ fn migrate(conn: Connection) -> Result<Connection, String> {
 
 /// A multi-row INSERT of owned rows. diesel builds SQLite's multi-row INSERT only through
 /// the sync connection, so SQLite runs it on the blocking pool with sync diesel; PostgreSQL
-/// goes through diesel-async. Everything else is the one shared code path.
+/// goes through diesel-async with one array per column (`unnest.rs`). Everything else is
+/// the one shared code path.
 pub(crate) trait InsertMany<T, R> {
     fn insert_many(&mut self, table: T, rows: Vec<R>) -> BoxFuture<'_, diesel::QueryResult<usize>>;
 }
@@ -554,17 +556,10 @@ where
 
 impl<T, R> InsertMany<T, R> for AsyncPgConnection
 where
-    T: diesel::Table + Send + 'static,
-    R: Send + 'static,
-    Vec<R>: diesel::Insertable<T>,
-    diesel::query_builder::InsertStatement<T, <Vec<R> as diesel::Insertable<T>>::Values>:
-        diesel_async::methods::ExecuteDsl<AsyncPgConnection> + Send + 'static,
+    R: unnest::UnnestRows,
 {
-    fn insert_many(&mut self, table: T, rows: Vec<R>) -> BoxFuture<'_, diesel::QueryResult<usize>> {
-        Box::pin(diesel_async::RunQueryDsl::execute(
-            diesel::insert_into(table).values(rows),
-            self,
-        ))
+    fn insert_many(&mut self, _table: T, rows: Vec<R>) -> BoxFuture<'_, diesel::QueryResult<usize>> {
+        R::insert_unnest(rows, self)
     }
 }
 

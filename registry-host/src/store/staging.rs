@@ -97,6 +97,20 @@ struct StagedRow {
     published_files: Option<String>,
 }
 
+super::unnest::unnest_rows!(StagedRow => "staged_versions" {
+    id: diesel::sql_types::BigInt = "int8",
+    name: diesel::sql_types::Text = "text",
+    version: diesel::sql_types::Text = "text",
+    digest: diesel::sql_types::Text = "text",
+    uuid: diesel::sql_types::Text = "text",
+    metadata: diesel::sql_types::Text = "text",
+    script: diesel::sql_types::Text = "text",
+    input_schema: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
+    output_schema: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
+    tests: diesel::sql_types::Text = "text",
+    published_files: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
+});
+
 /// The contents of one version as the catalogue stores them.
 #[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = staged_versions)]

@@ -8,7 +8,7 @@ use super::staging::{StagedContents, VersionContents, staged_versions};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::IntoSql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Nullable};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use registry_core::{ChangeSet, OriginRow, Problem, RunCounts, TaskDefinition, VersionWrite, WriteKind};
@@ -98,6 +98,56 @@ struct NewTask {
     uuid: String,
     first_seen: i64,
 }
+
+super::unnest::unnest_rows!(NewVersion => "task_versions" {
+    name: Text = "text",
+    version: Text = "text",
+    digest: Text = "text",
+    uuid: Text = "text",
+    metadata: Text = "text",
+    script: Text = "text",
+    input_schema: Nullable<Text> = "text",
+    output_schema: Nullable<Text> = "text",
+    tests: Text = "text",
+    available: Bool = "bool",
+    first_seen: BigInt = "int8",
+    last_seen: BigInt = "int8",
+    missing_since: Nullable<BigInt> = "int8",
+    content_updated_at: BigInt = "int8",
+    published_files: Nullable<Text> = "text",
+});
+
+super::unnest::unnest_rows!(NewOrigin => "origins" {
+    source: Text = "text",
+    locator: Text = "text",
+    fingerprint: Text = "text",
+    name: Text = "text",
+    version: Text = "text",
+    digest: Text = "text",
+    first_seen: BigInt = "int8",
+    last_seen: BigInt = "int8",
+});
+
+super::unnest::unnest_rows!(NewProblem => "problems" {
+    source: Text = "text",
+    locator: Text = "text",
+    seq: Integer = "int4",
+    severity: Text = "text",
+    code: Text = "text",
+    message: Text = "text",
+    file: Nullable<Text> = "text",
+    pointer: Nullable<Text> = "text",
+    first_seen: BigInt = "int8",
+    line: Nullable<Integer> = "int4",
+    col: Nullable<Integer> = "int4",
+    fingerprint: Nullable<Text> = "text",
+});
+
+super::unnest::unnest_rows!(NewTask => "tasks" {
+    name: Text = "text",
+    uuid: Text = "text",
+    first_seen: BigInt = "int8",
+});
 
 /// Splits `rows` into owned chunks of at most `INSERT_CHUNK`.
 fn chunked<R>(rows: Vec<R>) -> Vec<Vec<R>> {
