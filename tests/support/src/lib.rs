@@ -1,11 +1,15 @@
 //! Test support for taskreg's crates, kept out of the product: databases for tests, a
-//! fresh SQLite file or a fresh schema in the PostgreSQL server.
+//! fresh SQLite file or a fresh schema in the PostgreSQL server, and a real S3-protocol
+//! server ([`S3Server`]).
 //!
 //! PostgreSQL tests always run: set `TASKREG_TEST_POSTGRES_URL` to point them elsewhere
 //! (default `postgres://postgres@127.0.0.1:5432/test`). An unreachable server fails them;
 //! they never skip silently.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+mod s3;
+pub use s3::S3Server;
 
 /// Instantiates each `async fn case(backend: &str)` once per backend, as
 /// `sqlite::case` and `postgres::case` (multi-threaded runtimes: migrations need one).

@@ -1,0 +1,149 @@
+//! A real S3-protocol server for tests: `moto_server` (PyPI's `moto`) on a free loopback
+//! port, started for one test and stopped when dropped.
+//!
+//! The server comes from `TASKREG_TEST_MOTO_SERVER` (a `moto_server` executable) or from
+//! the virtual environment `bash .ci/moto` installs at `target/moto-venv`. A missing
+//! server fails the test with that instruction; S3 tests never skip silently.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long moto (a Python process) may take to answer its first request.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// A running `moto_server`; killed when dropped.
+pub struct S3Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl S3Server {
+    /// Starts a server on a free loopback port and waits until it answers.
+    pub fn start() -> S3Server {
+        S3Server::start_with_env(&[])
+    }
+
+    /// Starts a server with extra environment variables (for example
+    /// `INITIAL_NO_AUTH_ACTION_COUNT=0`, which makes moto check request signatures).
+    pub fn start_with_env(env: &[(&str, &str)]) -> S3Server {
+        let program = moto_server();
+        // The port is picked free and then handed to moto; another process taking it in
+        // between fails the start, so a few ports are tried.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let address = free_loopback_port();
+            let child = Command::new(&program)
+                .args(["-H", "127.0.0.1", "-p", &address.port().to_string()])
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+            let mut server = S3Server { child, address };
+            match server.wait_until_ready() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("moto_server did not start: {last_error}");
+    }
+
+    /// The endpoint URL to give an S3 client (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops the server now (a test of a server that goes away mid-run).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends one unsigned HTTP/1.1 request and returns the status code and body: enough
+    /// to create buckets and put objects in a server that does not check signatures.
+    /// (moto treats an unsigned request as anonymous: reading an object back this way
+    /// needs `x-amz-acl: public-read` on its `PUT`.)
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Vec<u8>) {
+        let mut stream = TcpStream::connect(self.address).expect("connect to moto_server");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.address,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("send the request");
+        stream.write_all(body).expect("send the body");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read the response");
+        let split = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP response head");
+        let status_line = String::from_utf8_lossy(&response[..split]).into_owned();
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {status_line:?}"));
+        // Connection: close and no chunking asked for: the rest is the body (moto sends a
+        // Content-Length).
+        (status, response[split + 4..].to_vec())
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        while started.elapsed() < STARTUP {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("it exited with {status}"));
+            }
+            if TcpStream::connect_timeout(&self.address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.stop();
+        Err(format!("nothing answered on {} within {STARTUP:?}", self.address))
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `moto_server` executable (see the module's documentation).
+fn moto_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("TASKREG_TEST_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let installed = workspace.join("target/moto-venv/bin/moto_server");
+    if installed.is_file() {
+        return installed;
+    }
+    panic!(
+        "the S3 tests need moto_server: run `bash .ci/moto` (installs it into target/moto-venv) \
+         or set TASKREG_TEST_MOTO_SERVER"
+    );
+}
+
+fn free_loopback_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("its address")
+}
