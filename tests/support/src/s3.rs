@@ -18,6 +18,18 @@ const STARTUP: Duration = Duration::from_secs(60);
 pub struct S3Server {
     child: Child,
     address: SocketAddr,
+    /// moto's request log (werkzeug writes a line per request to stderr).
+    log: tempfile::NamedTempFile,
+    sentinels: std::sync::atomic::AtomicUsize,
+}
+
+/// One request the server answered, as its log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The path with its query string.
+    pub target: String,
+    pub status: u16,
 }
 
 impl S3Server {
@@ -35,15 +47,22 @@ impl S3Server {
         let mut last_error = String::new();
         for _ in 0..3 {
             let address = free_loopback_port();
+            let log = tempfile::NamedTempFile::new().expect("a file for moto's log");
+            let stderr = log.reopen().expect("reopen moto's log");
             let child = Command::new(&program)
                 .args(["-H", "127.0.0.1", "-p", &address.port().to_string()])
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(stderr)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-            let mut server = S3Server { child, address };
+            let mut server = S3Server {
+                child,
+                address,
+                log,
+                sentinels: Default::default(),
+            };
             match server.wait_until_ready() {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
@@ -105,6 +124,50 @@ impl S3Server {
         (status, response[split + 4..].to_vec())
     }
 
+    /// Every request answered so far, oldest first: what a test counts to show that a
+    /// run made no `GET` of an object, say. A marker request is sent first and waited for,
+    /// so that the log holds every request answered before this call.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        let n = self.sentinels.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("/taskreg-log-marker-{n}");
+        self.request("HEAD", &marker, &[], b"");
+        let started = Instant::now();
+        loop {
+            let logged = self.logged();
+            if let Some(at) = logged.iter().position(|r| r.target == marker) {
+                let mut before = logged[..at].to_vec();
+                before.retain(|r| !r.target.starts_with("/taskreg-log-marker-"));
+                return before;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "moto never logged {marker}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Parses the log's request lines: `127.0.0.1 - - [date] "GET /path HTTP/1.1" 200 -`,
+    /// some wrapped in terminal colour codes.
+    fn logged(&self) -> Vec<LoggedRequest> {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let (_, rest) = line.split_once('"')?;
+                let (request, rest) = rest.split_once('"')?;
+                let request = strip_colours(request);
+                let mut parts = request.split_whitespace();
+                let (method, target) = (parts.next()?, parts.next()?);
+                let status = rest.split_whitespace().next()?.parse().ok()?;
+                Some(LoggedRequest {
+                    method: method.to_owned(),
+                    target: target.to_owned(),
+                    status,
+                })
+            })
+            .collect()
+    }
+
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < STARTUP {
@@ -125,6 +188,24 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … m`).
+fn strip_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The `moto_server` executable (see the module's documentation).

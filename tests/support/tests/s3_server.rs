@@ -28,6 +28,30 @@ fn objects_put_into_a_bucket_are_listed_and_read_back() {
 }
 
 #[test]
+fn the_request_log_shows_every_request_answered_in_order() {
+    let server = S3Server::start();
+    server.request("PUT", "/tasks", &[], b"");
+    server.request("GET", "/tasks?list-type=2", &[], b"");
+    server.request("GET", "/tasks/missing.json", &[], b"");
+    let logged: Vec<(String, String, u16)> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.target, r.status))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("PUT".to_owned(), "/tasks".to_owned(), 200),
+            ("GET".to_owned(), "/tasks?list-type=2".to_owned(), 200),
+            ("GET".to_owned(), "/tasks/missing.json".to_owned(), 404),
+        ]
+    );
+    // Asking again adds nothing but what was sent in between.
+    server.request("GET", "/tasks?list-type=2", &[], b"");
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[test]
 fn with_signature_checking_an_unknown_key_is_refused() {
     // moto checks signatures once this many requests have passed; an unknown key is then
     // refused as S3 refuses it. (An unsigned request makes moto fail with a 500 instead.)
