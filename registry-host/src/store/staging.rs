@@ -81,35 +81,21 @@ impl StagedContents {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = staged_versions)]
-struct StagedRow {
-    id: i64,
-    name: String,
-    version: String,
-    digest: String,
-    uuid: String,
-    metadata: String,
-    script: String,
-    input_schema: Option<String>,
-    output_schema: Option<String>,
-    tests: String,
-    published_files: Option<String>,
+super::unnest::insertable_rows! {
+    struct StagedRow for staged_versions {
+        id: i64,
+        name: String,
+        version: String,
+        digest: String,
+        uuid: String,
+        metadata: String,
+        script: String,
+        input_schema: Option<String>,
+        output_schema: Option<String>,
+        tests: String,
+        published_files: Option<String>,
+    }
 }
-
-super::unnest::unnest_rows!(StagedRow => "staged_versions" {
-    id: diesel::sql_types::BigInt = "int8",
-    name: diesel::sql_types::Text = "text",
-    version: diesel::sql_types::Text = "text",
-    digest: diesel::sql_types::Text = "text",
-    uuid: diesel::sql_types::Text = "text",
-    metadata: diesel::sql_types::Text = "text",
-    script: diesel::sql_types::Text = "text",
-    input_schema: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
-    output_schema: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
-    tests: diesel::sql_types::Text = "text",
-    published_files: diesel::sql_types::Nullable<diesel::sql_types::Text> = "text",
-});
 
 /// The contents of one version as the catalogue stores them.
 #[derive(Debug, Queryable, Selectable)]

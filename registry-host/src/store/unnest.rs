@@ -3,10 +3,11 @@
 //! A multi-row `VALUES` list binds one parameter per value: a 500-row chunk of task
 //! versions is 7,500 parameters, which the server parses, plans and binds one by one. The
 //! same chunk as fifteen arrays is one short statement, and the rows cross the wire in the
-//! binary array format. Same rows, same transaction; only
-//! the statement's shape differs from SQLite's (see [`InsertMany`](super::InsertMany)).
+//! binary array format. Same rows, same transaction; only the statement's shape differs
+//! from SQLite's (see [`InsertMany`](super::InsertMany)).
 
 use diesel::QueryResult;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 
@@ -15,10 +16,44 @@ pub(crate) trait UnnestRows: Sized + Send + 'static {
     fn insert_unnest(rows: Vec<Self>, conn: &mut AsyncPgConnection) -> BoxFuture<'_, QueryResult<usize>>;
 }
 
-/// Implements [`UnnestRows`] for a row struct: `table`, then each field with its column's
-/// SQL type (diesel's) and PostgreSQL's array cast, in the table's column order.
-macro_rules! unnest_rows {
-    ($row:ty => $table:literal { $($field:ident : $sql:ty = $cast:literal),+ $(,)? }) => {
+/// PostgreSQL's name of a column type, for the array cast (`$1::text[]`).
+pub(crate) trait PgArrayCast {
+    const CAST: &'static str;
+}
+
+impl PgArrayCast for Text {
+    const CAST: &'static str = "text";
+}
+impl PgArrayCast for BigInt {
+    const CAST: &'static str = "int8";
+}
+impl PgArrayCast for Integer {
+    const CAST: &'static str = "int4";
+}
+impl PgArrayCast for Bool {
+    const CAST: &'static str = "bool";
+}
+impl<T: PgArrayCast + diesel::sql_types::SqlType> PgArrayCast for Nullable<T> {
+    const CAST: &'static str = T::CAST;
+}
+
+/// Declares an insertable row struct of a table (`#[derive(Insertable)]` included) and
+/// implements [`UnnestRows`] for it; each column's SQL type comes from the table's schema,
+/// so the fields are written once.
+macro_rules! insertable_rows {
+    (
+        $(#[$meta:meta])*
+        struct $row:ident for $table:ident {
+            $($field:ident : $ty:ty),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(diesel::Insertable)]
+        #[diesel(table_name = $table)]
+        struct $row {
+            $($field: $ty),+
+        }
+
         impl $crate::store::unnest::UnnestRows for $row {
             fn insert_unnest(
                 rows: Vec<Self>,
@@ -27,15 +62,17 @@ macro_rules! unnest_rows {
                 // Built once per row type.
                 static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                     let columns = [$(stringify!($field)),+];
-                    let casts = [$($cast),+];
-                    let arrays = casts
-                        .iter()
-                        .enumerate()
-                        .map(|(i, cast)| format!("${}::{cast}[]", i + 1))
-                        .collect::<Vec<_>>();
+                    let arrays = [$(
+                        <<$table::$field as diesel::Expression>::SqlType
+                            as $crate::store::unnest::PgArrayCast>::CAST
+                    ),+]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, cast)| format!("${}::{cast}[]", i + 1))
+                    .collect::<Vec<_>>();
                     format!(
                         "INSERT INTO {} ({}) SELECT * FROM unnest({})",
-                        $table,
+                        stringify!($table),
                         columns.join(", "),
                         arrays.join(", ")
                     )
@@ -45,10 +82,10 @@ macro_rules! unnest_rows {
                     $($field.push(row.$field);)+
                 }
                 let query = diesel::sql_query(SQL.as_str())
-                    $(.bind::<diesel::sql_types::Array<$sql>, _>($field))+;
+                    $(.bind::<diesel::sql_types::Array<<$table::$field as diesel::Expression>::SqlType>, _>($field))+;
                 Box::pin(diesel_async::RunQueryDsl::execute(query, conn))
             }
         }
     };
 }
-pub(crate) use unnest_rows;
+pub(crate) use insertable_rows;

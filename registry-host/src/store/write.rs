@@ -8,7 +8,7 @@ use super::staging::{StagedContents, VersionContents, staged_versions};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
 use diesel::IntoSql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Nullable};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 use registry_core::{ChangeSet, OriginRow, Problem, RunCounts, TaskDefinition, VersionWrite, WriteKind};
@@ -41,113 +41,63 @@ pub struct RunRecord {
 pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 
 // Rows are owned: SQLite's multi-row insert runs on the blocking pool (see `InsertMany`).
-#[derive(Insertable)]
-#[diesel(table_name = task_versions)]
-struct NewVersion {
-    name: String,
-    version: String,
-    digest: String,
-    uuid: String,
-    metadata: String,
-    script: String,
-    input_schema: Option<String>,
-    output_schema: Option<String>,
-    tests: String,
-    available: bool,
-    first_seen: i64,
-    last_seen: i64,
-    missing_since: Option<i64>,
-    content_updated_at: i64,
-    published_files: Option<String>,
+super::unnest::insertable_rows! {
+    struct NewVersion for task_versions {
+        name: String,
+        version: String,
+        digest: String,
+        uuid: String,
+        metadata: String,
+        script: String,
+        input_schema: Option<String>,
+        output_schema: Option<String>,
+        tests: String,
+        available: bool,
+        first_seen: i64,
+        last_seen: i64,
+        missing_since: Option<i64>,
+        content_updated_at: i64,
+        published_files: Option<String>,
+    }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = origins)]
-struct NewOrigin {
-    source: String,
-    locator: String,
-    fingerprint: String,
-    name: String,
-    version: String,
-    digest: String,
-    first_seen: i64,
-    last_seen: i64,
+super::unnest::insertable_rows! {
+    struct NewOrigin for origins {
+        source: String,
+        locator: String,
+        fingerprint: String,
+        name: String,
+        version: String,
+        digest: String,
+        first_seen: i64,
+        last_seen: i64,
+    }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = problems)]
-struct NewProblem {
-    source: String,
-    locator: String,
-    seq: i32,
-    severity: &'static str,
-    code: String,
-    message: String,
-    file: Option<String>,
-    pointer: Option<String>,
-    first_seen: i64,
-    line: Option<i32>,
-    col: Option<i32>,
-    fingerprint: Option<String>,
+super::unnest::insertable_rows! {
+    struct NewProblem for problems {
+        source: String,
+        locator: String,
+        seq: i32,
+        severity: &'static str,
+        code: String,
+        message: String,
+        file: Option<String>,
+        pointer: Option<String>,
+        first_seen: i64,
+        line: Option<i32>,
+        col: Option<i32>,
+        fingerprint: Option<String>,
+    }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = tasks)]
-struct NewTask {
-    name: String,
-    uuid: String,
-    first_seen: i64,
+super::unnest::insertable_rows! {
+    struct NewTask for tasks {
+        name: String,
+        uuid: String,
+        first_seen: i64,
+    }
 }
-
-super::unnest::unnest_rows!(NewVersion => "task_versions" {
-    name: Text = "text",
-    version: Text = "text",
-    digest: Text = "text",
-    uuid: Text = "text",
-    metadata: Text = "text",
-    script: Text = "text",
-    input_schema: Nullable<Text> = "text",
-    output_schema: Nullable<Text> = "text",
-    tests: Text = "text",
-    available: Bool = "bool",
-    first_seen: BigInt = "int8",
-    last_seen: BigInt = "int8",
-    missing_since: Nullable<BigInt> = "int8",
-    content_updated_at: BigInt = "int8",
-    published_files: Nullable<Text> = "text",
-});
-
-super::unnest::unnest_rows!(NewOrigin => "origins" {
-    source: Text = "text",
-    locator: Text = "text",
-    fingerprint: Text = "text",
-    name: Text = "text",
-    version: Text = "text",
-    digest: Text = "text",
-    first_seen: BigInt = "int8",
-    last_seen: BigInt = "int8",
-});
-
-super::unnest::unnest_rows!(NewProblem => "problems" {
-    source: Text = "text",
-    locator: Text = "text",
-    seq: Integer = "int4",
-    severity: Text = "text",
-    code: Text = "text",
-    message: Text = "text",
-    file: Nullable<Text> = "text",
-    pointer: Nullable<Text> = "text",
-    first_seen: BigInt = "int8",
-    line: Nullable<Integer> = "int4",
-    col: Nullable<Integer> = "int4",
-    fingerprint: Nullable<Text> = "text",
-});
-
-super::unnest::unnest_rows!(NewTask => "tasks" {
-    name: Text = "text",
-    uuid: Text = "text",
-    first_seen: BigInt = "int8",
-});
 
 /// Splits `rows` into owned chunks of at most `INSERT_CHUNK`.
 fn chunked<R>(rows: Vec<R>) -> Vec<Vec<R>> {
