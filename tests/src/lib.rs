@@ -278,6 +278,19 @@ pub fn build_cdylib(selection: &[&str], target_name: &str) -> PathBuf {
         .args(["--message-format", "json-render-diagnostics", "--target-dir"])
         .arg(target)
         .current_dir(repository_root());
+    // What cargo set for this test process is not the builder's environment: ring's build
+    // script watches CARGO_MANIFEST_DIR, and a value from here would rebuild ring and all
+    // that depends on it, once here and once more at the next plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_PKG_")
+            || name == "CARGO_CRATE_NAME"
+            || name == "CARGO_PRIMARY_PACKAGE"
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
     if profile.file_name().is_some_and(|n| n == "release") {
         command.arg("--release");
     }
