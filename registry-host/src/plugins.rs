@@ -394,13 +394,19 @@ impl Source for PluginSource {
     }
 
     async fn scan(&self) -> Result<Scan, SourceError> {
-        let scan = self
-            .call("scan", |object, host| object.scan(host))
-            .await
-            .map_err(|e| SourceError::Unavailable {
-                source_name: self.name.clone(),
-                reason: e.to_string(),
-            })?;
+        let scan = self.call("scan", |object, host| object.scan(host)).await.map_err(|e| {
+            if e.is_config() {
+                SourceError::Config {
+                    source_name: self.name.clone(),
+                    reason: e.message,
+                }
+            } else {
+                SourceError::Unavailable {
+                    source_name: self.name.clone(),
+                    reason: e.to_string(),
+                }
+            }
+        })?;
         let scan = registry_plugin_api::Scan::from(scan);
         Ok(Scan {
             entries: scan

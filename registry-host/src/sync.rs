@@ -864,10 +864,10 @@ fn source_report(
         name: source.name().to_owned(),
         kind: source.kind().to_owned(),
         location: source.location(),
-        status: if result.is_ok() {
-            ScanStatus::Ok
-        } else {
-            ScanStatus::Failed
+        status: match result {
+            Ok(_) => ScanStatus::Ok,
+            Err(SourceError::Config { .. }) => ScanStatus::Misconfigured,
+            Err(_) => ScanStatus::Failed,
         },
         complete: scan.is_some_and(|s| s.complete),
         tasks: scan.map_or(0, |s| s.entries.len()),

@@ -12,7 +12,7 @@
 //! (1 s doubling up to its poll interval) until it answers again.
 //! SIGINT or SIGTERM ends the loop after the run in flight has been applied.
 
-use crate::store::Store;
+use crate::store::{ScanStatus, Store};
 use crate::sync::{Rescan, SyncOptions, SyncReport, sync_rescan};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
@@ -129,6 +129,11 @@ impl Timers {
             };
             let interval = self.intervals[i];
             if scanned.status.is_ok() {
+                self.retrying[i] = None;
+                self.due[i] = interval.map(|i| now + i);
+            } else if scanned.status == ScanStatus::Misconfigured {
+                // Retrying sooner cannot help: the next poll (or a change to the source's
+                // files) tries again, and the failure was reported with this run.
                 self.retrying[i] = None;
                 self.due[i] = interval.map(|i| now + i);
             } else {

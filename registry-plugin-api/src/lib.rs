@@ -44,6 +44,8 @@
 //! library built against another major version (for 0.x, another minor), and one built
 //! against an older minor version than its own; `docs/plugins.md` has the rules.
 
+#[cfg(feature = "archive")]
+pub mod archive;
 pub mod ffi;
 mod guard;
 pub mod layout;
@@ -195,6 +197,12 @@ pub struct Bundle {
     pub modified: Option<SystemTime>,
 }
 
+/// The [`PluginError::code`] of a source whose settings, credentials or permissions are
+/// wrong (a bad key, a missing bucket, access denied). The host reports the source as
+/// misconfigured and does not retry it before its next poll: trying again sooner cannot
+/// help. Any other code is a plain failure.
+pub const CONFIG_ERROR_CODE: &str = "config";
+
 /// A failed call, as a value. `retryable` says whether trying again later may help (a
 /// network error) or not (a bad setting).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +219,17 @@ impl PluginError {
             message: message.into(),
             retryable: false,
         }
+    }
+
+    /// An error with code [`CONFIG_ERROR_CODE`]: the source's settings, credentials or
+    /// permissions are wrong.
+    pub fn config(message: impl Into<String>) -> Self {
+        PluginError::new(CONFIG_ERROR_CODE, message)
+    }
+
+    /// Whether this is a [`PluginError::config`] error.
+    pub fn is_config(&self) -> bool {
+        self.code == CONFIG_ERROR_CODE
     }
 
     pub fn retryable(mut self) -> Self {

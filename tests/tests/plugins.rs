@@ -443,7 +443,15 @@ fn a_plugin_built_for_another_interface_version_is_refused() {
             "serde.workspace = true",
             "serde = { version = \"1\", features = [\"derive\"] }",
         )
-        .replace("serde_json.workspace = true", "serde_json = \"1\"");
+        .replace("serde_json.workspace = true", "serde_json = \"1\"")
+        .replace(
+            "zip = { workspace = true, optional = true }",
+            "zip = { version = \"9\", default-features = false, optional = true }",
+        )
+        .replace(
+            "schemars = { workspace = true, optional = true }",
+            "schemars = { version = \"1\", optional = true }",
+        );
     std::fs::write(api.join("Cargo.toml"), bumped).unwrap();
     let example = work.path().join("future-plugin");
     write_guide_example(&example, &api, "future-greeting-source");

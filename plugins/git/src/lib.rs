@@ -102,7 +102,7 @@ pub struct GitSource {
 }
 
 fn config_error(message: impl Into<String>) -> PluginError {
-    PluginError::new("config", message)
+    PluginError::config(message)
 }
 
 fn git_error(code: &str, context: &str, error: impl std::fmt::Display) -> PluginError {

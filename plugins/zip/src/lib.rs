@@ -28,20 +28,18 @@
 //! the declared size limit, so a header that lies about sizes costs nothing either.
 
 use async_trait::async_trait;
-use registry_core::layout::{is_task_marker, task_like_files, unrecognized_message};
-use registry_core::{
-    Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec, is_task_file,
-};
+use registry_core::layout::unrecognized_message;
+use registry_core::{Bundle, Entry, Limits, Scan, ScanIssue, Source, SourceError, SourceKind, SourceSpec};
+use registry_plugin_api::ReadLimits;
+use registry_plugin_api::archive::{CheckedArchive, ReadError, Refusal, TaskFolders};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::{Cursor, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
-use zip::ZipArchive;
 
 inventory::submit! {
     SourceKind {
@@ -52,32 +50,7 @@ inventory::submit! {
     }
 }
 
-/// Caps that keep a hostile archive from costing more than a refusal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct ArchiveLimits {
-    /// The archive file itself.
-    pub max_archive_bytes: u64,
-    pub max_entries: usize,
-    /// Uncompressed, per entry.
-    pub max_entry_bytes: u64,
-    /// Uncompressed, all entries together.
-    pub max_total_bytes: u64,
-    /// Uncompressed size over compressed size, per entry.
-    pub max_ratio: u64,
-}
-
-impl Default for ArchiveLimits {
-    fn default() -> Self {
-        ArchiveLimits {
-            max_archive_bytes: 256 * 1024 * 1024,
-            max_entries: 10_000,
-            max_entry_bytes: 16 * 1024 * 1024,
-            max_total_bytes: 512 * 1024 * 1024,
-            max_ratio: 200,
-        }
-    }
-}
+pub use registry_plugin_api::archive::ArchiveLimits;
 
 /// A source reading the tasks of one archive or of a folder of archives.
 #[derive(Debug, Clone)]
@@ -104,7 +77,7 @@ pub struct ArchiveSet {
 #[derive(Debug, Clone)]
 struct Opened {
     stamp: String,
-    archive: InMemoryArchive,
+    archive: CheckedArchive,
 }
 
 /// The `[[sources]]` settings of a `zip` source.
@@ -229,20 +202,15 @@ impl ArchiveSet {
         for (archive_name, path) in archives {
             match self.open(path) {
                 Ok((stamp, archive)) => {
-                    let (folders, duplicates) = task_folders(&archive);
+                    let TaskFolders {
+                        tasks: folders,
+                        duplicates,
+                    } = archive.task_folders();
                     if folders.is_empty() {
                         // An archive of task-like files that holds no task: said, not passed over.
-                        let names: Vec<String> = archive.file_names().flatten().map(|n| n.into_owned()).collect();
-                        let task_like = task_like_files(
-                            names
-                                .iter()
-                                .map(|n| n.split_once('/').map_or(n.as_str(), |(_, rest)| rest))
-                                .filter(|n| !n.contains('/')),
-                        );
-                        if !task_like.is_empty() {
-                            let mut found = task_like;
-                            found.sort_unstable();
-                            found.dedup();
+                        let found = archive.task_like_files();
+                        if !found.is_empty() {
+                            let found: Vec<&str> = found.iter().map(String::as_str).collect();
                             scan.issues.push(ScanIssue::warning(
                                 archive_name.clone(),
                                 "layout.unrecognized",
@@ -291,7 +259,7 @@ impl ArchiveSet {
 
     /// The stamp and contents of the archive at `path`: the copy kept while the file's
     /// size and mtime are unchanged, else read and checked again.
-    fn open(&self, path: &Path) -> Result<(String, InMemoryArchive), Refusal> {
+    fn open(&self, path: &Path) -> Result<(String, CheckedArchive), Refusal> {
         let kept = self.opened.lock().ok().and_then(|o| o.get(path).cloned());
         if let Some(kept) = kept
             && fs::metadata(path).is_ok_and(|m| stamp_of(&m) == kept.stamp)
@@ -313,43 +281,19 @@ impl ArchiveSet {
             file: archive_name.to_owned(),
             reason: r.message,
         };
-        let (_, mut archive) = self.open(path).map_err(refused)?;
-        let prefix = if folder.is_empty() {
-            String::new()
-        } else {
-            format!("{folder}/")
+        let (_, archive) = self.open(path).map_err(refused)?;
+        let read = ReadLimits {
+            max_file_bytes: self.read.max_file_bytes,
+            max_task_bytes: self.read.max_task_bytes,
         };
-        let mut files = BTreeMap::new();
-        let mut budget = ReadBudget::new(self.read);
-        for index in 0..archive.len() {
-            let mut entry = archive
-                .by_index(index)
-                .map_err(|e| refused(Refusal::corrupt(archive_name, e)))?;
-            let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
-            let Some(relative) = name.strip_prefix(&prefix) else {
-                continue;
-            };
-            if entry.is_dir() || !is_task_file(relative) {
-                continue;
-            }
-            // The header's size first; then the read is capped whatever the header says,
-            // so a lying size costs at most the caps: the registry's and the archive's own.
-            let announced = entry.size();
-            let entry_cap = self.limits.max_entry_bytes;
-            let bytes = budget
-                .read(relative, (&mut entry).take(entry_cap + 1), announced)
-                .map_err(|e| SourceError::File {
-                    file: relative.to_owned(),
-                    reason: format!("{archive_name}: {e}"),
-                })??;
-            if bytes.len() as u64 > entry_cap {
-                return Err(SourceError::File {
-                    file: relative.to_owned(),
-                    reason: format!("{archive_name}: more than {entry_cap} bytes uncompressed"),
-                });
-            }
-            files.insert(relative.to_owned(), bytes);
-        }
+        let files = archive.read_task(folder, read).map_err(|e| match e {
+            ReadError::TooLarge { file, size, cap } => SourceError::TooLarge { file, size, cap },
+            ReadError::Entry { file, reason } => SourceError::File {
+                file,
+                reason: format!("{archive_name}: {reason}"),
+            },
+        })?;
+        let files: BTreeMap<String, Vec<u8>> = files.into_iter().collect();
         let folder_name = match folder {
             "" => Path::new(archive_name)
                 .file_stem()
@@ -403,19 +347,6 @@ impl Source for ZipSource {
     }
 }
 
-/// An archive's bytes, shared by every load that reads it.
-#[derive(Debug, Clone)]
-struct SharedBytes(Arc<[u8]>);
-
-impl AsRef<[u8]> for SharedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// An archive read whole into memory; cloning it shares the bytes and the directory.
-type InMemoryArchive = ZipArchive<Cursor<SharedBytes>>;
-
 /// An archive file's size and modification time.
 fn stamp_of(meta: &fs::Metadata) -> String {
     let mtime = meta
@@ -426,44 +357,21 @@ fn stamp_of(meta: &fs::Metadata) -> String {
     format!("{}:{}", meta.len(), mtime.as_nanos())
 }
 
-/// Why an archive is refused: a stable code and a message naming the entry.
-#[derive(Debug)]
-struct Refusal {
-    code: &'static str,
-    message: String,
-}
-
-impl Refusal {
-    fn new(code: &'static str, message: String) -> Self {
-        Refusal { code, message }
-    }
-
-    fn corrupt(archive: &str, e: impl std::fmt::Display) -> Self {
-        Refusal::new("zip.corrupt", format!("{archive} is not a readable ZIP archive: {e}"))
-    }
-}
-
-/// Reads an archive into memory and checks every entry's header before anything uses it.
+/// Reads an archive file into memory and checks every entry before anything uses it.
 fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<Opened, Refusal> {
     let shown = path
         .file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let meta = fs::metadata(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
-    if meta.len() > limits.max_archive_bytes {
-        return Err(Refusal::new(
-            "zip.too_large",
-            format!(
-                "{shown} is {} bytes; the cap is {}",
-                meta.len(),
-                limits.max_archive_bytes
-            ),
-        ));
+    let unreadable = |e: std::io::Error| Refusal::new("zip.unreadable", format!("{shown}: {e}"));
+    let meta = fs::metadata(path).map_err(unreadable)?;
+    if let Some(refusal) = Refusal::too_large(&shown, meta.len(), limits) {
+        return Err(refusal);
     }
     let stamp = stamp_of(&meta);
-    let file = fs::File::open(path).map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?;
+    let file = fs::File::open(path).map_err(unreadable)?;
     // Capped while reading too: an archive growing after the size was checked is refused.
     let bytes = Limits::read_capped(file, meta.len(), limits.max_archive_bytes)
-        .map_err(|e| Refusal::new("zip.unreadable", format!("{shown}: {e}")))?
+        .map_err(unreadable)?
         .map_err(|size| {
             Refusal::new(
                 "zip.too_large",
@@ -473,103 +381,6 @@ fn read_archive(path: &Path, limits: &ArchiveLimits) -> Result<Opened, Refusal> 
                 ),
             )
         })?;
-    let shared = SharedBytes(bytes.into());
-    let mut archive = ZipArchive::new(Cursor::new(shared)).map_err(|e| Refusal::corrupt(&shown, e))?;
-    // Two entries of one name: which one a reader sees depends on the reader, so an
-    // archive that has them is hostile (the zip crate would keep the last silently).
-    if archive.has_duplicate_names() {
-        return Err(Refusal::new(
-            "zip.duplicate_entry",
-            format!("{shown} holds two or more entries with the same name"),
-        ));
-    }
-    if archive.len() > limits.max_entries {
-        return Err(Refusal::new(
-            "zip.too_many_entries",
-            format!(
-                "{shown} has {} entries; the cap is {}",
-                archive.len(),
-                limits.max_entries
-            ),
-        ));
-    }
-    let mut total = 0u64;
-    for index in 0..archive.len() {
-        let entry = archive.by_index_raw(index).map_err(|e| Refusal::corrupt(&shown, e))?;
-        let name = entry
-            .name()
-            .map(|n| n.into_owned())
-            .map_err(|e| Refusal::corrupt(&shown, e))?;
-        let refuse = |code: &'static str, why: String| Refusal::new(code, format!("{shown}: entry `{name}` {why}"));
-        if !is_enclosed(&name) {
-            return Err(refuse(
-                "zip.unsafe_path",
-                "has a path that leaves the archive (absolute or `..`)".into(),
-            ));
-        }
-        if entry.is_symlink() {
-            return Err(refuse("zip.symlink", "is a symbolic link".into()));
-        }
-        if entry.encrypted() {
-            return Err(refuse("zip.encrypted", "is encrypted".into()));
-        }
-        let (size, compressed) = (entry.size(), entry.compressed_size());
-        if size > limits.max_entry_bytes {
-            return Err(refuse(
-                "zip.entry_too_large",
-                format!("is {size} bytes uncompressed; the cap is {}", limits.max_entry_bytes),
-            ));
-        }
-        if size > limits.max_ratio.saturating_mul(compressed.max(1)) {
-            return Err(refuse(
-                "zip.compression_ratio",
-                format!(
-                    "expands {compressed} bytes to {size}: over the ratio cap of {}",
-                    limits.max_ratio
-                ),
-            ));
-        }
-        total += size;
-        if total > limits.max_total_bytes {
-            return Err(Refusal::new(
-                "zip.total_too_large",
-                format!("{shown} expands to more than {} bytes", limits.max_total_bytes),
-            ));
-        }
-    }
+    let archive = CheckedArchive::check(&shown, bytes, *limits)?;
     Ok(Opened { stamp, archive })
-}
-
-/// A relative path with no `..`, no root, no drive and no backslash tricks.
-fn is_enclosed(name: &str) -> bool {
-    if name.starts_with('/') || name.starts_with('\\') || name.contains('\\') || name.contains('\0') {
-        return false;
-    }
-    Path::new(name)
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-}
-
-/// The task folders of an archive: `""` for the root, or top-level folder names. When the
-/// root is a task, task folders below it are duplicates, returned second.
-fn task_folders(archive: &InMemoryArchive) -> (Vec<String>, Vec<String>) {
-    let mut root = false;
-    let mut folders = Vec::new();
-    // Names were checked by `read_archive`; one that cannot be read is not a task file.
-    for name in archive.file_names().flatten() {
-        match name.split_once('/') {
-            None if is_task_marker(&name) => root = true,
-            Some((folder, marker)) if is_task_marker(marker) && !folder.is_empty() && !folder.starts_with('.') => {
-                folders.push(folder.to_owned())
-            }
-            _ => {}
-        }
-    }
-    folders.sort();
-    folders.dedup();
-    if root {
-        (vec![String::new()], folders)
-    } else {
-        (folders, Vec::new())
-    }
 }

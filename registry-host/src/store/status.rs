@@ -18,14 +18,19 @@ pub enum ScanStatus {
     Ok,
     /// The scan failed: nothing of the source was removed.
     Failed,
+    /// The source's settings, credentials or permissions are wrong (a bad key, a missing
+    /// bucket): nothing was removed, and trying again before they change cannot help, so
+    /// `watch` waits for the next poll instead of retrying with backoff.
+    Misconfigured,
 }
 
 impl ScanStatus {
-    /// As stored and printed: `ok` or `failed`.
+    /// As stored and printed: `ok`, `failed` or `misconfigured`.
     pub fn as_str(self) -> &'static str {
         match self {
             ScanStatus::Ok => "ok",
             ScanStatus::Failed => "failed",
+            ScanStatus::Misconfigured => "misconfigured",
         }
     }
 
@@ -36,12 +41,12 @@ impl ScanStatus {
 }
 
 impl From<String> for ScanStatus {
-    /// Stored text: anything but `ok` is a failure.
+    /// Stored text: anything but `ok` and `misconfigured` is a failure.
     fn from(text: String) -> Self {
-        if text == "ok" {
-            ScanStatus::Ok
-        } else {
-            ScanStatus::Failed
+        match text.as_str() {
+            "ok" => ScanStatus::Ok,
+            "misconfigured" => ScanStatus::Misconfigured,
+            _ => ScanStatus::Failed,
         }
     }
 }
