@@ -9,7 +9,7 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 
 mod s3;
-pub use s3::{LoggedRequest, S3Server};
+pub use s3::{LoggedRequest, S3Credentials, S3Server, S3Writer};
 
 /// Instantiates each `async fn case(backend: &str)` once per backend, as
 /// `sqlite::case` and `postgres::case` (multi-threaded runtimes: migrations need one).

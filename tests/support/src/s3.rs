@@ -32,7 +32,160 @@ pub struct LoggedRequest {
     pub status: u16,
 }
 
+/// An access key of a server that checks signatures ([`S3Server::start_checking_signatures`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl S3Credentials {
+    /// Any key: what a server that does not check signatures accepts.
+    pub fn any() -> S3Credentials {
+        S3Credentials {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+        }
+    }
+}
+
+/// A real S3 client writing to one bucket of a test server, with its own runtime (for
+/// tests that are not async themselves).
+pub struct S3Writer {
+    store: object_store::aws::AmazonS3,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl S3Writer {
+    /// Puts one object.
+    pub fn put(&self, key: &str, bytes: impl Into<Vec<u8>>) {
+        use object_store::ObjectStoreExt as _;
+        let location = object_store::path::Path::parse(key).unwrap_or_else(|e| panic!("key {key}: {e}"));
+        self.runtime
+            .block_on(self.store.put(&location, bytes.into().into()))
+            .unwrap_or_else(|e| panic!("put {key}: {e}"));
+    }
+
+    /// Deletes one object.
+    pub fn delete(&self, key: &str) {
+        use object_store::ObjectStoreExt as _;
+        let location = object_store::path::Path::parse(key).unwrap_or_else(|e| panic!("key {key}: {e}"));
+        self.runtime
+            .block_on(self.store.delete(&location))
+            .unwrap_or_else(|e| panic!("delete {key}: {e}"));
+    }
+
+    /// Puts every file below `dir` under `prefix/` (`in_flight` at a time), returning how
+    /// many.
+    pub fn put_folder(&self, prefix: &str, dir: &std::path::Path, in_flight: usize) -> usize {
+        use futures::StreamExt as _;
+        use object_store::ObjectStoreExt as _;
+        let mut files = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(folder) = pending.pop() {
+            for entry in std::fs::read_dir(&folder).expect("read the folder") {
+                let path = entry.expect("a folder entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let count = files.len();
+        let puts = futures::stream::iter(files).map(|path| async move {
+            let relative = path
+                .strip_prefix(dir)
+                .expect("below dir")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let key = if prefix.is_empty() {
+                relative
+            } else {
+                format!("{prefix}/{relative}")
+            };
+            let bytes = std::fs::read(&path).expect("read a file");
+            let location = object_store::path::Path::parse(&key).unwrap_or_else(|e| panic!("key {key}: {e}"));
+            self.store
+                .put(&location, bytes.into())
+                .await
+                .unwrap_or_else(|e| panic!("put {key}: {e}"));
+        });
+        self.runtime
+            .block_on(puts.buffer_unordered(in_flight.max(1)).collect::<Vec<()>>());
+        count
+    }
+}
+
 impl S3Server {
+    /// Starts a server that checks request signatures, with `buckets` created and one
+    /// user allowed everything, whose access key is returned. moto answers its first
+    /// requests unchecked (`INITIAL_NO_AUTH_ACTION_COUNT`): exactly the ones made here.
+    pub fn start_checking_signatures(buckets: &[&str]) -> (S3Server, S3Credentials) {
+        let unchecked = (3 + buckets.len()).to_string();
+        let server = S3Server::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", unchecked.as_str())]);
+        // moto routes by the credential scope of the Authorization header; unchecked
+        // requests need one naming IAM, not a valid signature.
+        let iam = [
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=setup/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            ),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ];
+        let policy = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C\
+                      %22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
+        for action in [
+            "Action=CreateUser&UserName=tests&Version=2010-05-08".to_owned(),
+            format!("Action=PutUserPolicy&UserName=tests&PolicyName=all&PolicyDocument={policy}&Version=2010-05-08"),
+        ] {
+            let (status, body) = server.request("POST", "/", &iam, action.as_bytes());
+            assert_eq!(status, 200, "{action}: {}", String::from_utf8_lossy(&body));
+        }
+        let (status, body) = server.request(
+            "POST",
+            "/",
+            &iam,
+            b"Action=CreateAccessKey&UserName=tests&Version=2010-05-08",
+        );
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "CreateAccessKey: {body}");
+        let element = |name: &str| {
+            let (_, rest) = body
+                .split_once(&format!("<{name}>"))
+                .unwrap_or_else(|| panic!("no {name} in {body}"));
+            rest.split_once('<').map_or(rest, |(value, _)| value).to_owned()
+        };
+        let credentials = S3Credentials {
+            access_key_id: element("AccessKeyId"),
+            secret_access_key: element("SecretAccessKey"),
+        };
+        for bucket in buckets {
+            let (status, body) = server.request("PUT", &format!("/{bucket}"), &[], b"");
+            assert_eq!(status, 200, "create {bucket}: {}", String::from_utf8_lossy(&body));
+        }
+        (server, credentials)
+    }
+
+    /// A client writing to `bucket` with `credentials`.
+    pub fn writer(&self, bucket: &str, credentials: &S3Credentials) -> S3Writer {
+        // reqwest comes without a TLS provider of its own (the workspace's choice): ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id(&credentials.access_key_id)
+            .with_secret_access_key(&credentials.secret_access_key)
+            .build()
+            .expect("an S3 client for the test server");
+        S3Writer {
+            store,
+            runtime: tokio::runtime::Runtime::new().expect("a runtime for the S3 client"),
+        }
+    }
+
     /// Starts a server on a free loopback port and waits until it answers.
     pub fn start() -> S3Server {
         S3Server::start_with_env(&[])
