@@ -257,6 +257,23 @@ impl std::fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
+/// An error and its causes on one line, each said once: a client's top-level message
+/// ("error sending request") says what failed, the causes say why (a refused
+/// connection, a 403). For [`PluginError`] messages.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let message = next.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = next.source();
+    }
+    text
+}
+
 /// A plugin: its description and how to open one of its sources. Implemented on a type
 /// that is never instantiated; exported with [`export_source_plugin!`].
 pub trait SourcePlugin {

@@ -133,6 +133,21 @@ pub fn workspace() -> (tempfile::TempDir, Taskreg) {
     (work, taskreg)
 }
 
+/// `name@version` of every available task version in `taskreg`'s catalogue, sorted.
+pub fn available_versions(taskreg: &Taskreg) -> Vec<String> {
+    let mut versions: Vec<String> = taskreg
+        .run(&["--json", "list"])
+        .assert_code(0)
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| format!("{}@{}", v["name"].as_str().unwrap(), v["version"].as_str().unwrap()))
+        .collect();
+    versions.sort();
+    versions
+}
+
 /// A `taskreg` command bound to one database, run in `dir`.
 pub struct Taskreg {
     pub database_url: String,

@@ -3,27 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use taskreg_tests::{
-    GitHttpServer, Run, Taskreg, build_cdylib, git, plugin_library, repository_root, workspace, write_named_task,
+    GitHttpServer, Run, Taskreg, available_versions, build_cdylib, git, plugin_library, repository_root, workspace,
+    write_named_task,
 };
 
 /// Writes `taskreg.toml` in the taskreg's folder.
 fn configure(taskreg: &Taskreg, config: &str) {
     std::fs::write(taskreg.dir.join("taskreg.toml"), config).expect("write the config");
-}
-
-/// `name@version` of every available task version.
-fn catalogue(taskreg: &Taskreg) -> Vec<String> {
-    let mut versions: Vec<String> = taskreg
-        .run(&["--json", "list"])
-        .assert_code(0)
-        .json()
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|v| format!("{}@{}", v["name"].as_str().unwrap(), v["version"].as_str().unwrap()))
-        .collect();
-    versions.sort();
-    versions
 }
 
 fn source_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
@@ -82,7 +68,7 @@ fn a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed() {
 
     let first = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&first, "team")["status"], "ok", "{first:#}");
-    assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
     assert!(
         work.path().join(".taskreg-cache").is_dir(),
         "the clone lives in the cache folder"
@@ -99,14 +85,14 @@ fn a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed() {
     let changed = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(changed["loaded"], 1, "only alpha's tree changed: {changed:#}");
     assert_eq!(changed["added"], 1, "{changed:#}");
-    assert!(catalogue(&taskreg).contains(&"alpha@1.1.0".to_string()));
+    assert!(available_versions(&taskreg).contains(&"alpha@1.1.0".to_string()));
 
     // A task removed in a commit goes missing, as a folder removed from disk would.
     git(&repo, &["rm", "-q", "-r", "tasks/group"]);
     git(&repo, &["commit", "-q", "-m", "drop beta"]);
     let removed = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(removed["missing"], 1, "{removed:#}");
-    assert!(!catalogue(&taskreg).iter().any(|v| v.starts_with("beta@")));
+    assert!(!available_versions(&taskreg).iter().any(|v| v.starts_with("beta@")));
 }
 
 #[test]
@@ -224,7 +210,7 @@ fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
         &with_misbehaving(work.path(), &misbehaving("odd", "work", "scan")),
     );
     taskreg.run(&["sync"]).assert_code(0);
-    assert_eq!(catalogue(&taskreg), ["misbehaving-task@1.0.0", "solid@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["misbehaving-task@1.0.0", "solid@1.0.0"]);
 
     // Now it panics inside `scan`: the host survives, the source fails, nothing is removed,
     // and the other source syncs.
@@ -254,7 +240,7 @@ fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
     );
     assert_eq!(source_report(&report, "local")["status"], "ok");
     assert_eq!(
-        catalogue(&taskreg),
+        available_versions(&taskreg),
         ["misbehaving-task@1.0.0", "second@1.0.0", "solid@1.0.0"]
     );
 
@@ -289,7 +275,7 @@ fn a_plugin_call_that_hangs_times_out_and_the_run_goes_on() {
         stuck["error"].as_str().unwrap().contains("no answer within 2s"),
         "{stuck:#}"
     );
-    assert_eq!(catalogue(&taskreg), ["solid@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["solid@1.0.0"]);
 }
 
 #[test]
@@ -328,7 +314,7 @@ fn a_library_that_is_not_a_plugin_is_refused_and_the_rest_syncs() {
         "failed",
         "its kind is not loaded"
     );
-    assert_eq!(catalogue(&taskreg), ["solid@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["solid@1.0.0"]);
 }
 
 /// The files of the plugin guide (`docs/plugins.md`), written to `dir` as the guide says,
@@ -517,7 +503,7 @@ fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_t
 
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "public")["status"], "ok", "{report:#}");
-    assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
     let with_token = failure_of(&report, "with-token");
     assert!(
         with_token.contains("Will not send credentials in clear text"),
@@ -591,7 +577,7 @@ fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_fi
 
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "trusted")["status"], "ok", "{report:#}");
-    assert_eq!(catalogue(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["alpha@1.0.0", "beta@1.0.0"]);
     let no_token = failure_of(&report, "no-token");
     assert!(no_token.contains("No credentials were returned"), "{no_token}");
     let unknown_authority = failure_of(&report, "unknown-authority");

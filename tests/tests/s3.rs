@@ -3,24 +3,9 @@
 
 use std::path::Path;
 use taskreg_test_support::{S3Credentials, S3Server, S3Writer};
-use taskreg_tests::{Run, Taskreg, plugin_library, workspace, write_named_task};
+use taskreg_tests::{Run, Taskreg, available_versions, plugin_library, workspace, write_named_task};
 
 const BUCKET: &str = "tasks";
-
-/// `name@version` of every available task version.
-fn catalogue(taskreg: &Taskreg) -> Vec<String> {
-    let mut versions: Vec<String> = taskreg
-        .run(&["--json", "list"])
-        .assert_code(0)
-        .json()
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|v| format!("{}@{}", v["name"].as_str().unwrap(), v["version"].as_str().unwrap()))
-        .collect();
-    versions.sort();
-    versions
-}
 
 /// Writes the config: the plugin and one `s3` source named `published` with `settings`.
 fn configure(taskreg: &Taskreg, server: &S3Server, settings: &str) {
@@ -80,7 +65,10 @@ fn a_bucket_syncs_and_resyncs_download_only_what_changed_and_deleted_tasks_go_mi
     let first = sync(&taskreg);
     assert_eq!(source_report(&first)["status"], "ok", "{first:#}");
     assert_eq!(source_report(&first)["location"], "s3://tasks/team");
-    assert_eq!(catalogue(&taskreg), ["addition@1.0.0", "report@0.3.0", "weather@1.0.0"]);
+    assert_eq!(
+        available_versions(&taskreg),
+        ["addition@1.0.0", "report@0.3.0", "weather@1.0.0"]
+    );
 
     // Nothing changed: one listing, no object downloaded, nothing written.
     let before = server.requests().len();
@@ -99,7 +87,7 @@ fn a_bucket_syncs_and_resyncs_download_only_what_changed_and_deleted_tasks_go_mi
         !gets.is_empty() && gets.iter().all(|g| g.starts_with("/tasks/team/weather/")),
         "{gets:?}"
     );
-    assert!(catalogue(&taskreg).contains(&"weather@1.1.0".to_string()));
+    assert!(available_versions(&taskreg).contains(&"weather@1.1.0".to_string()));
 
     // A task deleted from the bucket goes missing after a complete scan.
     for file in ["metadata.json", "main.js", "input.schema.json", "output.schema.json"] {
@@ -107,7 +95,7 @@ fn a_bucket_syncs_and_resyncs_download_only_what_changed_and_deleted_tasks_go_mi
     }
     let removed = sync(&taskreg);
     assert_eq!(removed["missing"], 1, "{removed:#}");
-    assert!(!catalogue(&taskreg).iter().any(|v| v.starts_with("report@")));
+    assert!(!available_versions(&taskreg).iter().any(|v| v.starts_with("report@")));
 }
 
 #[test]
@@ -130,7 +118,7 @@ fn a_wrong_secret_is_reported_as_misconfigured_and_removes_nothing() {
     };
     let first = with_env(&credentials.secret_access_key).assert_code(0).json();
     assert_eq!(source_report(&first)["status"], "ok", "{first:#}");
-    assert_eq!(catalogue(&taskreg), ["addition@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["addition@1.0.0"]);
 
     let denied = with_env("not-the-secret").json();
     let report = source_report(&denied);
@@ -140,7 +128,7 @@ fn a_wrong_secret_is_reported_as_misconfigured_and_removes_nothing() {
         error.contains("source `published` is misconfigured") && error.contains("denied"),
         "{error}"
     );
-    assert_eq!(catalogue(&taskreg), ["addition@1.0.0"], "nothing removed");
+    assert_eq!(available_versions(&taskreg), ["addition@1.0.0"], "nothing removed");
     // `status` keeps it, and exits 1 as for any source whose latest scan failed.
     let status = taskreg.run(&["--json", "status"]).assert_code(1).json();
     assert_eq!(status["sources"][0]["status"], "misconfigured", "{status:#}");
@@ -173,7 +161,7 @@ fn a_server_that_went_away_fails_the_source_and_keeps_the_catalogue_whole() {
             .contains("cannot list s3://tasks/team"),
         "{source:#}"
     );
-    assert_eq!(catalogue(&taskreg), ["addition@1.0.0", "weather@1.0.0"]);
+    assert_eq!(available_versions(&taskreg), ["addition@1.0.0", "weather@1.0.0"]);
 }
 
 #[test]

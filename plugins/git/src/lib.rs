@@ -31,7 +31,7 @@
 
 use registry_plugin_api::{
     Bundle, Entry, Host, KindInfo, PluginError, PluginInfo, PluginSource, ReadLimits, Scan, ScanIssue, SourcePlugin,
-    SourceRequest, export_source_plugin, layout,
+    SourceRequest, export_source_plugin, layout, with_causes,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -410,22 +410,6 @@ impl PluginSource for GitSource {
             modified: None,
         })
     }
-}
-
-/// An error and its causes on one line: gix's top-level messages ("Transport handshake
-/// failed") say what failed, the causes say why (a 401, a refused connection).
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let message = next.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = next.source();
-    }
-    text
 }
 
 /// A relative local path is relative to the config file's folder; URLs stay as they are.

@@ -2,14 +2,14 @@
 //! GETs, run on the plugin's own tokio runtime (the plugin interface is synchronous and
 //! the host's runtime is not this library's), stopped early when the host cancels.
 
-use crate::failure::{chain, listing_error, object_error};
+use crate::failure::{listing_error, object_error};
 use crate::layout::Listed;
 use futures::StreamExt as _;
 use object_store::aws::AmazonS3;
 use object_store::list::{PaginatedListOptions, PaginatedListStore as _};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore as _};
-use registry_plugin_api::{Host, PluginError};
+use registry_plugin_api::{Host, PluginError, with_causes};
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -133,7 +133,7 @@ impl Bucket {
         let mut body = result.into_stream();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
-                PluginError::new("unavailable", format!("reading `{key}` broke off: {}", chain(&e))).retryable()
+                PluginError::new("unavailable", format!("reading `{key}` broke off: {}", with_causes(&e))).retryable()
             })?;
             bytes.extend_from_slice(&chunk);
             if bytes.len() as u64 > cap {

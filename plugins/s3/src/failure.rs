@@ -3,7 +3,7 @@
 //! the source's next poll, or a passing failure (network, timeout, 5xx, 429), retryable,
 //! that leaves the scan incomplete.
 
-use registry_plugin_api::PluginError;
+use registry_plugin_api::{PluginError, with_causes};
 
 /// A setting, a credential or a permission is wrong: trying again will not help.
 pub fn config_error(message: impl Into<String>) -> PluginError {
@@ -34,13 +34,13 @@ pub fn classify(error: &object_store::Error) -> Failure {
     match error {
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
             return Failure::Denied {
-                code: s3_code(&chain(error)),
+                code: s3_code(&with_causes(error)),
             };
         }
         E::Precondition { .. } | E::NotFound { .. } => return Failure::Changed,
         _ => {}
     }
-    let text = chain(error);
+    let text = with_causes(error);
     let code = s3_code(&text);
     match status_in(&text) {
         Some(401 | 403) => Failure::Denied { code },
@@ -54,7 +54,7 @@ pub fn classify(error: &object_store::Error) -> Failure {
 
 /// The plugin error for a failed listing of `what` (the bucket and prefix).
 pub fn listing_error(error: &object_store::Error, what: &str) -> PluginError {
-    let detail = chain(error);
+    let detail = with_causes(error);
     match classify(error) {
         Failure::Denied { code } => config_error(format!(
             "access to {what} was denied ({}): check the credentials and the bucket's policy",
@@ -85,27 +85,12 @@ pub fn object_error(error: &object_store::Error, key: &str) -> PluginError {
         )),
         Failure::NoBucket => config_error(format!("reading `{key}`: the bucket does not exist")),
         Failure::Refused { status, .. } => {
-            PluginError::new("refused", format!("reading `{key}`: {status}: {}", chain(error)))
+            PluginError::new("refused", format!("reading `{key}`: {status}: {}", with_causes(error)))
         }
         Failure::Passing => {
-            PluginError::new("unavailable", format!("cannot read `{key}`: {}", chain(error))).retryable()
+            PluginError::new("unavailable", format!("cannot read `{key}`: {}", with_causes(error))).retryable()
         }
     }
-}
-
-/// An error and its causes on one line, each said once.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let message = next.to_string();
-        if !text.contains(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = next.source();
-    }
-    text
 }
 
 /// The HTTP status in object_store's `status code: 403 Forbidden` wording.
