@@ -143,6 +143,16 @@ pub struct BenchArgs {
     /// no-change resync (fetch and walk the tree) and a commit that changes one task.
     #[arg(long)]
     pub git_plugin: Option<PathBuf>,
+    /// Also publish the tree to a bucket of the S3-compatible server at `--s3-endpoint`
+    /// and sync it through this S3 source plugin library (`cargo build --release -p
+    /// s3-source`): cold, unchanged rescan (one listing) and one changed task, each run
+    /// next to the same sync through the filesystem source.
+    #[arg(long, requires = "s3_endpoint")]
+    pub s3_plugin: Option<PathBuf>,
+    /// The S3-compatible server for `--s3-plugin`; the tree is uploaded with unsigned
+    /// requests, which a local test server accepts (`moto_server -p 9000`).
+    #[arg(long, requires = "s3_plugin")]
+    pub s3_endpoint: Option<String>,
     /// Also serve the synced catalogue (`taskreg serve`, one catalogue connection, then a
     /// pool of 8) and send it this many requests, `--serve-concurrency` at a time: bundles,
     /// semver lookups, task histories and index pages (0: skip).

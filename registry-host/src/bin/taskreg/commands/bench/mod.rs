@@ -11,6 +11,7 @@
 mod chain;
 mod database;
 mod measure;
+mod s3;
 mod scale;
 
 use crate::args::BenchArgs;
@@ -92,6 +93,12 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
         Some(plugin) => Some(git_figures(&exe, dir, &tree, plugin, runs)?),
         None => None,
     };
+    let s3 = match (&args.s3_plugin, &args.s3_endpoint) {
+        (Some(plugin), Some(endpoint)) => {
+            Some(s3::s3_figures(&exe, dir, &tree, args.tasks, plugin, endpoint, runs).await?)
+        }
+        _ => None,
+    };
     let mut latencies = in_order.clone();
     latencies.sort();
     let percentile = |p: f64| {
@@ -124,6 +131,16 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
                 "cold_sync_ms": ms(g.cold),
                 "resync_ms": ms(g.resync),
                 "one_task_commit_ms": ms(g.one_change),
+            })),
+            "s3_plugin": s3.as_ref().map(|f| serde_json::json!({
+                "objects": f.objects,
+                "upload_ms": f.upload.map(ms),
+                "cold_sync": timing_json(&f.cold),
+                "resync": timing_json(&f.resync),
+                "one_change": timing_json(&f.one_change),
+                "filesystem_cold_sync": timing_json(&f.fs_cold),
+                "filesystem_resync": timing_json(&f.fs_resync),
+                "filesystem_one_change": timing_json(&f.fs_one_change),
             })),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -195,6 +212,35 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             "  git plugin one commit   {:>9.1} ms   (fetch, walk, load the one task changed)",
             ms(git.one_change)
         );
+    }
+    if let Some(s3) = &s3 {
+        if let Some(upload) = s3.upload {
+            println!("  s3: upload {} objects  {:>9.1} ms", s3.objects, ms(upload));
+        }
+        for (label, plugin, filesystem, what) in [
+            ("cold sync", s3.cold, s3.fs_cold, "list, download and load every task"),
+            (
+                "unchanged rescan",
+                s3.resync,
+                s3.fs_resync,
+                "one listing, nothing downloaded",
+            ),
+            (
+                "one changed task",
+                s3.one_change,
+                s3.fs_one_change,
+                "list, download one task",
+            ),
+        ] {
+            println!(
+                "  s3 plugin {label:<17}{:>9.1} ms   {:.2}x the filesystem source's {:.1} ms; CPU {:.1} ms vs {:.1} ms ({what})",
+                ms(plugin.wall),
+                plugin.wall.as_secs_f64() / filesystem.wall.as_secs_f64(),
+                ms(filesystem.wall),
+                ms(plugin.cpu),
+                ms(filesystem.cpu)
+            );
+        }
     }
     Ok(())
 }
@@ -467,6 +513,15 @@ async fn watch_edit_latencies(exe: &Path, url: &str, tree: &Path, edits: usize) 
 
 fn tar_command(tree: &Path) -> String {
     format!("tar -C '{}' -cf - . | cat >/dev/null", tree.display())
+}
+
+/// Wall and CPU milliseconds and peak memory of one measured sync.
+fn timing_json(timing: &measure::Timing) -> serde_json::Value {
+    serde_json::json!({
+        "wall_ms": ms(timing.wall),
+        "cpu_ms": ms(timing.cpu),
+        "peak_rss_mb": timing.peak_rss_bytes as f64 / 1e6,
+    })
 }
 
 fn ms(d: Duration) -> f64 {
