@@ -202,3 +202,65 @@ fn watch_does_not_retry_a_misconfigured_source_before_its_next_poll() {
     let _ = watch.wait();
     assert!(retried.is_err(), "a run came before the poll interval: {retried:?}");
 }
+
+#[test]
+fn a_server_stopped_while_tasks_load_leaves_every_task_at_one_whole_version() {
+    let (work, taskreg) = workspace();
+    let mut server = S3Server::start();
+    assert_eq!(server.request("PUT", &format!("/{BUCKET}"), &[], b"").0, 200);
+    let writer = server.writer(BUCKET, &S3Credentials::any());
+    let names: Vec<String> = (0..60).map(|i| format!("task-{i:03}")).collect();
+    let publish_all = |version: &str| {
+        let tree = work.path().join(format!("tree-{version}"));
+        for (seed, name) in names.iter().enumerate() {
+            write_named_task(&tree.join(name), name, version, seed).unwrap();
+        }
+        writer.put_folder("team", &tree, 16);
+    };
+    publish_all("1.0.0");
+    configure(
+        &taskreg,
+        &server,
+        "access_key_id = \"test\"\nsecret_access_key = \"test\"\n",
+    );
+    sync(&taskreg);
+    assert_eq!(available_versions(&taskreg).len(), 60);
+
+    // Every task republished; the server goes away once the run has started loading.
+    publish_all("2.0.0");
+    let before = server.requests().len();
+    let run = taskreg
+        .command(&["--json", "sync"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while object_gets(&server, before).is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "no load began");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.stop();
+    let output = run.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(
+        report["sources"][0]["status"], "ok",
+        "the listing was whole: {report:#}"
+    );
+
+    // Every task is still there: at 1.0.0 where its load failed, at 2.0.0 where it loaded.
+    let versions = available_versions(&taskreg);
+    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for version in &versions {
+        let (name, number) = version.split_once('@').unwrap();
+        by_name.entry(name.to_owned()).or_default().push(number.to_owned());
+    }
+    assert_eq!(by_name.len(), 60, "{versions:?}");
+    let updated = versions.iter().filter(|v| v.ends_with("@2.0.0")).count();
+    assert!(updated < 60, "the stop came before every load: {report:#}");
+    assert!(
+        report["problems"].to_string().contains("unavailable") || report.to_string().contains("unavailable"),
+        "the failed loads are reported: {report:#}"
+    );
+}
