@@ -5,7 +5,7 @@
 
 use registry_plugin_api::{ScanIssue, layout};
 use sha2::{Digest as _, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 /// One object of a listing, its key relative to the source's prefix.
@@ -44,20 +44,25 @@ pub fn group(objects: Vec<Listed>) -> Grouped {
         .into_iter()
         .filter(|o| !o.key.split('/').rev().skip(1).any(layout::is_skipped_folder))
         .collect();
-    // Task folders: the parent of every marker, outermost first.
-    let mut task_folders: BTreeSet<String> = BTreeSet::new();
-    for object in &visible {
-        let (folder, name) = split_key(&object.key);
-        if layout::is_task_marker(name) && !task_folders.iter().any(|outer| is_within(folder, outer)) {
-            task_folders.retain(|inner| !is_within(inner, folder));
-            task_folders.insert(folder.to_owned());
-        }
-    }
+    // Task folders: the parent of every marker, except one inside another task folder.
+    // Lookups walk a key's ancestors, so grouping costs O(keys × depth), not
+    // O(keys × tasks).
+    let markers: HashSet<&str> = visible
+        .iter()
+        .map(|o| split_key(&o.key))
+        .filter(|(_, name)| layout::is_task_marker(name))
+        .map(|(folder, _)| folder)
+        .collect();
+    let task_folders: HashSet<&str> = markers
+        .iter()
+        .copied()
+        .filter(|folder| !ancestors(folder).any(|outer| outer != *folder && markers.contains(outer)))
+        .collect();
     let mut grouped = Grouped::default();
     let mut loose: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for object in &visible {
         let (folder, name) = split_key(&object.key);
-        let owner = task_folders.iter().find(|task| is_within(folder, task));
+        let owner = ancestors(folder).find(|candidate| task_folders.contains(candidate));
         match owner {
             Some(task) => {
                 let relative = if task.is_empty() {
@@ -128,9 +133,15 @@ fn split_key(key: &str) -> (&str, &str) {
     key.rsplit_once('/').unwrap_or(("", key))
 }
 
-/// Whether `folder` is `outer` or lies below it.
-fn is_within(folder: &str, outer: &str) -> bool {
-    outer.is_empty() || folder == outer || folder.strip_prefix(outer).is_some_and(|rest| rest.starts_with('/'))
+/// `folder` and the folders above it, outermost first: `""`, `a`, `a/b` for `a/b`.
+fn ancestors(folder: &str) -> impl Iterator<Item = &str> {
+    let inner = (!folder.is_empty()).then(|| {
+        folder
+            .match_indices('/')
+            .map(|(at, _)| &folder[..at])
+            .chain(std::iter::once(folder))
+    });
+    std::iter::once("").chain(inner.into_iter().flatten())
 }
 
 /// The locator of a folder: its path, `.` for the prefix itself.
@@ -190,6 +201,12 @@ mod tests {
         assert_eq!(grouped.issues.len(), 1, "{:?}", grouped.issues);
         assert_eq!(grouped.issues[0].locator, "drafts");
         assert_eq!(grouped.issues[0].code, "layout.unrecognized");
+    }
+
+    #[test]
+    fn ancestors_run_from_the_prefix_down_to_the_folder() {
+        assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), ["", "a", "a/b", "a/b/c"]);
+        assert_eq!(ancestors("").collect::<Vec<_>>(), [""]);
     }
 
     #[test]
