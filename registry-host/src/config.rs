@@ -236,6 +236,99 @@ pub struct PluginConfig {
     pub path: Option<PathBuf>,
     /// A folder of libraries, relative to the config file's folder.
     pub dir: Option<PathBuf>,
+    /// Where its libraries run (default `in-process`).
+    #[serde(default)]
+    pub isolation: IsolationSetting,
+    /// With `isolation = "process"`: the most address space the child may map, in bytes
+    /// (`536870912`) or with a unit (`"512MiB"`, `"2GiB"`, `"300MB"`).
+    #[serde(default, deserialize_with = "byte_size")]
+    pub max_memory: Option<u64>,
+    /// With `isolation = "process"`: the CPU seconds one call may use.
+    pub max_cpu_seconds: Option<u64>,
+    /// With `isolation = "process"`: environment variables the child gets besides the
+    /// basic ones.
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// `isolation` of a `[[plugins]]` entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationSetting {
+    /// Loaded into the host's process.
+    #[default]
+    InProcess,
+    /// Loaded by a child process of its own.
+    Process,
+}
+
+impl PluginConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.path.is_some() == self.dir.is_some() {
+            return Err("a [[plugins]] entry needs exactly one of `path` or `dir`".into());
+        }
+        let child_settings = self.max_memory.is_some() || self.max_cpu_seconds.is_some() || !self.env.is_empty();
+        if self.isolation == IsolationSetting::InProcess && child_settings {
+            return Err(
+                "a [[plugins]] entry sets `max_memory`, `max_cpu_seconds` or `env`, which apply to an isolated library: add `isolation = \"process\"`"
+                    .into(),
+            );
+        }
+        if self.max_cpu_seconds == Some(0) {
+            return Err("`max_cpu_seconds` must be at least 1".into());
+        }
+        if self.max_memory.is_some_and(|bytes| bytes < 16 * 1024 * 1024) {
+            return Err("`max_memory` must be at least 16MiB (the plugin host itself needs room)".into());
+        }
+        Ok(())
+    }
+
+    fn isolation(&self) -> crate::plugins::Isolation {
+        match self.isolation {
+            IsolationSetting::InProcess => crate::plugins::Isolation::InProcess,
+            IsolationSetting::Process => crate::plugins::Isolation::Process(crate::plugins::ChildOptions {
+                max_memory: self.max_memory,
+                max_cpu_seconds: self.max_cpu_seconds,
+                env: self.env.clone(),
+                program: None,
+            }),
+        }
+    }
+}
+
+/// A size in bytes: a number, or text with a unit (`"512MiB"`, `"2 GiB"`, `"300MB"`, `"64k"`).
+fn byte_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Bytes(u64),
+        Text(String),
+    }
+    match Form::deserialize(deserializer)? {
+        Form::Bytes(bytes) => Ok(Some(bytes)),
+        Form::Text(text) => parse_byte_size(&text)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("`{text}` is not a size such as \"512MiB\" or \"2GiB\""))),
+    }
+}
+
+fn parse_byte_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 /// One `[[sources]]` entry.
@@ -303,11 +396,7 @@ impl Config {
             }
         }
         for plugin in &config.plugins {
-            if plugin.path.is_some() == plugin.dir.is_some() {
-                return Err(invalid(
-                    "a [[plugins]] entry needs exactly one of `path` or `dir`".into(),
-                ));
-            }
+            plugin.check().map_err(&invalid)?;
         }
         if registry_core::find_strategy(&config.conflicts.strategy).is_none() {
             let known: Vec<&str> = registry_core::strategies().iter().map(|s| s.name()).collect();
@@ -366,14 +455,24 @@ impl Config {
             .collect()
     }
 
-    /// The plugin library files and plugin folders to load, resolved against this file's folder.
-    pub fn plugin_locations(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let files = self.plugins.iter().filter_map(|p| p.path.as_ref());
-        let folders = self.plugins.iter().filter_map(|p| p.dir.as_ref());
-        (
-            files.map(|p| self.base_dir.join(p)).collect(),
-            folders.map(|p| self.base_dir.join(p)).collect(),
-        )
+    /// The plugin libraries and folders to load, resolved against this file's folder,
+    /// each with where it runs.
+    pub fn plugin_locations(&self) -> Vec<crate::plugins::PluginLocation> {
+        self.plugins
+            .iter()
+            .filter_map(|p| {
+                let (path, is_folder) = match (&p.path, &p.dir) {
+                    (Some(path), _) => (path, false),
+                    (None, Some(dir)) => (dir, true),
+                    (None, None) => return None,
+                };
+                Some(crate::plugins::PluginLocation {
+                    path: self.base_dir.join(path),
+                    is_folder,
+                    isolation: p.isolation(),
+                })
+            })
+            .collect()
     }
 
     /// The folder plugin sources keep their files in.
@@ -471,6 +570,65 @@ mod tests {
             let error = Config::load(&path).unwrap_err().to_string();
             assert!(error.contains("poll interval") || error.contains("duration"), "{error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod plugin_tests {
+    use super::*;
+    use crate::plugins::{ChildOptions, Isolation};
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("taskreg.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn an_isolated_library_carries_its_limits_and_environment() {
+        let config = load(
+            "[[plugins]]\npath = \"a.so\"\n\n[[plugins]]\ndir = \"more\"\nisolation = \"process\"\nmax_memory = \"512MiB\"\nmax_cpu_seconds = 30\nenv = [\"AWS_PROFILE\"]\n",
+        )
+        .unwrap();
+        let locations = config.plugin_locations();
+        assert_eq!(locations[0].isolation, Isolation::InProcess);
+        assert!(!locations[0].is_folder && locations[1].is_folder);
+        assert_eq!(
+            locations[1].isolation,
+            Isolation::Process(ChildOptions {
+                max_memory: Some(512 << 20),
+                max_cpu_seconds: Some(30),
+                env: vec!["AWS_PROFILE".into()],
+                program: None,
+            })
+        );
+    }
+
+    #[test]
+    fn sizes_read_with_or_without_a_unit() {
+        assert_eq!(parse_byte_size("536870912"), Some(536_870_912));
+        assert_eq!(parse_byte_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_byte_size("300 MB"), Some(300_000_000));
+        assert_eq!(parse_byte_size("64k"), Some(64_000));
+        assert_eq!(parse_byte_size("lots"), None);
+        assert_eq!(parse_byte_size("5 parsecs"), None);
+    }
+
+    #[test]
+    fn child_limits_without_isolation_and_limits_too_small_are_refused() {
+        let error = load("[[plugins]]\npath = \"a.so\"\nmax_memory = \"1GiB\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("isolation = \"process\""), "{error}");
+        let error = load("[[plugins]]\npath = \"a.so\"\nisolation = \"process\"\nmax_memory = \"1MiB\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("at least 16MiB"), "{error}");
+        let error = load("[[plugins]]\npath = \"a.so\"\nisolation = \"sandbox\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sandbox"), "{error}");
     }
 }
 

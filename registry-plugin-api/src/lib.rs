@@ -150,7 +150,7 @@ impl Default for ReadLimits {
 }
 
 /// One task as a source sees it, before anything is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// Where the task lives inside the source; stable across scans.
     pub locator: String,
@@ -160,7 +160,7 @@ pub struct Entry {
 }
 
 /// Something a scan found wrong at a locator. An error makes the scan partial.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScanIssue {
     pub locator: String,
     pub code: String,
@@ -169,7 +169,7 @@ pub struct ScanIssue {
 }
 
 /// What one scan found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scan {
     pub entries: Vec<Entry>,
     /// True when `entries` is everything the source has; only a complete scan can make a
@@ -189,7 +189,7 @@ impl Scan {
 }
 
 /// The files of one task, paths relative to the task folder with `/` separators.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Bundle {
     pub files: Vec<(String, Vec<u8>)>,
     /// The task folder's own name (the name of a legacy task without `name`).
@@ -205,7 +205,7 @@ pub const CONFIG_ERROR_CODE: &str = "config";
 
 /// A failed call, as a value. `retryable` says whether trying again later may help (a
 /// network error) or not (a bad setting).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginError {
     pub code: String,
     pub message: String,

@@ -175,6 +175,27 @@ impl Taskreg {
     pub fn run(&self, args: &[&str]) -> Run {
         self.command(args).output().expect("run taskreg").into()
     }
+
+    /// Writes `taskreg.toml` in its folder.
+    pub fn configure(&self, config: &str) {
+        std::fs::write(self.dir.join("taskreg.toml"), config).expect("write the config");
+    }
+}
+
+/// A path as a TOML string.
+pub fn toml_path(path: &Path) -> String {
+    serde_json::to_string(&path.display().to_string()).expect("a path as JSON")
+}
+
+/// The entry of source `name` in a `sync --json` report.
+#[track_caller]
+pub fn source_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["sources"]
+        .as_array()
+        .expect("a sources array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no source `{name}` in {report:#}"))
 }
 
 /// Zips `folder`'s files under `prefix` into `archive`, as someone packing a task would.
@@ -211,6 +232,9 @@ pub struct Server {
     pub child: std::process::Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// What it wrote to stderr after its banner, read as it comes (so that its logging
+    /// never meets a closed pipe).
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
@@ -251,12 +275,20 @@ impl Server {
             .spawn()
             .expect("start taskreg serve");
         let mut line = String::new();
-        std::io::BufReader::new(child.stderr.take().expect("stderr"))
-            .read_line(&mut line)
-            .expect("the banner");
+        let mut errors = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        errors.read_line(&mut line).expect("the banner");
         let base = line.trim().rsplit(" on ").next().unwrap_or_default().to_owned();
         assert!(base.starts_with("http://127.0.0.1:"), "unexpected banner: {line}");
-        Server { child, base }
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in errors.lines().map_while(Result::ok) {
+                let mut collected = collected.lock().unwrap_or_else(|e| e.into_inner());
+                collected.push_str(&line);
+                collected.push('\n');
+            }
+        });
+        Server { child, base, stderr }
     }
 }
 

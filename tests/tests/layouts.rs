@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use taskreg_tests::{Server, Taskreg, git, plugin_library, workspace, zip_folder};
+use taskreg_tests::{Server, Taskreg, git, plugin_library, toml_path, workspace, zip_folder};
 
 const ADDITION_YAML: &str = "\
 # Ratchet's current layout: meta.yaml and a CommonJS script.
@@ -125,14 +125,6 @@ fn ratchet_repository(root: &Path) {
     write(root, ".git-old/main.js", "x");
 }
 
-fn configure(taskreg: &Taskreg, sources: &str) {
-    fs::write(taskreg.dir.join("taskreg.toml"), sources).unwrap();
-}
-
-fn toml_path(path: &Path) -> String {
-    serde_json::to_string(&path.display().to_string()).unwrap()
-}
-
 /// `name@version` → digest of every available version.
 fn catalogue(taskreg: &Taskreg) -> BTreeMap<String, String> {
     taskreg
@@ -201,13 +193,10 @@ fn repository_in(work: &Path) -> PathBuf {
 fn every_layout_in_one_repository_syncs_with_its_problems_and_nothing_skipped_silently() {
     let (work, taskreg) = workspace();
     let repo = repository_in(work.path());
-    configure(
-        &taskreg,
-        &format!(
-            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-            toml_path(&repo)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+        toml_path(&repo)
+    ));
     taskreg.run(&["sync"]).assert_code(0);
 
     let listed: Vec<String> = catalogue(&taskreg).into_keys().collect();
@@ -257,13 +246,10 @@ fn every_layout_in_one_repository_syncs_with_its_problems_and_nothing_skipped_si
     // Strict refuses what is only tolerated by default (on a fresh catalogue: a refused
     // task keeps its last good version, and unchanged tasks are not read again).
     let (_strict_work, strict) = workspace();
-    configure(
-        &strict,
-        &format!(
-            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-            toml_path(&repo)
-        ),
-    );
+    strict.configure(&format!(
+        "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+        toml_path(&repo)
+    ));
     let run = strict.run(&["--json", "sync", "--strict"]);
     run.assert_code(1);
     let listed: Vec<String> = catalogue(&strict).into_keys().collect();
@@ -277,15 +263,12 @@ fn a_meta_yaml_task_has_one_digest_by_folder_archive_http_and_git() {
     let repo = repository_in(work.path());
     let archive = work.path().join("addition.zip");
     zip_folder(&repo.join("tasks/addition"), "", &archive);
-    configure(
-        &taskreg,
-        &format!(
-            "[[sources]]\nname = \"folder\"\ntype = \"filesystem\"\npath = {}\n\n\
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"folder\"\ntype = \"filesystem\"\npath = {}\n\n\
              [[sources]]\nname = \"archive\"\ntype = \"zip\"\npath = {}\n",
-            toml_path(&repo.join("tasks/addition")),
-            toml_path(&archive)
-        ),
-    );
+        toml_path(&repo.join("tasks/addition")),
+        toml_path(&archive)
+    ));
     taskreg.run(&["sync"]).assert_code(0);
     let folder_digest = catalogue(&taskreg)["addition@1.0.0"].clone();
     let shown = taskreg.run(&["--json", "show", "addition"]).assert_code(0).json();
@@ -317,13 +300,10 @@ fn a_meta_yaml_task_has_one_digest_by_folder_archive_http_and_git() {
         format!("sqlite://{}", downstream_dir.join("c.db").display()),
         &downstream_dir,
     );
-    configure(
-        &downstream,
-        &format!(
-            "[[sources]]\nname = \"up\"\ntype = \"http\"\nurl = \"{}/v1/tasks\"\n",
-            server.base
-        ),
-    );
+    downstream.configure(&format!(
+        "[[sources]]\nname = \"up\"\ntype = \"http\"\nurl = \"{}/v1/tasks\"\n",
+        server.base
+    ));
     downstream.run(&["sync"]).assert_code(0);
     assert_eq!(catalogue(&downstream)["addition@1.0.0"], folder_digest);
     let served = downstream.run(&["--json", "show", "addition"]).assert_code(0).json();
@@ -342,26 +322,20 @@ fn a_meta_yaml_task_has_one_digest_by_folder_archive_http_and_git() {
     let by_git_dir = work.path().join("by-git");
     fs::create_dir_all(&by_git_dir).unwrap();
     let by_git = Taskreg::new(format!("sqlite://{}", by_git_dir.join("c.db").display()), &by_git_dir);
-    configure(
-        &by_git,
-        &format!(
-            "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"team\"\ntype = \"git\"\nurl = {}\n",
-            toml_path(&plugin_library("git-source")),
-            toml_path(&upstream)
-        ),
-    );
+    by_git.configure(&format!(
+        "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"team\"\ntype = \"git\"\nurl = {}\n",
+        toml_path(&plugin_library("git-source")),
+        toml_path(&upstream)
+    ));
     by_git.run(&["sync"]).assert_code(0);
     let from_git = catalogue(&by_git);
     assert_eq!(from_git["addition@1.0.0"], folder_digest);
     let from_folder = {
         let (_w, all) = workspace();
-        configure(
-            &all,
-            &format!(
-                "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-                toml_path(&repo)
-            ),
-        );
+        all.configure(&format!(
+            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+            toml_path(&repo)
+        ));
         all.run(&["sync"]).assert_code(0);
         catalogue(&all)
     };
@@ -382,13 +356,10 @@ fn a_meta_yaml_task_has_one_digest_by_folder_archive_http_and_git() {
 fn saving_a_task_in_place_is_an_update_with_its_history_not_a_conflict() {
     let (work, taskreg) = workspace();
     let repo = repository_in(work.path());
-    configure(
-        &taskreg,
-        &format!(
-            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-            toml_path(&repo)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+        toml_path(&repo)
+    ));
     taskreg.run(&["sync"]).assert_code(0);
     let before = catalogue(&taskreg)["addition@1.0.0"].clone();
     write(
@@ -470,13 +441,10 @@ fn archives_beside_folders_are_tasks_of_the_filesystem_source() {
     zip_folder(&edited, "weather/", &releases.join("weather.zip"));
     // Not an archive at all: refused, and the scan is partial (nothing removed).
     write(&repo, "releases/broken.zip", "this is not a zip file");
-    configure(
-        &taskreg,
-        &format!(
-            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-            toml_path(&repo)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+        toml_path(&repo)
+    ));
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(report["sources"][0]["complete"], false, "{report:#}");
 
@@ -592,13 +560,10 @@ fn a_repository_index_and_registry_yaml_are_honoured_checked_and_written() {
         ])
     );
 
-    configure(
-        &taskreg,
-        &format!(
-            "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
-            toml_path(&repo)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"repo\"\ntype = \"filesystem\"\npath = {}\n",
+        toml_path(&repo)
+    ));
     taskreg.run(&["sync"]).assert_code(0);
     // The task's own files win, and nothing is hidden.
     let listed: Vec<String> = catalogue(&taskreg).into_keys().collect();

@@ -3,23 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use taskreg_tests::{
-    GitHttpServer, Run, Taskreg, available_versions, build_cdylib, git, plugin_library, repository_root, workspace,
-    write_named_task,
+    GitHttpServer, Run, available_versions, build_cdylib, git, plugin_library, repository_root, source_report,
+    toml_path, workspace, write_named_task,
 };
-
-/// Writes `taskreg.toml` in the taskreg's folder.
-fn configure(taskreg: &Taskreg, config: &str) {
-    std::fs::write(taskreg.dir.join("taskreg.toml"), config).expect("write the config");
-}
-
-fn source_report<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no source `{name}` in {report:#}"))
-}
 
 /// The error of a source that must have failed in `report`.
 #[track_caller]
@@ -27,10 +13,6 @@ fn failure_of(report: &serde_json::Value, name: &str) -> String {
     let source = source_report(report, name);
     assert_eq!(source["status"], "failed", "{source:#}");
     source["error"].as_str().unwrap().to_string()
-}
-
-fn toml_path(path: &Path) -> String {
-    serde_json::to_string(&path.display().to_string()).unwrap()
 }
 
 /// A repository with two tasks below `tasks/` on `main`, tagged `v1`.
@@ -47,24 +29,51 @@ fn task_repository(dir: &Path) -> PathBuf {
     repo
 }
 
-fn git_config(git_library: &Path, sources: &str) -> String {
-    format!("[[plugins]]\npath = {}\n\n{sources}", toml_path(git_library))
+fn git_config(git_library: &Path, isolation: &str, sources: &str) -> String {
+    format!(
+        "[[plugins]]\npath = {}\nisolation = \"{isolation}\"\n\n{sources}",
+        toml_path(git_library)
+    )
 }
 
-#[test]
-fn a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed() {
+/// Each git test runs with the plugin in the host's process and isolated in a child
+/// process: the same library must behave the same both ways.
+macro_rules! in_both_modes {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[test]
+                fn in_process() {
+                    super::$test("in-process")
+                }
+                #[test]
+                fn isolated() {
+                    super::$test("process")
+                }
+            }
+        )*
+    };
+}
+
+in_both_modes!(
+    a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed,
+    a_git_source_follows_a_branch_a_tag_or_the_remote_default,
+    git_settings_are_checked_against_the_plugins_schema,
+    a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_text,
+    a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_file,
+);
+
+fn a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed(isolation: &str) {
     let (work, taskreg) = workspace();
     let repo = task_repository(work.path());
-    configure(
-        &taskreg,
-        &git_config(
-            &plugin_library("git-source"),
-            &format!(
-                "[[sources]]\nname = \"team\"\ntype = \"git\"\nurl = {}\nsubdirectory = \"tasks\"\n",
-                toml_path(&repo)
-            ),
+    taskreg.configure(&git_config(
+        &plugin_library("git-source"),
+        isolation,
+        &format!(
+            "[[sources]]\nname = \"team\"\ntype = \"git\"\nurl = {}\nsubdirectory = \"tasks\"\n",
+            toml_path(&repo)
         ),
-    );
+    ));
 
     let first = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&first, "team")["status"], "ok", "{first:#}");
@@ -95,8 +104,7 @@ fn a_git_source_syncs_commits_and_loads_only_the_tasks_a_commit_changed() {
     assert!(!available_versions(&taskreg).iter().any(|v| v.starts_with("beta@")));
 }
 
-#[test]
-fn a_git_source_follows_a_branch_a_tag_or_the_remote_default() {
+fn a_git_source_follows_a_branch_a_tag_or_the_remote_default(isolation: &str) {
     let (work, taskreg) = workspace();
     let repo = task_repository(work.path());
     // `feature` has a third task; `main` moves on after the tag.
@@ -120,7 +128,7 @@ fn a_git_source_follows_a_branch_a_tag_or_the_remote_default() {
         source("tagged", Some("v1")),
     ]
     .concat();
-    configure(&taskreg, &git_config(&plugin_library("git-source"), &sources));
+    taskreg.configure(&git_config(&plugin_library("git-source"), isolation, &sources));
 
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     let versions_of = |name: &str| -> Vec<String> {
@@ -148,13 +156,11 @@ fn a_git_source_follows_a_branch_a_tag_or_the_remote_default() {
 
     // A ref that does not exist fails that source's scan; nothing of it is removed.
     let broken = source("feature", Some("no-such-branch"));
-    configure(
-        &taskreg,
-        &git_config(
-            &plugin_library("git-source"),
-            &[source("default", None), broken].concat(),
-        ),
-    );
+    taskreg.configure(&git_config(
+        &plugin_library("git-source"),
+        isolation,
+        &[source("default", None), broken].concat(),
+    ));
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     let feature = source_report(&report, "feature");
     assert_eq!(feature["status"], "failed");
@@ -165,16 +171,13 @@ fn a_git_source_follows_a_branch_a_tag_or_the_remote_default() {
     assert_eq!(versions_of("feature"), ["alpha@1.0.0", "beta@1.0.0", "gamma@0.1.0"]);
 }
 
-#[test]
-fn git_settings_are_checked_against_the_plugins_schema() {
+fn git_settings_are_checked_against_the_plugins_schema(isolation: &str) {
     let (work, taskreg) = workspace();
-    configure(
-        &taskreg,
-        &git_config(
-            &plugin_library("git-source"),
-            "[[sources]]\nname = \"team\"\ntype = \"git\"\nbranch = \"main\"\n",
-        ),
-    );
+    taskreg.configure(&git_config(
+        &plugin_library("git-source"),
+        isolation,
+        "[[sources]]\nname = \"team\"\ntype = \"git\"\nbranch = \"main\"\n",
+    ));
     let run = taskreg.run(&["sync"]);
     run.assert_code(2);
     assert!(run.stderr.contains("source `team` is misconfigured"), "{}", run.stderr);
@@ -205,20 +208,14 @@ fn with_misbehaving(work: &Path, sources: &str) -> String {
 #[test]
 fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
     let (work, taskreg) = workspace();
-    configure(
-        &taskreg,
-        &with_misbehaving(work.path(), &misbehaving("odd", "work", "scan")),
-    );
+    taskreg.configure(&with_misbehaving(work.path(), &misbehaving("odd", "work", "scan")));
     taskreg.run(&["sync"]).assert_code(0);
     assert_eq!(available_versions(&taskreg), ["misbehaving-task@1.0.0", "solid@1.0.0"]);
 
     // Now it panics inside `scan`: the host survives, the source fails, nothing is removed,
     // and the other source syncs.
     write_named_task(&work.path().join("local/second"), "second", "1.0.0", 2).unwrap();
-    configure(
-        &taskreg,
-        &with_misbehaving(work.path(), &misbehaving("odd", "panic", "scan")),
-    );
+    taskreg.configure(&with_misbehaving(work.path(), &misbehaving("odd", "panic", "scan")));
     let run = taskreg.run(&["--json", "sync"]);
     run.assert_code(0);
     let report = run.json();
@@ -245,10 +242,7 @@ fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
     );
 
     // A panic inside `load` is a problem of that task; the stored version stays.
-    configure(
-        &taskreg,
-        &with_misbehaving(work.path(), &misbehaving("fresh", "panic", "load")),
-    );
+    taskreg.configure(&with_misbehaving(work.path(), &misbehaving("fresh", "panic", "load")));
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     let problems = report["problems"].as_array().unwrap();
     assert!(
@@ -262,10 +256,7 @@ fn a_plugin_that_panics_fails_its_source_only_and_keeps_its_tasks() {
 #[test]
 fn a_plugin_call_that_hangs_times_out_and_the_run_goes_on() {
     let (work, taskreg) = workspace();
-    configure(
-        &taskreg,
-        &with_misbehaving(work.path(), &misbehaving("stuck", "hang", "scan")),
-    );
+    taskreg.configure(&with_misbehaving(work.path(), &misbehaving("stuck", "hang", "scan")));
     let run = taskreg.run(&["--json", "-v", "sync"]);
     run.assert_code(0);
     let report = run.json();
@@ -285,9 +276,7 @@ fn a_library_that_is_not_a_plugin_is_refused_and_the_rest_syncs() {
     let garbage = work.path().join("garbage.so");
     std::fs::write(&garbage, "this is not a shared library").unwrap();
     write_named_task(&work.path().join("local/solid"), "solid", "1.0.0", 1).unwrap();
-    configure(
-        &taskreg,
-        &format!(
+    taskreg.configure(&format!(
             "[[plugins]]\npath = {}\n[[plugins]]\npath = {}\n\n[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"local\"\n\n[[sources]]\nname = \"remote\"\ntype = \"git\"\nurl = \"https://example.invalid/tasks.git\"\n",
             toml_path(&not_a_plugin),
             toml_path(&garbage)
@@ -364,13 +353,10 @@ fn the_guide_example_builds_loads_and_syncs() {
         "guide-greeting-source",
     );
     let library = build_outside(&example, "guide-greeting-source");
-    configure(
-        &taskreg,
-        &format!(
-            "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\nword = \"Hello\"\n",
-            toml_path(&library)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\nword = \"Hello\"\n",
+        toml_path(&library)
+    ));
 
     let listed = taskreg.run(&["--json", "plugins"]).assert_code(0).json();
     let kind = listed["kinds"]
@@ -396,13 +382,10 @@ fn the_guide_example_builds_loads_and_syncs() {
     assert!(shown.to_string().contains("Greets with Hello"), "{shown:#}");
 
     // The kind's schema is enforced before the plugin is called.
-    configure(
-        &taskreg,
-        &format!(
-            "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\n",
-            toml_path(&library)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\n",
+        toml_path(&library)
+    ));
     let run: Run = taskreg.run(&["sync"]);
     run.assert_code(2);
     assert!(run.stderr.contains("\"word\" is a required property"), "{}", run.stderr);
@@ -442,13 +425,10 @@ fn a_plugin_built_for_another_interface_version_is_refused() {
     let example = work.path().join("future-plugin");
     write_guide_example(&example, &api, "future-greeting-source");
     let library = build_outside(&example, "future-greeting-source");
-    configure(
-        &taskreg,
-        &format!(
-            "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\nword = \"Hi\"\n",
-            toml_path(&library)
-        ),
-    );
+    taskreg.configure(&format!(
+        "[[plugins]]\npath = {}\n\n[[sources]]\nname = \"greetings\"\ntype = \"greeting\"\nword = \"Hi\"\n",
+        toml_path(&library)
+    ));
 
     let run = taskreg.run(&["plugins"]);
     run.assert_code(1);
@@ -463,6 +443,15 @@ fn a_plugin_built_for_another_interface_version_is_refused() {
         "both versions: {line}"
     );
     assert!(!run.stdout.contains("greeting"), "the kind is not offered");
+
+    // Loaded by a child process, the library is refused in the same words.
+    taskreg.configure(&format!(
+        "[[plugins]]\npath = {}\nisolation = \"process\"\n",
+        toml_path(&library)
+    ));
+    let isolated = taskreg.run(&["plugins"]);
+    isolated.assert_code(1);
+    assert!(isolated.stderr.contains(line), "{}", isolated.stderr);
 }
 
 fn copy_folder(from: &Path, to: &Path) {
@@ -481,8 +470,7 @@ fn copy_folder(from: &Path, to: &Path) {
 /// gix sends credentials over https only; over plain http (all a test can serve without
 /// a certificate authority) it refuses, which shows that the source's own token reached
 /// the transport, and that nothing else (environment, credential helpers, a prompt) did.
-#[test]
-fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_text() {
+fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_text(isolation: &str) {
     let (work, taskreg) = workspace();
     task_repository(work.path());
     // `Basic` with `x-access-token:s3cret-token`, the plugin's default user name.
@@ -499,7 +487,7 @@ fn a_git_source_over_http_fetches_and_offers_only_its_own_token_never_in_clear_t
         source("without-token", "private/upstream", ""),
     ]
     .concat();
-    configure(&taskreg, &git_config(&plugin_library("git-source"), &sources));
+    taskreg.configure(&git_config(&plugin_library("git-source"), isolation, &sources));
 
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "public")["status"], "ok", "{report:#}");
@@ -527,7 +515,7 @@ fn a_plugin_folder_loads_every_library_in_it_and_refuses_a_second_provider_of_a_
     std::fs::copy(&library, folder.join(format!("a-first.{extension}"))).unwrap();
     std::fs::copy(&library, folder.join(format!("b-second.{extension}"))).unwrap();
     std::fs::write(folder.join("README.txt"), "not a library, not looked at").unwrap();
-    configure(&taskreg, "[[plugins]]\ndir = \"plugins\"\n");
+    taskreg.configure("[[plugins]]\ndir = \"plugins\"\n");
 
     let run = taskreg.run(&["--json", "plugins"]);
     run.assert_code(1);
@@ -554,8 +542,7 @@ fn a_plugin_folder_loads_every_library_in_it_and_refuses_a_second_provider_of_a_
     );
 }
 
-#[test]
-fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_file() {
+fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_file(isolation: &str) {
     let (work, taskreg) = workspace();
     task_repository(work.path());
     let (server, authority) = GitHttpServer::start_https(work.path(), "Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0LXRva2Vu");
@@ -573,7 +560,7 @@ fn a_git_source_over_https_authenticates_with_its_own_token_and_trusts_its_ca_fi
         source("unknown-authority", "token = \"s3cret-token\"\n"),
     ]
     .concat();
-    configure(&taskreg, &git_config(&plugin_library("git-source"), &sources));
+    taskreg.configure(&git_config(&plugin_library("git-source"), isolation, &sources));
 
     let report = taskreg.run(&["--json", "sync"]).assert_code(0).json();
     assert_eq!(source_report(&report, "trusted")["status"], "ok", "{report:#}");

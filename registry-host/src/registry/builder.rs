@@ -39,8 +39,7 @@ pub struct RegistryBuilder {
     /// The URL text and the folder a relative SQLite path is relative to.
     pub(super) database: (String, PathBuf),
     pub(super) sources: Vec<SourceEntry>,
-    pub(super) plugin_files: Vec<PathBuf>,
-    pub(super) plugin_folders: Vec<PathBuf>,
+    pub(super) plugins: Vec<crate::plugins::PluginLocation>,
     pub(super) kinds: Vec<SourceKind>,
     pub(super) timeouts: HashMap<String, Duration>,
     pub(super) cache_dir: PathBuf,
@@ -68,8 +67,7 @@ impl Default for RegistryBuilder {
             config: None,
             database: (DEFAULT_DATABASE.to_owned(), PathBuf::new()),
             sources: Vec::new(),
-            plugin_files: Vec::new(),
-            plugin_folders: Vec::new(),
+            plugins: Vec::new(),
             kinds: Vec::new(),
             timeouts: HashMap::new(),
             cache_dir: PathBuf::from(".taskreg-cache"),
@@ -109,11 +107,9 @@ impl RegistryBuilder {
     /// validation, lifecycle guard, watch and serve settings. Relative paths in it are
     /// relative to the file's folder.
     pub fn from_config(config: Config) -> Result<Self, RegistryError> {
-        let (plugin_files, plugin_folders) = config.plugin_locations();
         let mut builder = RegistryBuilder {
             sources: config.source_specs().into_iter().map(SourceEntry::Spec).collect(),
-            plugin_files,
-            plugin_folders,
+            plugins: config.plugin_locations(),
             timeouts: config.timeouts(),
             cache_dir: config.cache_dir(),
             strategy: config.strategy(),
@@ -199,13 +195,31 @@ impl RegistryBuilder {
 
     /// Loads a plugin library (`.so`, `.dylib`, `.dll`) when the registry first syncs.
     pub fn plugin_library(mut self, path: impl Into<PathBuf>) -> Self {
-        self.plugin_files.push(path.into());
+        self.plugins.push(crate::plugins::PluginLocation::library(path));
         self
     }
 
     /// Loads every plugin library in a folder, in name order.
     pub fn plugin_folder(mut self, path: impl Into<PathBuf>) -> Self {
-        self.plugin_folders.push(path.into());
+        self.plugins.push(crate::plugins::PluginLocation::folder(path));
+        self
+    }
+
+    /// Loads plugin libraries as `location` says: a file or a folder, in the host's process
+    /// or each in a child process of its own.
+    ///
+    /// ```no_run
+    /// use registry_host::plugins::{ChildOptions, Isolation, PluginLocation};
+    ///
+    /// let builder = registry_host::Registry::builder().plugin(
+    ///     PluginLocation::library("plugins/libgit_source.so").isolated(Isolation::Process(ChildOptions {
+    ///         max_memory: Some(1 << 30),
+    ///         ..ChildOptions::default()
+    ///     })),
+    /// );
+    /// ```
+    pub fn plugin(mut self, location: crate::plugins::PluginLocation) -> Self {
+        self.plugins.push(location);
         self
     }
 
@@ -371,7 +385,7 @@ impl RegistryBuilder {
     /// what `taskreg plugins` lists.
     pub fn source_builder(&self) -> crate::sources::SourceBuilder {
         crate::sources::SourceBuilder {
-            plugins: crate::plugins::PluginSet::load(&self.plugin_files, &self.plugin_folders),
+            plugins: crate::plugins::PluginSet::load(&self.plugins),
             kinds: self.kinds.clone(),
             timeouts: self.timeouts.clone(),
             cache_dir: self.cache_dir.clone(),

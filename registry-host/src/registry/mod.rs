@@ -134,8 +134,7 @@ pub struct Registry {
     writer: Option<Mutex<Store>>,
     entries: std::sync::Mutex<Vec<SourceEntry>>,
     built: OnceCell<BuiltSources>,
-    plugin_files: Vec<PathBuf>,
-    plugin_folders: Vec<PathBuf>,
+    plugins: Vec<crate::plugins::PluginLocation>,
     kinds: Vec<SourceKind>,
     timeouts: std::collections::HashMap<String, std::time::Duration>,
     cache_dir: PathBuf,
@@ -206,8 +205,7 @@ impl Registry {
             writer,
             entries: std::sync::Mutex::new(builder.sources),
             built: OnceCell::new(),
-            plugin_files: builder.plugin_files,
-            plugin_folders: builder.plugin_folders,
+            plugins: builder.plugins,
             kinds: builder.kinds,
             timeouts: builder.timeouts,
             cache_dir: builder.cache_dir,
@@ -286,7 +284,7 @@ impl Registry {
         let builder = SourceBuilder {
             // No library is loaded for a registry whose sources are all objects.
             plugins: if has_specs {
-                crate::plugins::PluginSet::load(&self.plugin_files, &self.plugin_folders)
+                crate::plugins::PluginSet::load(&self.plugins)
             } else {
                 Default::default()
             },

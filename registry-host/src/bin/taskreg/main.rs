@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
+    // `taskreg plugin-host`, not in `--help`: the child process of an isolated plugin
+    // library, speaking to its host over stdin and stdout.
+    if let Some(code) = registry_host::plugins::plugin_host_main() {
+        return code;
+    }
     let cli = args::Cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -1,9 +1,16 @@
 //! A source plugin built to misbehave on request, for the host's end-to-end tests.
 //!
 //! Kind `misbehaving`; settings: `in` (`scan` or `load`, default `scan`) and `does`
-//! (`work`, `fail`, `panic` or `hang`, default `work`). Working, it offers one task,
-//! `misbehaving-task` 1.0.0. Hanging, it sleeps until the host cancels the call and logs
-//! that it noticed.
+//! (default `work`). Working, it offers one task, `misbehaving-task` 1.0.0. Otherwise:
+//! - `fail`: returns an error; `panic`: panics;
+//! - `hang`: sleeps until the host cancels the call, and logs that it noticed;
+//! - `abort`, `segfault` (a write through a null pointer), `exit` (status 3): end the
+//!   process, which only an isolated library survives;
+//! - `oom`: allocates and touches memory until an allocation fails (then aborts), giving
+//!   up with an error past 4 GiB so that a run without a limit does not take the machine;
+//! - `spin`: a busy loop that never checks for cancellation;
+//! - `env`: fails with the names of the environment variables it can see, sorted;
+//! - `print`: prints to stdout and stderr, then works.
 
 use registry_plugin_api::*;
 use std::time::Duration;
@@ -17,7 +24,7 @@ impl SourcePlugin for Misbehaving {
                 "type": "object",
                 "properties": {
                     "in": { "enum": ["scan", "load"] },
-                    "does": { "enum": ["work", "fail", "panic", "hang"] }
+                    "does": { "enum": ["work", "fail", "panic", "hang", "abort", "segfault", "exit", "oom", "spin", "env", "print"] }
                 },
                 "additionalProperties": false
             })),
@@ -59,6 +66,38 @@ impl MisbehavingSource {
                 }
                 host.warn(&format!("{call} noticed the cancellation"));
                 Err(host.cancelled_error())
+            }
+            "abort" => std::process::abort(),
+            "segfault" => {
+                // SAFETY: none; crashing the process is the point.
+                unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+                Ok(())
+            }
+            "exit" => std::process::exit(3),
+            "oom" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                while hoard.len() < 64 {
+                    hoard.push(vec![1u8; 64 << 20]);
+                }
+                Err(PluginError::new(
+                    "oom",
+                    format!("{} MiB allocated and nobody stopped me", hoard.len() * 64),
+                ))
+            }
+            "spin" => loop {
+                std::hint::spin_loop();
+            },
+            "env" => {
+                let mut names: Vec<String> = std::env::vars_os()
+                    .map(|(k, _)| k.to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                Err(PluginError::new("env", format!("environment: {}", names.join(" "))))
+            }
+            "print" => {
+                println!("misbehaving prints to stdout in {call}");
+                eprintln!("misbehaving prints to stderr in {call}");
+                Ok(())
             }
             _ => Ok(()),
         }

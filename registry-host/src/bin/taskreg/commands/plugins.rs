@@ -1,5 +1,6 @@
 //! `taskreg plugins`: every source kind this configuration can build, built in or from
-//! which plugin library, with versions. Exit 1 when a configured library was refused.
+//! which plugin library, with versions, and where each library runs (in process, or
+//! isolated: its child's PID and restarts). Exit 1 when a configured library was refused.
 
 use super::Globals;
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ pub fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
         plugin: String,
         plugin_version: String,
         interface_version: Option<String>,
+        isolation: &'static str,
+        child: Option<registry_host::plugins::ChildStatus>,
     }
     let builder = globals.builder()?.source_builder();
     let mut rows: Vec<KindRow> = builder
@@ -28,6 +31,8 @@ pub fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
             plugin: "taskreg".into(),
             plugin_version: env!("CARGO_PKG_VERSION").into(),
             interface_version: None,
+            isolation: "in-process",
+            child: None,
         })
         .collect();
     for library in &builder.plugins.libraries {
@@ -38,6 +43,12 @@ pub fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
             plugin: library.info.name.clone(),
             plugin_version: library.info.version.clone(),
             interface_version: Some(library.interface_version.clone()),
+            isolation: if library.child_status().is_some() {
+                "process"
+            } else {
+                "in-process"
+            },
+            child: library.child_status(),
         }));
     }
     let refused: Vec<String> = builder.plugins.refused.iter().map(ToString::to_string).collect();
@@ -56,8 +67,17 @@ pub fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
                 .as_deref()
                 .map(|v| format!(", interface {v}"))
                 .unwrap_or_default();
+            let isolation = match row.child {
+                Some(child) => format!(
+                    ", isolated: pid {}, {} restart{}",
+                    child.pid.map_or("none".to_owned(), |p| p.to_string()),
+                    child.restarts,
+                    if child.restarts == 1 { "" } else { "s" }
+                ),
+                None => String::new(),
+            };
             println!(
-                "{:<12} {} {} ({}{interface})",
+                "{:<12} {} {} ({}{interface}{isolation})",
                 row.kind, row.plugin, row.plugin_version, row.origin
             );
             println!("{:<12} {}", "", row.description);

@@ -10,6 +10,7 @@
 
 mod chain;
 mod database;
+mod git;
 mod measure;
 mod s3;
 mod scale;
@@ -90,7 +91,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
         None
     };
     let git = match &args.git_plugin {
-        Some(plugin) => Some(git_figures(&exe, dir, &tree, plugin, runs)?),
+        Some(plugin) => Some(git::git_figures(&exe, dir, &tree, plugin, runs).await?),
         None => None,
     };
     let s3 = match (&args.s3_plugin, &args.s3_endpoint) {
@@ -127,11 +128,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             },
             "serve": serving.as_ref().map(|figures| serve_summary(figures)),
             "second_registry": chained.as_ref().map(|c| c.json(cold.time.wall)),
-            "git_plugin": git.as_ref().map(|g| serde_json::json!({
-                "cold_sync_ms": ms(g.cold),
-                "resync_ms": ms(g.resync),
-                "one_task_commit_ms": ms(g.one_change),
-            })),
+            "git_plugin": git.as_ref().map(git::GitFigures::json),
             "s3_plugin": s3.as_ref().map(|f| serde_json::json!({
                 "objects": f.objects,
                 "upload_ms": f.upload.map(ms),
@@ -200,18 +197,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
         );
     }
     if let Some(git) = &git {
-        println!(
-            "  git plugin cold sync    {:>9.1} ms   (clone, load every task)",
-            ms(git.cold)
-        );
-        println!(
-            "  git plugin resync       {:>9.1} ms   (fetch, walk the tree, nothing loaded)",
-            ms(git.resync)
-        );
-        println!(
-            "  git plugin one commit   {:>9.1} ms   (fetch, walk, load the one task changed)",
-            ms(git.one_change)
-        );
+        git.print();
     }
     if let Some(s3) = &s3 {
         if let Some(upload) = s3.upload {
@@ -376,95 +362,6 @@ pool_size = {pool_size}
     })
 }
 
-struct GitFigures {
-    cold: Duration,
-    resync: Duration,
-    one_change: Duration,
-}
-
-/// Commits the tree into a repository beside it (the tree itself stays free of `.git`, so
-/// `tar` and the filesystem figures are unchanged) and times syncs through the git plugin.
-fn git_figures(exe: &Path, dir: &Path, tree: &Path, plugin: &Path, runs: usize) -> anyhow::Result<GitFigures> {
-    let repository = dir.join("upstream.git");
-    let git = |args: &[&str]| -> anyhow::Result<()> {
-        let status = Command::new("git")
-            .arg("--git-dir")
-            .arg(&repository)
-            .arg("--work-tree")
-            .arg(tree)
-            .args(["-c", "user.name=bench", "-c", "user.email=bench@taskreg.invalid"])
-            .args(args)
-            .status()?;
-        if !status.success() {
-            bail!("git {args:?} failed");
-        }
-        Ok(())
-    };
-    if !repository.exists() {
-        git(&["init", "-q", "-b", "main"])?;
-        git(&["add", "-A"])?;
-        git(&["commit", "-q", "-m", "generated tasks"])?;
-    }
-    let plugin = std::path::absolute(plugin)?;
-    let config = dir.join("bench-git.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database = \"sqlite://bench-git.db\"\ncache_dir = \"bench-git-cache\"\n\n[[plugins]]\npath = {}\n\n[[sources]]\nname = \"git\"\ntype = \"git\"\nurl = {}\ntimeout = \"10m\"\n",
-            serde_json::to_string(&plugin.display().to_string())?,
-            serde_json::to_string(&repository.display().to_string())?
-        ),
-    )?;
-    let sync = |expect_loaded: Option<u64>| -> anyhow::Result<Duration> {
-        let start = Instant::now();
-        let output = Command::new(exe)
-            .arg("--json")
-            .arg("--config")
-            .arg(&config)
-            .arg("sync")
-            .output()?;
-        let elapsed = start.elapsed();
-        if !output.status.success() {
-            bail!("git sync failed: {}", String::from_utf8_lossy(&output.stderr));
-        }
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        if report["sources"][0]["status"] != "ok" {
-            bail!("the git source failed: {report}");
-        }
-        if let Some(expected) = expect_loaded
-            && report["loaded"].as_u64() != Some(expected)
-        {
-            bail!("expected {expected} loads: {report}");
-        }
-        Ok(elapsed)
-    };
-    let cold = median(runs, || {
-        let _ = std::fs::remove_dir_all(dir.join("bench-git-cache"));
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", dir.join("bench-git.db").display()));
-        }
-        sync(None)
-    })?;
-    let resync = median(runs, || sync(Some(0)))?;
-    // Each run commits a new version of the first task's script, then syncs.
-    let script = tree.join("group-000/task-00001/main.js");
-    let script_arg = script.display().to_string();
-    let mut edits = 0;
-    let one_change = median(runs, || {
-        edits += 1;
-        let mut text = std::fs::read_to_string(&script)?;
-        text.push_str(&format!("\n// bench edit {edits}\n"));
-        std::fs::write(&script, text)?;
-        git(&["commit", "-q", "-m", "bench edit", "--", &script_arg])?;
-        sync(Some(1))
-    })?;
-    Ok(GitFigures {
-        cold,
-        resync,
-        one_change,
-    })
-}
-
 /// Runs `taskreg watch` on the tree and times `edits` edits of one task's script until the
 /// catalogue serves the new content, reading the database as another process would.
 async fn watch_edit_latencies(exe: &Path, url: &str, tree: &Path, edits: usize) -> anyhow::Result<Vec<Duration>> {
@@ -526,12 +423,6 @@ fn timing_json(timing: &measure::Timing) -> serde_json::Value {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn median(runs: usize, mut measure: impl FnMut() -> anyhow::Result<Duration>) -> anyhow::Result<Duration> {
-    let mut times = (0..runs).map(|_| measure()).collect::<anyhow::Result<Vec<_>>>()?;
-    times.sort();
-    Ok(times[times.len() / 2])
 }
 
 fn time_command(command: &mut Command) -> anyhow::Result<Duration> {

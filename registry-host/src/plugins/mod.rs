@@ -7,6 +7,12 @@
 //! or was built for an interface this host cannot use, is refused with one line naming
 //! the file and both versions; the host goes on without it.
 //!
+//! A library runs in the host's process (the default), or, with
+//! [`Isolation::Process`], in a child process of its own that the host can lose: the
+//! same library, loaded by `taskreg plugin-host` ([`plugin_host_main`]) and called over a
+//! framed protocol on its stdin and stdout. A child that aborts, segfaults, exits or is
+//! killed fails the calls in progress, never the host; the next call starts a new one.
+//!
 //! A plugin's calls run on the blocking pool, never on the async workers, each with the
 //! source's timeout. An error, a panic (caught inside the plugin by
 //! `export_source_plugin!`) or a timeout fails that call only: a failed scan removes
@@ -25,6 +31,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use thiserror::Error;
 
+mod child;
+mod protocol;
+mod supervisor;
+
+pub use child::{PLUGIN_HOST_ARGUMENT, plugin_host_main};
+pub use supervisor::ChildStatus;
+use supervisor::Supervisor;
+
 /// Scan issue codes a plugin reports with the host's meaning (see `docs/plugins.md`).
 const SHARED_ISSUE_CODES: [&str; 1] = ["layout.unrecognized"];
 
@@ -35,7 +49,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const HOST_INTERFACE_VERSION: &str = registry_plugin_api::PROTOCOL_VERSION;
 
 /// Why a library was refused. Each names the file.
-#[derive(Debug, Error)]
+#[derive(Debug, Error, serde::Serialize, serde::Deserialize)]
 pub enum PluginLoadError {
     /// The file is not a shared library this system can load.
     #[error("{path}: cannot open the library: {reason}")]
@@ -109,7 +123,94 @@ pub struct PluginLibrary {
     pub info: PluginInfo,
     /// The interface version the library was built against.
     pub interface_version: String,
-    module: SourcePluginModuleRef,
+    runner: Runner,
+}
+
+/// Where a library's code runs.
+enum Runner {
+    InProcess(SourcePluginModuleRef),
+    Isolated(Arc<Supervisor>),
+}
+
+/// Where a plugin library runs: in the host's process, or in a child process of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Loaded into the host: the fastest calls, but a crash in the plugin is the host's.
+    #[default]
+    InProcess,
+    /// Loaded by a child process that the host can lose.
+    Process(ChildOptions),
+}
+
+/// How an isolated library's child runs: its limits, its environment, its program.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChildOptions {
+    /// The most address space the child may map (`RLIMIT_AS`), in bytes. Leave room: the
+    /// child's own code, thread stacks and allocator arenas count too.
+    pub max_memory: Option<u64>,
+    /// The CPU seconds a call may use before the kernel ends the child (`RLIMIT_CPU`,
+    /// renewed whenever a call starts).
+    pub max_cpu_seconds: Option<u64>,
+    /// Environment variables the child gets from the host besides the basic ones
+    /// (`PATH`, `HOME`, locale, `TMPDIR`, CA certificate locations). Nothing else
+    /// reaches it: not the database URL, not the host's credentials.
+    pub env: Vec<String>,
+    /// The plugin host program, started with the argument `plugin-host`: by default
+    /// `$TASKREG_PLUGIN_HOST`, else this executable (which must then call
+    /// [`plugin_host_main`] first thing, as `taskreg` does).
+    pub program: Option<PathBuf>,
+}
+
+impl ChildOptions {
+    pub(crate) fn program(&self) -> PathBuf {
+        self.program
+            .clone()
+            .or_else(|| std::env::var_os("TASKREG_PLUGIN_HOST").map(PathBuf::from))
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("taskreg"))
+    }
+}
+
+/// A `[[plugins]]` entry: a library file or a folder of them, and where they run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginLocation {
+    /// The library, or the folder.
+    pub path: PathBuf,
+    /// Whether `path` is a folder whose every library is loaded.
+    pub is_folder: bool,
+    /// Where its libraries run.
+    pub isolation: Isolation,
+}
+
+impl PluginLocation {
+    /// A library loaded into the host.
+    pub fn library(path: impl Into<PathBuf>) -> Self {
+        PluginLocation {
+            path: path.into(),
+            is_folder: false,
+            isolation: Isolation::InProcess,
+        }
+    }
+
+    /// Every library in a folder, loaded into the host.
+    pub fn folder(path: impl Into<PathBuf>) -> Self {
+        PluginLocation {
+            is_folder: true,
+            ..PluginLocation::library(path)
+        }
+    }
+
+    /// The same libraries, run as `isolation` says.
+    pub fn isolated(self, isolation: Isolation) -> Self {
+        PluginLocation { isolation, ..self }
+    }
+}
+
+/// A library loaded into this process, with what it says of itself.
+pub(crate) struct LoadedModule {
+    pub(crate) module: SourcePluginModuleRef,
+    pub(crate) info: PluginInfo,
+    pub(crate) interface_version: String,
 }
 
 impl std::fmt::Debug for PluginLibrary {
@@ -123,60 +224,100 @@ impl std::fmt::Debug for PluginLibrary {
 }
 
 impl PluginLibrary {
-    /// Loads the plugin at `path`.
+    /// Loads the plugin at `path` into this process.
     pub fn load(path: &Path) -> Result<PluginLibrary, PluginLoadError> {
-        let path_buf = path.to_path_buf();
-        let header = lib_header_from_path(path).map_err(|e| match e {
-            LibraryError::GetSymbolError { .. } => PluginLoadError::NotAPlugin { path: path_buf.clone() },
-            LibraryError::OpenError { err, .. } => PluginLoadError::Open {
+        PluginLibrary::load_as(path, &Isolation::InProcess)
+    }
+
+    /// Loads the plugin at `path` into this process, or starts its child process.
+    pub fn load_as(path: &Path, isolation: &Isolation) -> Result<PluginLibrary, PluginLoadError> {
+        match isolation {
+            Isolation::InProcess => {
+                let LoadedModule {
+                    module,
+                    info,
+                    interface_version,
+                } = load_module(path)?;
+                Ok(PluginLibrary {
+                    path: path.to_path_buf(),
+                    info,
+                    interface_version,
+                    runner: Runner::InProcess(module),
+                })
+            }
+            Isolation::Process(options) => {
+                let (supervisor, info, interface_version) = Supervisor::start(path, options.clone())?;
+                Ok(PluginLibrary {
+                    path: path.to_path_buf(),
+                    info,
+                    interface_version,
+                    runner: Runner::Isolated(Arc::new(supervisor)),
+                })
+            }
+        }
+    }
+
+    /// Whether the library runs isolated, and its child's state when it does.
+    pub fn child_status(&self) -> Option<ChildStatus> {
+        match &self.runner {
+            Runner::InProcess(_) => None,
+            Runner::Isolated(supervisor) => Some(supervisor.status()),
+        }
+    }
+
+    fn kind(&self, name: &str) -> Option<&KindInfo> {
+        self.info.kinds.iter().find(|k| k.name == name)
+    }
+}
+
+/// Loads the library at `path` into this process: its root module, checked by abi_stable.
+pub(crate) fn load_module(path: &Path) -> Result<LoadedModule, PluginLoadError> {
+    let path_buf = path.to_path_buf();
+    let header = lib_header_from_path(path).map_err(|e| match e {
+        LibraryError::GetSymbolError { .. } => PluginLoadError::NotAPlugin { path: path_buf.clone() },
+        LibraryError::OpenError { err, .. } => PluginLoadError::Open {
+            path: path_buf.clone(),
+            reason: err.to_string(),
+        },
+        other => PluginLoadError::Failed {
+            path: path_buf.clone(),
+            reason: summary(&other),
+        },
+    })?;
+    let plugin_interface = header.version_strings().version.to_string();
+    let module = header
+        .init_root_module::<SourcePluginModuleRef>()
+        .map_err(|e| match e {
+            LibraryError::IncompatibleVersionNumber { .. } | LibraryError::ParseVersionError(_) => {
+                PluginLoadError::IncompatibleInterface {
+                    path: path_buf.clone(),
+                    plugin_interface: plugin_interface.clone(),
+                }
+            }
+            LibraryError::AbiInstability(_) => PluginLoadError::LayoutMismatch {
                 path: path_buf.clone(),
-                reason: err.to_string(),
+                plugin_interface: plugin_interface.clone(),
+                summary: summary(&e),
             },
             other => PluginLoadError::Failed {
                 path: path_buf.clone(),
                 reason: summary(&other),
             },
         })?;
-        let plugin_interface = header.version_strings().version.to_string();
-        let module = header
-            .init_root_module::<SourcePluginModuleRef>()
-            .map_err(|e| match e {
-                LibraryError::IncompatibleVersionNumber { .. } | LibraryError::ParseVersionError(_) => {
-                    PluginLoadError::IncompatibleInterface {
-                        path: path_buf.clone(),
-                        plugin_interface: plugin_interface.clone(),
-                    }
-                }
-                LibraryError::AbiInstability(_) => PluginLoadError::LayoutMismatch {
-                    path: path_buf.clone(),
-                    plugin_interface: plugin_interface.clone(),
-                    summary: summary(&e),
-                },
-                other => PluginLoadError::Failed {
-                    path: path_buf.clone(),
-                    reason: summary(&other),
-                },
-            })?;
-        let info = match (module.info())() {
-            RResult::ROk(info) => PluginInfo::from(info),
-            RResult::RErr(e) => {
-                return Err(PluginLoadError::Failed {
-                    path: path_buf,
-                    reason: PluginError::from(e).to_string(),
-                });
-            }
-        };
-        Ok(PluginLibrary {
-            path: path_buf,
-            info,
-            interface_version: plugin_interface,
-            module,
-        })
-    }
-
-    fn kind(&self, name: &str) -> Option<&KindInfo> {
-        self.info.kinds.iter().find(|k| k.name == name)
-    }
+    let info = match (module.info())() {
+        RResult::ROk(info) => PluginInfo::from(info),
+        RResult::RErr(e) => {
+            return Err(PluginLoadError::Failed {
+                path: path_buf,
+                reason: PluginError::from(e).to_string(),
+            });
+        }
+    };
+    Ok(LoadedModule {
+        module,
+        info,
+        interface_version: plugin_interface,
+    })
 }
 
 /// abi_stable's layout errors run to hundreds of lines; one line of it is what a user can
@@ -202,23 +343,27 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
-    /// Loads every library named by `paths` (files) and found in `folders` (every
-    /// `.so`, `.dylib` or `.dll` in it, in name order). A refused library is recorded and
-    /// skipped.
-    pub fn load(paths: &[PathBuf], folders: &[PathBuf]) -> PluginSet {
+    /// Loads every library of `locations`: the files first, then every `.so`, `.dylib`
+    /// or `.dll` of each folder, in name order, each where its location says. A refused
+    /// library is recorded and skipped.
+    pub fn load(locations: &[PluginLocation]) -> PluginSet {
         let mut set = PluginSet::default();
-        let mut candidates = paths.to_vec();
-        for folder in folders {
-            match library_files(folder) {
-                Ok(found) => candidates.extend(found),
+        let mut candidates: Vec<(PathBuf, &Isolation)> = locations
+            .iter()
+            .filter(|l| !l.is_folder)
+            .map(|l| (l.path.clone(), &l.isolation))
+            .collect();
+        for folder in locations.iter().filter(|l| l.is_folder) {
+            match library_files(&folder.path) {
+                Ok(found) => candidates.extend(found.into_iter().map(|path| (path, &folder.isolation))),
                 Err(e) => set.refused.push(PluginLoadError::Folder {
-                    path: folder.clone(),
+                    path: folder.path.clone(),
                     reason: e.to_string(),
                 }),
             }
         }
-        for path in candidates {
-            match PluginLibrary::load(&path) {
+        for (path, isolation) in candidates {
+            match PluginLibrary::load_as(&path, isolation) {
                 Ok(library) => {
                     let taken = library.info.kinds.iter().find_map(|k| {
                         let other = if registry_core::find_kind(&k.name).is_some() {
@@ -300,23 +445,45 @@ fn open(
         },
     };
     let request = serde_json::to_string(&request).map_err(|e| misconfigured(e.to_string()))?;
-    let host = host_callbacks(&spec.name, Arc::new(AtomicBool::new(false)));
-    let object = match (library.module.open())(RStr::from_str(&request), host) {
-        RResult::ROk(object) => object,
-        RResult::RErr(e) => {
-            return Err(misconfigured(format!(
-                "plugin `{}` ({}) refused it: {}",
-                library.info.name,
-                library.path.display(),
-                PluginError::from(e)
-            )));
+    let refused = |e: PluginError| {
+        misconfigured(format!(
+            "plugin `{}` ({}) refused it: {e}",
+            library.info.name,
+            library.path.display(),
+        ))
+    };
+    let (backend, location) = match &library.runner {
+        Runner::InProcess(module) => {
+            let host = host_callbacks(&spec.name, Arc::new(AtomicBool::new(false)));
+            let object = (module.open())(RStr::from_str(&request), host)
+                .into_result()
+                .map_err(|e| refused(e.into()))?;
+            let location = object.location().into_string();
+            (Backend::InProcess(Arc::new(object)), location)
+        }
+        Runner::Isolated(supervisor) => {
+            let (source, opened) = supervisor.open(&spec.name, request, options.timeout);
+            let location = match opened {
+                Ok(location) => location,
+                // The child died or hung: the source is opened again by its first call,
+                // in a new child, and fails that call if it still cannot be.
+                Err(e) if e.code == "crashed" || e.code == "timeout" => {
+                    format!("{} (not opened yet: {e})", library.path.display())
+                }
+                Err(e) => return Err(refused(e)),
+            };
+            let backend = Backend::Isolated {
+                supervisor: supervisor.clone(),
+                source,
+            };
+            (backend, location)
         }
     };
     Ok(Box::new(PluginSource {
         name: spec.name.clone(),
         kind: spec.kind.clone(),
-        location: object.location().into_string(),
-        object: Arc::new(object),
+        location,
+        backend,
         timeout: options.timeout,
     }))
 }
@@ -348,21 +515,31 @@ struct PluginSource {
     name: String,
     kind: String,
     location: String,
-    object: Arc<ffi::SourceBox>,
+    backend: Backend,
     timeout: Duration,
+}
+
+/// Where a plugin source's calls go.
+enum Backend {
+    InProcess(Arc<ffi::SourceBox>),
+    Isolated {
+        supervisor: Arc<Supervisor>,
+        source: protocol::SourceId,
+    },
 }
 
 impl PluginSource {
     /// Runs `call` on the blocking pool with this source's timeout. On a timeout the
     /// call's cancellation flag is raised and the thread is left to finish on its own.
-    async fn call<T: Send + 'static>(
+    async fn call_in_process<T: Send + 'static>(
         &self,
+        object: &Arc<ffi::SourceBox>,
         what: &'static str,
         call: impl FnOnce(&ffi::SourceBox, ffi::HostBox) -> RResult<T, ffi::PluginError> + Send + 'static,
     ) -> Result<T, PluginError> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let host = host_callbacks(&self.name, cancelled.clone());
-        let object = self.object.clone();
+        let object = object.clone();
         let running = tokio::task::spawn_blocking(move || without_sigpipe(|| call(&object, host).into_result()));
         match tokio::time::timeout(self.timeout, running).await {
             Ok(Ok(result)) => result.map_err(PluginError::from),
@@ -374,6 +551,49 @@ impl PluginSource {
                     format!("`{what}` gave no answer within {}s", self.timeout.as_secs_f64()),
                 )
                 .retryable())
+            }
+        }
+    }
+
+    /// Runs an isolated call on the blocking pool: it waits for the child's reply, and
+    /// kills the child itself when the call runs past the timeout.
+    async fn call_isolated<T: Send + 'static>(
+        &self,
+        supervisor: &Arc<Supervisor>,
+        call: impl FnOnce(&Supervisor, Duration) -> Result<T, PluginError> + Send + 'static,
+    ) -> Result<T, PluginError> {
+        let (supervisor, timeout) = (supervisor.clone(), self.timeout);
+        tokio::task::spawn_blocking(move || call(&supervisor, timeout))
+            .await
+            .unwrap_or_else(|e| Err(PluginError::new("crashed", format!("the call did not finish: {e}"))))
+    }
+
+    async fn scan_plugin(&self) -> Result<registry_plugin_api::Scan, PluginError> {
+        match &self.backend {
+            Backend::InProcess(object) => self
+                .call_in_process(object, "scan", |object, host| object.scan(host))
+                .await
+                .map(registry_plugin_api::Scan::from),
+            Backend::Isolated { supervisor, source } => {
+                let source = *source;
+                self.call_isolated(supervisor, move |s, timeout| s.scan(source, timeout))
+                    .await
+            }
+        }
+    }
+
+    async fn load_plugin(&self, locator: String) -> Result<registry_plugin_api::Bundle, PluginError> {
+        match &self.backend {
+            Backend::InProcess(object) => self
+                .call_in_process(object, "load", move |object, host| {
+                    object.load(RStr::from_str(&locator), host)
+                })
+                .await
+                .map(registry_plugin_api::Bundle::from),
+            Backend::Isolated { supervisor, source } => {
+                let source = *source;
+                self.call_isolated(supervisor, move |s, timeout| s.load(source, &locator, timeout))
+                    .await
             }
         }
     }
@@ -394,7 +614,7 @@ impl Source for PluginSource {
     }
 
     async fn scan(&self) -> Result<Scan, SourceError> {
-        let scan = self.call("scan", |object, host| object.scan(host)).await.map_err(|e| {
+        let scan = self.scan_plugin().await.map_err(|e| {
             if e.is_config() {
                 SourceError::Config {
                     source_name: self.name.clone(),
@@ -407,7 +627,6 @@ impl Source for PluginSource {
                 }
             }
         })?;
-        let scan = registry_plugin_api::Scan::from(scan);
         Ok(Scan {
             entries: scan
                 .entries
@@ -440,15 +659,13 @@ impl Source for PluginSource {
     }
 
     async fn load(&self, entry: &Entry) -> Result<Bundle, SourceError> {
-        let locator = entry.locator.clone();
         let bundle = self
-            .call("load", move |object, host| object.load(RStr::from_str(&locator), host))
+            .load_plugin(entry.locator.clone())
             .await
             .map_err(|e| SourceError::File {
                 file: entry.locator.clone(),
                 reason: e.to_string(),
             })?;
-        let bundle = registry_plugin_api::Bundle::from(bundle);
         Ok(Bundle {
             files: bundle.files.into_iter().collect(),
             folder_name: bundle.folder_name,
@@ -462,7 +679,7 @@ impl Source for PluginSource {
 /// default action (so `taskreg list | head` ends quietly), but a plugin that talks to a
 /// child process (git's `upload-pack`) must get `EPIPE` from a closed pipe, not have the
 /// whole host killed. A SIGPIPE raised during the call is discarded before unblocking.
-fn without_sigpipe<T>(call: impl FnOnce() -> T) -> T {
+pub(crate) fn without_sigpipe<T>(call: impl FnOnce() -> T) -> T {
     #[cfg(unix)]
     // SAFETY: plain signal-mask calls on this thread, with sets initialised by sigemptyset.
     unsafe {
@@ -494,14 +711,19 @@ impl ffi::HostCallbacks for CallHost {
     }
 
     fn log(&self, level: ffi::LogLevel, message: RStr<'_>) {
-        let (source, message) = (self.source.as_str(), message.as_str());
-        match level {
-            ffi::LogLevel::ERROR => tracing::error!(target: "taskreg::plugin", source, "{message}"),
-            ffi::LogLevel::WARN => tracing::warn!(target: "taskreg::plugin", source, "{message}"),
-            ffi::LogLevel::INFO => tracing::info!(target: "taskreg::plugin", source, "{message}"),
-            ffi::LogLevel::DEBUG => tracing::debug!(target: "taskreg::plugin", source, "{message}"),
-            _ => tracing::trace!(target: "taskreg::plugin", source, "{message}"),
-        }
+        record_plugin_log(&self.source, level.0, message.as_str());
+    }
+}
+
+/// A plugin's log record in the host's `tracing`, under its source's name; from a call
+/// in process or from an isolated library's child.
+pub(crate) fn record_plugin_log(source: &str, level: u8, message: &str) {
+    match ffi::LogLevel(level) {
+        ffi::LogLevel::ERROR => tracing::error!(target: "taskreg::plugin", source, "{message}"),
+        ffi::LogLevel::WARN => tracing::warn!(target: "taskreg::plugin", source, "{message}"),
+        ffi::LogLevel::INFO => tracing::info!(target: "taskreg::plugin", source, "{message}"),
+        ffi::LogLevel::DEBUG => tracing::debug!(target: "taskreg::plugin", source, "{message}"),
+        _ => tracing::trace!(target: "taskreg::plugin", source, "{message}"),
     }
 }
 
