@@ -342,3 +342,50 @@ async fn a_dead_child_is_replaced_by_the_next_call_and_one_that_keeps_dying_wait
     assert!(working.load(&entry).await.is_ok(), "after the pause, a new child");
     assert_eq!(status().restarts, restarts + 1);
 }
+
+#[test]
+fn a_call_that_burns_its_cpu_budget_is_ended_by_the_kernel_before_its_timeout() {
+    let (work, taskreg) = workspace();
+    taskreg.configure(
+        &config(work.path(), "process", "max_cpu_seconds = 1", "busy", "spin", "scan")
+            .replace("timeout = \"3s\"", "timeout = \"60s\""),
+    );
+    let started = Instant::now();
+    let sync = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    let error = source_report(&sync, "busy")["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("SIGXCPU") && error.contains("max_cpu_seconds"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "ended by the CPU limit, not the timeout"
+    );
+}
+
+#[test]
+fn a_plugin_host_that_cannot_start_or_speaks_another_protocol_is_named_in_the_refusal() {
+    let (work, taskreg) = workspace();
+    taskreg.configure(&config(work.path(), "process", "", "odd", "work", "scan"));
+    let refusal = |program: &Path| -> String {
+        let mut command = taskreg.command(&["--json", "plugins"]);
+        command.env("TASKREG_PLUGIN_HOST", program);
+        let run: taskreg_tests::Run = command.output().unwrap().into();
+        run.assert_code(1);
+        run.json()["refused"][0].as_str().unwrap().to_owned()
+    };
+    let missing = refusal(&work.path().join("no-such-program"));
+    assert!(
+        missing.contains("cannot start the plugin host") && missing.contains("no-such-program"),
+        "{missing}"
+    );
+
+    // A program that answers with protocol 9: one frame of one byte, then goes away.
+    let other = work.path().join("other-host");
+    std::fs::write(&other, "#!/bin/sh\nprintf '\\001\\000\\000\\000\\011'\n").unwrap();
+    let mut permissions = std::fs::metadata(&other).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&other, permissions).unwrap();
+    let mismatch = refusal(&other);
+    assert!(mismatch.contains("speaks protocol 9, this taskreg 1"), "{mismatch}");
+}
