@@ -10,7 +10,7 @@
 //! pause fail at once instead of starting child after child.
 
 use super::protocol::{self, CallId, FromChild, Hello, SourceId, ToChild};
-use super::{ChildOptions, PluginLoadError, record_plugin_log};
+use super::{ChildOptions, PluginLoadError, record_plugin_log, without_sigpipe};
 use registry_plugin_api::{PluginError, PluginInfo};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -269,7 +269,10 @@ impl Supervisor {
             }
             pending.insert(call, reply_to);
         }
-        let written = protocol::write_frame(&mut *lock(&child.input), &request(call));
+        // A child that just died must not take the host with it: SIGPIPE is blocked
+        // while writing, so a closed pipe is an error here (the reader reports the death).
+        let request = request(call);
+        let written = without_sigpipe(|| protocol::write_frame(&mut *lock(&child.input), &request));
         if written.is_err() {
             // The child is going away; its reader reports how.
             return match replies.recv_timeout(Duration::from_secs(5)) {
@@ -325,9 +328,16 @@ impl Supervisor {
                 .retryable());
             }
         }
-        let (child, _, _) = self
-            .spawn()
-            .map_err(|e| PluginError::new("crashed", format!("cannot restart the plugin process: {e}")).retryable())?;
+        let (child, _, _) = match self.spawn() {
+            Ok(started) => started,
+            Err(e) => {
+                // A child that cannot start counts as one more death: the pause grows.
+                let why = format!("cannot restart the plugin process: {e}");
+                state.last_death = Some((Instant::now(), why.clone()));
+                state.deaths_in_a_row += 1;
+                return Err(PluginError::new("crashed", why).retryable());
+            }
+        };
         let child = Arc::new(child);
         state.child = Some(child.clone());
         state.started += 1;
@@ -373,8 +383,10 @@ impl Supervisor {
             max_cpu_seconds: self.options.max_cpu_seconds,
             max_log_level: max_log_level(),
         };
-        let said = protocol::write_frame(&mut input, &protocol::PROTOCOL_VERSION)
-            .and_then(|()| protocol::write_frame(&mut input, &ToChild::Hello(hello)));
+        let said = without_sigpipe(|| {
+            protocol::write_frame(&mut input, &protocol::PROTOCOL_VERSION)
+                .and_then(|()| protocol::write_frame(&mut input, &ToChild::Hello(hello)))
+        });
         let shared = Arc::new(Shared {
             pending: Mutex::default(),
             death: OnceLock::new(),
