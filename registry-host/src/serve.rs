@@ -129,6 +129,9 @@ pub struct ServeState {
     /// The registry's cache of checked tasks, for `/metrics` (set when the serving
     /// registry syncs too).
     pub check_cache: std::sync::OnceLock<Arc<crate::cache::CheckCache>>,
+    /// The serving registry's isolated plugin libraries, for `/metrics` (filled when its
+    /// sources are built).
+    pub plugin_children: std::sync::OnceLock<Arc<std::sync::OnceLock<Vec<crate::plugins::ChildWatch>>>>,
     /// Requests served, by route and status.
     requests: StdMutex<BTreeMap<(String, u16), u64>>,
     /// This process's identity: the runs it applied itself reach `events` directly, so
@@ -150,6 +153,7 @@ impl ServeState {
             counted: Mutex::new(None),
             events,
             check_cache: std::sync::OnceLock::new(),
+            plugin_children: std::sync::OnceLock::new(),
             requests: StdMutex::new(BTreeMap::new()),
             own_process: std::sync::OnceLock::new(),
         })
@@ -613,6 +617,11 @@ async fn readyz(State(state): State<Arc<ServeState>>) -> Response {
     }
 }
 
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiError> {
     let counts = {
         let mut counted = state.counted.lock().await;
@@ -653,6 +662,31 @@ async fn metrics(State(state): State<Arc<ServeState>>) -> Result<Response, ApiEr
         out.push_str("# HELP taskreg_check_cache_misses_total Loaded tasks checked afresh.\n");
         out.push_str("# TYPE taskreg_check_cache_misses_total counter\n");
         out.push_str(&format!("taskreg_check_cache_misses_total {}\n", cache.misses()));
+    }
+    if let Some(children) = state
+        .plugin_children
+        .get()
+        .and_then(|c| c.get())
+        .filter(|c| !c.is_empty())
+    {
+        out.push_str("# HELP taskreg_plugin_child_up Whether an isolated plugin library's child process runs.\n");
+        out.push_str("# TYPE taskreg_plugin_child_up gauge\n");
+        let statuses: Vec<(String, crate::plugins::ChildStatus)> = children
+            .iter()
+            .map(|c| (label_value(&c.library.display().to_string()), c.status()))
+            .collect();
+        for (library, status) in &statuses {
+            let up = u8::from(status.pid.is_some());
+            out.push_str(&format!("taskreg_plugin_child_up{{library=\"{library}\"}} {up}\n"));
+        }
+        out.push_str("# HELP taskreg_plugin_child_restarts_total Child processes started after the first, per isolated plugin library.\n");
+        out.push_str("# TYPE taskreg_plugin_child_restarts_total counter\n");
+        for (library, status) in &statuses {
+            out.push_str(&format!(
+                "taskreg_plugin_child_restarts_total{{library=\"{library}\"}} {}\n",
+                status.restarts
+            ));
+        }
     }
     out.push_str("# HELP taskreg_http_requests_total Requests served.\n# TYPE taskreg_http_requests_total counter\n");
     for ((route, status), n) in state.requests.lock().map(|r| r.clone()).unwrap_or_default() {

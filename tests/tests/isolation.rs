@@ -269,6 +269,22 @@ async fn serve_watch_keeps_answering_while_an_isolated_plugin_crashes_on_every_p
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // `/metrics` counts the children started after the first.
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let restarts: u64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("taskreg_plugin_child_restarts_total{library=") && l.contains("libmisbehaving_plugin.so")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no restarts counted: {metrics}"));
+    assert!(restarts >= 1, "{metrics}");
+    assert!(metrics.contains("taskreg_plugin_child_up{library="), "{metrics}");
     // The host is still the same process, and a new task still reaches the catalogue.
     assert!(server.child.id() > 0);
     write_named_task(&work.path().join("local/late"), "late", "1.0.0", 2).unwrap();

@@ -333,6 +333,30 @@ fn summary(error: &LibraryError) -> String {
     }
 }
 
+/// An isolated library's child processes, seen from outside.
+#[derive(Clone)]
+pub struct ChildWatch {
+    /// The library the child runs.
+    pub library: PathBuf,
+    supervisor: Arc<Supervisor>,
+}
+
+impl ChildWatch {
+    /// Its child's process id (if one runs) and restarts so far.
+    pub fn status(&self) -> ChildStatus {
+        self.supervisor.status()
+    }
+}
+
+impl std::fmt::Debug for ChildWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildWatch")
+            .field("library", &self.library)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
 /// Every plugin library of a configuration, and the ones that were refused.
 #[derive(Debug, Default)]
 pub struct PluginSet {
@@ -385,6 +409,21 @@ impl PluginSet {
             }
         }
         set
+    }
+
+    /// A handle on each isolated library's child, for watching it from elsewhere (`serve`'s
+    /// `/metrics`) while the sources use it.
+    pub fn children(&self) -> Vec<ChildWatch> {
+        self.libraries
+            .iter()
+            .filter_map(|l| match &l.runner {
+                Runner::Isolated(supervisor) => Some(ChildWatch {
+                    library: l.path.clone(),
+                    supervisor: supervisor.clone(),
+                }),
+                Runner::InProcess(_) => None,
+            })
+            .collect()
     }
 
     fn provider(&self, kind: &str) -> Option<(&PluginLibrary, &KindInfo)> {

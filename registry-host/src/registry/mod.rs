@@ -135,6 +135,8 @@ pub struct Registry {
     entries: std::sync::Mutex<Vec<SourceEntry>>,
     built: OnceCell<BuiltSources>,
     plugins: Vec<crate::plugins::PluginLocation>,
+    /// The isolated libraries' children, once the sources are built (for `/metrics`).
+    plugin_children: Arc<std::sync::OnceLock<Vec<crate::plugins::ChildWatch>>>,
     kinds: Vec<SourceKind>,
     timeouts: std::collections::HashMap<String, std::time::Duration>,
     cache_dir: PathBuf,
@@ -206,6 +208,7 @@ impl Registry {
             entries: std::sync::Mutex::new(builder.sources),
             built: OnceCell::new(),
             plugins: builder.plugins,
+            plugin_children: Arc::default(),
             kinds: builder.kinds,
             timeouts: builder.timeouts,
             cache_dir: builder.cache_dir,
@@ -299,6 +302,7 @@ impl Registry {
                 SourceEntry::Object(source) => Ok(Box::new(SharedSource(source.clone())) as Box<dyn Source>),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let _ = self.plugin_children.set(builder.plugins.children());
         Ok(BuiltSources {
             sources,
             refused: builder.plugins.refused.iter().map(ToString::to_string).collect(),
@@ -720,6 +724,7 @@ impl Registry {
         if let Some(cache) = &self.sync_options.cache {
             let _ = state.check_cache.set(cache.clone());
         }
+        let _ = state.plugin_children.set(self.plugin_children.clone());
         let presence = Presence::start(
             self.database.clone(),
             self.process.clone(),
