@@ -189,7 +189,7 @@ impl Scan {
 }
 
 /// The files of one task, paths relative to the task folder with `/` separators.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bundle {
     pub files: Vec<(String, Vec<u8>)>,
     /// The task folder's own name (the name of a legacy task without `name`).

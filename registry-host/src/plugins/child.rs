@@ -19,7 +19,8 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 /// The first argument that makes a program a plugin host.
 pub const PLUGIN_HOST_ARGUMENT: &str = "plugin-host";
@@ -102,18 +103,66 @@ fn serve() -> std::io::Result<()> {
     };
     let sources: Arc<RwLock<HashMap<SourceId, Arc<Opened>>>> = Arc::default();
     let cpu = CpuBudget(hello.max_cpu_seconds);
+    let workers = Workers::default();
     while let Some(request) = protocol::read_frame::<ToChild>(&mut input)? {
         cpu.renew();
         let (out, sources, max_level) = (out.clone(), sources.clone(), hello.max_log_level);
-        std::thread::spawn(move || {
+        workers.run(Box::new(move || {
             let reply = answer(module, request, &sources, &out, max_level);
             if let Some(reply) = reply {
                 send(&out, &reply);
             }
-        });
+        }));
     }
     // The host closed our stdin: it is done with us (or gone). Calls still running end here.
     std::process::exit(0);
+}
+
+/// A call to run.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that run calls: as many as there are calls in flight (the host bounds
+/// them), each kept for a later call when its call is done, since starting a thread per
+/// call costs more than a small load.
+struct Workers {
+    jobs: mpsc::Sender<Job>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// Workers waiting for a job and not yet claimed by one.
+    idle: Arc<AtomicUsize>,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        let (jobs, queue) = mpsc::channel();
+        Workers {
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            idle: Arc::default(),
+        }
+    }
+}
+
+impl Workers {
+    /// Runs `job` on an idle worker, or on a new one when none is idle: a call never waits
+    /// behind another (a hanging call must not hold up the rest).
+    fn run(&self, job: Job) {
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |idle| idle.checked_sub(1))
+            .is_ok();
+        if !claimed {
+            let (queue, idle) = (self.queue.clone(), self.idle.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok(job) = job else { return };
+                    job();
+                    idle.fetch_add(1, Ordering::AcqRel);
+                }
+            });
+        }
+        let _ = self.jobs.send(job);
+    }
 }
 
 /// A source this child opened, with the name its log records go under.
@@ -197,7 +246,7 @@ fn answer(
                 match loaded {
                     Ok(bundle) => FromChild::Loaded {
                         call,
-                        bundle: bundle.into(),
+                        bundle: registry_plugin_api::Bundle::from(bundle).into(),
                     },
                     Err(error) => FromChild::Failed {
                         call,

@@ -87,7 +87,7 @@ pub enum FromChild {
     },
     Loaded {
         call: CallId,
-        bundle: Bundle,
+        bundle: WireBundle,
     },
     Failed {
         call: CallId,
@@ -104,6 +104,46 @@ impl FromChild {
             | FromChild::Loaded { call, .. }
             | FromChild::Failed { call, .. } => Some(*call),
             _ => None,
+        }
+    }
+}
+
+/// A [`Bundle`] with each file's bytes as one byte string: `postcard` writes a plain
+/// `Vec<u8>` element by element, which costs more than the rest of a load's round trip.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireBundle {
+    files: Vec<WireFile>,
+    folder_name: Option<String>,
+    modified: Option<std::time::SystemTime>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WireFile {
+    path: String,
+    #[serde(with = "serde_bytes")]
+    bytes: Vec<u8>,
+}
+
+impl From<Bundle> for WireBundle {
+    fn from(bundle: Bundle) -> Self {
+        WireBundle {
+            files: bundle
+                .files
+                .into_iter()
+                .map(|(path, bytes)| WireFile { path, bytes })
+                .collect(),
+            folder_name: bundle.folder_name,
+            modified: bundle.modified,
+        }
+    }
+}
+
+impl From<WireBundle> for Bundle {
+    fn from(bundle: WireBundle) -> Self {
+        Bundle {
+            files: bundle.files.into_iter().map(|f| (f.path, f.bytes)).collect(),
+            folder_name: bundle.folder_name,
+            modified: bundle.modified,
         }
     }
 }
@@ -205,14 +245,14 @@ mod tests {
             &mut stream,
             &FromChild::Loaded {
                 call: 7,
-                bundle: bundle.clone(),
+                bundle: bundle.clone().into(),
             },
         )
         .unwrap();
         let mut input = stream.as_slice();
         assert_eq!(read_frame::<u32>(&mut input).unwrap(), Some(PROTOCOL_VERSION));
         match read_frame::<FromChild>(&mut input).unwrap() {
-            Some(FromChild::Loaded { call: 7, bundle: read }) => assert_eq!(read, bundle),
+            Some(FromChild::Loaded { call: 7, bundle: read }) => assert_eq!(Bundle::from(read), bundle),
             other => panic!("{other:?}"),
         }
         assert!(read_frame::<FromChild>(&mut input).unwrap().is_none());

@@ -201,7 +201,7 @@ impl Supervisor {
             locator: locator.to_owned(),
         };
         match self.call(source, timeout, "load", call)? {
-            FromChild::Loaded { bundle, .. } => Ok(bundle),
+            FromChild::Loaded { bundle, .. } => Ok(bundle.into()),
             other => Err(unexpected(&other)),
         }
     }
