@@ -32,6 +32,7 @@ mod plan;
 mod problem;
 pub mod protocol;
 mod schema;
+pub mod signature;
 mod source;
 mod task;
 mod validate;
@@ -45,11 +46,15 @@ pub use merge::{
     RegisteredStrategy, Reject, SourcePriority, find_strategy, strategies,
 };
 pub use plan::{
-    ChangeSet, OriginRow, PlanOptions, RETRIED_PROBLEM_CODES, RunCounts, Snapshot, SourceScan, StoredOrigin,
-    StoredVersion, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan, problem_fingerprint,
+    ChangeSet, OriginRow, PlanOptions, RETRIED_PROBLEM_CODES, RunCounts, SignatureChange, SignatureUpdate, Snapshot,
+    SourceScan, StoredOrigin, StoredVersion, VersionWrite, WriteKind, check_cross_task, entries_to_load, plan,
+    problem_fingerprint,
 };
 pub use problem::{Problem, Severity};
 pub use schema::{Compiled, SchemaError, compile, compile_shared};
+pub use signature::{
+    Judgement, KeyId, SIGNATURE_FILE, SignatureMode, SignaturePolicy, TaskSignature, TrustedKey, statement,
+};
 pub use source::{
     Bundle, Entry, Limits, ReadBudget, Scan, ScanIssue, ScanScope, Source, SourceError, SourceKind, SourceSpec,
     file_too_large, find_kind, kinds, task_too_large,

@@ -6,6 +6,7 @@
 //! recorded so that nobody's content changes silently.
 
 use crate::digest::Digest;
+use crate::signature::KeyId;
 use crate::task::TaskDefinition;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -28,6 +29,8 @@ pub struct Candidate<'a> {
     /// The loaded task, or `None` when the entry was unchanged and is known from the store.
     pub task: Option<&'a Arc<TaskDefinition>>,
     pub modified: Option<SystemTime>,
+    /// The trusted key whose signature of this content verified, when one did.
+    pub signer: Option<KeyId>,
 }
 
 /// What a strategy decided for a conflicting version.
@@ -203,6 +206,9 @@ pub struct ConflictOffer {
     pub source: String,
     pub locator: String,
     pub digest: Digest,
+    /// The trusted key that signed the offer, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// What is kept of a conflict: stored as canonical JSON, printed by `taskreg conflicts`.

@@ -45,6 +45,13 @@ pub struct IndexItem {
     pub available: bool,
     /// Where its bundle is, relative to the index.
     pub href: String,
+    /// The trusted key whose signature of the content the registry verified (16 hex
+    /// digits), when one did. A client judges the signature itself, by its own policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+    /// When the registry verified it (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_verified_at: Option<i64>,
 }
 
 /// `GET /v1/tasks/{name}`: every version of one task ever seen.
@@ -67,6 +74,12 @@ pub struct VersionItem {
     pub available: bool,
     /// Where its bundle is.
     pub href: String,
+    /// The trusted key whose signature the registry verified, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
+    /// When the registry verified it (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_verified_at: Option<i64>,
 }
 
 /// `GET /v1/tasks/{name}/{version}`: a version's files, canonical, so that hashing them
@@ -81,6 +94,10 @@ pub struct BundleDocument {
     pub digest: String,
     /// Relative path → contents.
     pub files: BTreeMap<String, String>,
+    /// The publisher's signature (`signature.minisig`), when the content came signed: not
+    /// one of `files`, since it is not part of the digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 fn available() -> bool {

@@ -5,6 +5,7 @@ use crate::digest::{Digest, canonical_json};
 use crate::layout::{Layout, is_script_name, meta_yaml};
 use crate::problem::Problem;
 use crate::schema::{Compiled, compile_shared};
+use crate::signature::{SIGNATURE_FILE, TaskSignature};
 use crate::source::Bundle;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,10 +38,17 @@ pub const TASK_UUID_NAMESPACE: Uuid = Uuid::from_u128(0x7a5c_2f1e_9b3d_4c8a_a6e0
 /// Whether `path` (relative to a task folder, `/`-separated) can be part of a task of any
 /// layout. Sources read only these files, and only a layout's own files count towards the
 /// digest, so an editor's backup file or a README next to the task changes nothing.
-/// Scripts directly in the folder are read because `meta.yaml` may name any of them.
+/// Scripts directly in the folder are read because `meta.yaml` may name any of them, and
+/// the task's signature ([`SIGNATURE_FILE`]) because the host checks it (it is not part of
+/// the digest either).
 pub fn is_task_file(path: &str) -> bool {
     match path {
-        METADATA_FILE | SCRIPT_FILE | INPUT_SCHEMA_FILE | OUTPUT_SCHEMA_FILE | task_files::META_YAML => true,
+        METADATA_FILE
+        | SCRIPT_FILE
+        | INPUT_SCHEMA_FILE
+        | OUTPUT_SCHEMA_FILE
+        | task_files::META_YAML
+        | SIGNATURE_FILE => true,
         _ if !path.contains('/') => is_script_name(path),
         _ => path
             .strip_prefix("tests/")
@@ -82,6 +90,9 @@ pub struct TaskDefinition {
     /// The catalogue's layout-independent views of a task whose files are not already
     /// them (`meta.yaml`): its metadata, schemas and test cases as JSON.
     views: Option<Arc<CatalogueViews>>,
+    /// The task's signature as the source's trust policy judged it (set by the host after
+    /// the checks; `None`: unsigned, or signatures are off). Not part of the digest.
+    pub signature: Option<Arc<TaskSignature>>,
 }
 
 /// What the catalogue stores of a task beside its files, when the layout does not hold it
@@ -143,6 +154,7 @@ impl TaskDefinition {
             layout: self.layout,
             files: Vec::new(),
             views: None,
+            signature: self.signature.clone(),
         }
     }
 
@@ -494,6 +506,7 @@ fn parse_metadata_json(
                     layout: Layout::MetadataJson,
                     files,
                     views: None,
+                    signature: None,
                 },
                 metadata,
                 input_schema,
@@ -562,6 +575,7 @@ pub(crate) fn assemble(parts: LayoutParts) -> ParsedTask {
                 .map(|(path, contents, _)| TaskFile { path, contents })
                 .collect(),
             views: Some(Arc::new(views)),
+            signature: None,
         },
         metadata: parts.metadata,
         input_schema: parts.input_schema,

@@ -20,6 +20,10 @@
 //!
 //! [validation.limits]
 //! max_file_bytes = 1048576
+//!
+//! [signatures]
+//! mode = "verify"                    # off, verify (default) or require
+//! trusted_keys = ["keys/release.pub"]  # minisign public keys: files, or the key text
 //! ```
 
 use registry_core::SourceSpec;
@@ -73,6 +77,9 @@ pub struct Config {
     /// `[watch]`.
     #[serde(default)]
     pub watch: WatchConfig,
+    /// `[signatures]`.
+    #[serde(default)]
+    pub signatures: SignaturesConfig,
     /// Plugin libraries to load (`[[plugins]]` with `path` or `dir`).
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -126,6 +133,42 @@ pub struct ServeConfig {
     pub header_read_timeout: Option<std::time::Duration>,
     /// Catalogue connections requests read through at once (default 8).
     pub pool_size: Option<usize>,
+}
+
+/// `[signatures]`: whose signatures tasks are judged by (see `docs/signing.md`). A source
+/// may set its own `signatures` and `trusted_keys`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignaturesConfig {
+    /// `off`, `verify` (default: a bad signature is an error, a missing one is fine) or
+    /// `require` (unsigned is an error too).
+    #[serde(default)]
+    pub mode: registry_core::SignatureMode,
+    /// Public keys that may sign: minisign public key files (relative to the config file's
+    /// folder) or the key itself (`RWQ…`).
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+}
+
+/// The keys `entries` name: each a minisign public key as text, or a file holding one
+/// (relative to `base_dir`).
+pub fn trusted_keys(entries: &[String], base_dir: &Path) -> Result<Vec<registry_core::TrustedKey>, String> {
+    entries
+        .iter()
+        .map(|entry| {
+            if let Ok(key) = registry_core::TrustedKey::parse(entry) {
+                return Ok(key);
+            }
+            let path = base_dir.join(entry.trim());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                format!(
+                    "trusted key `{entry}` is neither a minisign public key nor a readable file ({}: {e})",
+                    path.display()
+                )
+            })?;
+            registry_core::TrustedKey::parse(&text).map_err(|e| format!("trusted key file {}: {e}", path.display()))
+        })
+        .collect()
 }
 
 /// `[watch]`: what `taskreg watch` does not react to.
@@ -345,6 +388,12 @@ pub struct SourceConfig {
     /// How long one call into a plugin source may take (plugin kinds only; default 120s).
     #[serde(default, deserialize_with = "interval")]
     pub timeout: Option<std::time::Duration>,
+    /// This source's signature mode, instead of `[signatures]`'s.
+    #[serde(default)]
+    pub signatures: Option<registry_core::SignatureMode>,
+    /// This source's trusted keys, instead of `[signatures]`'s.
+    #[serde(default)]
+    pub trusted_keys: Option<Vec<String>>,
     /// Everything else in the entry, handed to the source kind.
     #[serde(flatten)]
     pub settings: toml::Table,
@@ -423,7 +472,35 @@ impl Config {
         // Absolute, so that sources say where they are and file events (absolute) match them.
         let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.base_dir = std::path::absolute(&folder).unwrap_or(folder);
+        config.signature_policies().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// The trust policy of every source: `[signatures]`, and a source's own `signatures`
+    /// and `trusted_keys` where it sets them (each falls back to `[signatures]`'s).
+    pub fn signature_policies(&self) -> Result<crate::sync::SignaturePolicies, String> {
+        use registry_core::SignaturePolicy;
+        use std::sync::Arc;
+        let keys =
+            trusted_keys(&self.signatures.trusted_keys, &self.base_dir).map_err(|e| format!("[signatures]: {e}"))?;
+        let mut policies =
+            crate::sync::SignaturePolicies::uniform(SignaturePolicy::new(self.signatures.mode, keys.clone()));
+        for source in &self.sources {
+            if source.signatures.is_none() && source.trusted_keys.is_none() {
+                continue;
+            }
+            let keys = match &source.trusted_keys {
+                Some(entries) => {
+                    trusted_keys(entries, &self.base_dir).map_err(|e| format!("source `{}`: {e}", source.name))?
+                }
+                None => keys.clone(),
+            };
+            let mode = source.signatures.unwrap_or(self.signatures.mode);
+            policies
+                .by_source
+                .insert(source.name.clone(), Arc::new(SignaturePolicy::new(mode, keys)));
+        }
+        Ok(policies)
     }
 
     /// The configured conflict strategy (checked when the file was loaded).

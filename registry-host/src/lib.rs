@@ -59,6 +59,7 @@ mod presence;
 mod registry;
 mod retirement;
 pub mod serve;
+pub mod signing;
 pub mod sources;
 pub mod store;
 pub mod sync;

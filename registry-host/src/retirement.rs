@@ -117,6 +117,8 @@ mod tests {
                     name: name.into(),
                     version: "1.0.0".into(),
                     digest,
+                    signer: None,
+                    judged_under: String::new(),
                 },
             );
             snapshot.versions.insert(
@@ -124,6 +126,7 @@ mod tests {
                 StoredVersion {
                     digest,
                     available: true,
+                    signer: None,
                 },
             );
         }

@@ -390,6 +390,8 @@ async fn index(
             digest: v.digest.clone(),
             available: v.available,
             href: href(&v.name, &v.version),
+            signed_by: v.signer_key_id.clone(),
+            signature_verified_at: v.signature_verified_at,
         })
         .collect();
     let next = (more && !rows.is_empty()).then(|| {
@@ -439,6 +441,8 @@ async fn versions(
             digest: v.digest.clone(),
             available: v.available,
             href: href(&name, &v.version),
+            signed_by: v.signed_by.clone(),
+            signature_verified_at: v.signature_verified_at,
         })
         .collect();
     let body = serde_json::to_vec(&TaskVersions { name, versions }).unwrap_or_default();
@@ -503,10 +507,16 @@ fn bundle_response(task: &crate::store::StoredTask, headers: &HeaderMap) -> Resu
         version: task.version.clone(),
         digest: task.digest.clone(),
         files,
+        signature: task.signature.text.clone(),
     };
     let body = serde_json::to_vec(&document).unwrap_or_default();
-    // The content is identified by its digest: the strongest ETag there is.
-    Ok(conditional(headers, format!("\"{}\"", task.digest), body))
+    // The content and its signature make the body: a version signed after it was first
+    // served gets a new ETag.
+    let etag = match &task.signature.text {
+        None => format!("\"{}\"", task.digest),
+        Some(_) => body_etag(&body),
+    };
+    Ok(conditional(headers, etag, body))
 }
 
 async fn openapi(headers: HeaderMap) -> Response {

@@ -11,7 +11,8 @@ use crate::store::{RunRecord, RunStatus, ScanStatus, StagedContents, Store, Stor
 use futures::StreamExt;
 use registry_core::{
     ChangeSet, ConflictStrategy, Entry, LoadOutcome, OriginKey, PlanOptions, Problem, RunCounts, Scan, ScanScope,
-    Snapshot, Source, SourceError, SourceScan, TaskDefinition, Validation, check_bundle, entries_to_load, plan,
+    SignaturePolicy, Snapshot, Source, SourceError, SourceScan, TaskDefinition, Validation, check_bundle,
+    entries_to_load, plan,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -47,6 +48,32 @@ pub struct SyncOptions {
     /// [`StagedContents`]), so that a run's memory is bounded
     /// by this, not by the tree.
     pub contents_in_memory: usize,
+    /// Whose signatures each source's tasks are judged by.
+    pub signatures: SignaturePolicies,
+}
+
+/// The trust policy of every source: one for all, and the sources' own where configured.
+#[derive(Debug, Clone, Default)]
+pub struct SignaturePolicies {
+    /// The policy of sources without one of their own (`[signatures]`).
+    pub default: std::sync::Arc<SignaturePolicy>,
+    /// Sources' own policies, by source name.
+    pub by_source: HashMap<String, std::sync::Arc<SignaturePolicy>>,
+}
+
+impl SignaturePolicies {
+    /// One policy for every source.
+    pub fn uniform(policy: SignaturePolicy) -> Self {
+        SignaturePolicies {
+            default: std::sync::Arc::new(policy),
+            by_source: HashMap::new(),
+        }
+    }
+
+    /// The policy the source called `name` is judged by.
+    pub fn of(&self, name: &str) -> &std::sync::Arc<SignaturePolicy> {
+        self.by_source.get(name).unwrap_or(&self.default)
+    }
 }
 
 /// The contents a run holds in memory unless configured otherwise: a cold sync of 10,000
@@ -192,6 +219,7 @@ impl Default for SyncOptions {
             writer: None,
             retire_after: Some(DEFAULT_RETIREMENT_GRACE),
             contents_in_memory: DEFAULT_CONTENTS_IN_MEMORY,
+            signatures: SignaturePolicies::default(),
         }
     }
 }
@@ -499,6 +527,7 @@ async fn plan_with(
             result,
             scope,
             retired: false,
+            signatures: options.signatures.of(source.name()).clone(),
         });
     }
 
@@ -630,8 +659,9 @@ async fn load_wanted(
             .map(|(index, entry)| {
                 let source = sources[index].as_ref();
                 let (validation, cache) = (&options.validation, options.cache.clone());
+                let policy = options.signatures.of(source.name()).clone();
                 async move {
-                    let outcome = load_and_check(source, &entry, validation, cache).await;
+                    let outcome = load_and_check(source, &entry, validation, &policy, cache).await;
                     (OriginKey::new(source.name(), entry.locator), outcome)
                 }
             })
@@ -885,13 +915,18 @@ pub async fn load_and_check(
     source: &dyn Source,
     entry: &Entry,
     validation: &Validation,
+    signatures: &std::sync::Arc<SignaturePolicy>,
     cache: Option<std::sync::Arc<crate::cache::CheckCache>>,
 ) -> LoadOutcome {
     let validation = validation.clone();
+    let signatures = signatures.clone();
     match source.load(entry).await {
-        Ok(bundle) => tokio::task::spawn_blocking(move || match cache {
-            Some(cache) => cache.check(&bundle, &validation),
-            None => check_bundle(&bundle, &validation),
+        Ok(bundle) => tokio::task::spawn_blocking(move || {
+            let outcome = match cache {
+                Some(cache) => cache.check(&bundle, &validation),
+                None => check_bundle(&bundle, &validation),
+            };
+            crate::signing::judge_outcome(outcome, &bundle, &signatures)
         })
         .await
         .unwrap_or_else(|e| LoadOutcome::Broken(vec![Problem::error("task.check_crashed", e.to_string())])),

@@ -26,6 +26,8 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
         ".hidden.js",
         ".js",
         "lib/util.js",
+        "signature.minisig",
+        "tests/signature.minisig",
     ];
     for path in paths {
         assert_eq!(
@@ -36,6 +38,7 @@ fn the_plugin_layout_rules_agree_with_the_core_and_the_filesystem_source() {
     }
     assert_eq!(layout::METADATA, registry_core::task_files::METADATA);
     assert_eq!(layout::META_YAML, registry_core::task_files::META_YAML);
+    assert_eq!(layout::SIGNATURE, registry_core::SIGNATURE_FILE);
     for name in ["metadata.json", "meta.yaml", "meta.yml", "main.js"] {
         assert_eq!(
             layout::is_task_marker(name),

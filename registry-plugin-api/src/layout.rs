@@ -45,12 +45,16 @@ pub fn is_skipped_folder(name: &str) -> bool {
     name.starts_with('.') || name == "node_modules"
 }
 
+/// The task's minisign signature, which the host verifies (not part of the digest).
+pub const SIGNATURE: &str = "signature.minisig";
+
 /// Whether `path` (relative to the task folder, `/`-separated) is one of the task's files.
 /// The host ignores other files, so sending them only costs bytes.
-/// Scripts directly in the folder are task files because `meta.yaml` may name any of them.
+/// Scripts directly in the folder are task files because `meta.yaml` may name any of them;
+/// the signature ([`SIGNATURE`]) is sent so that the host can check who published the task.
 pub fn is_task_file(path: &str) -> bool {
     match path {
-        METADATA | META_YAML | "main.js" | "input.schema.json" | "output.schema.json" => true,
+        METADATA | META_YAML | SIGNATURE | "main.js" | "input.schema.json" | "output.schema.json" => true,
         _ if !path.contains('/') => {
             !path.starts_with('.')
                 && [".js", ".mjs", ".cjs"]

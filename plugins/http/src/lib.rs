@@ -140,6 +140,9 @@ struct SavedListing {
     etag: String,
     /// `(locator, bundle URL, digest)`, ordered by locator.
     items: Vec<(String, String, String)>,
+    /// The signer the index named per locator, for those it named one.
+    #[serde(default)]
+    signed: Vec<(String, String)>,
 }
 
 impl Listing {
@@ -150,11 +153,18 @@ impl Listing {
             .map(|(locator, (href, digest))| (locator.clone(), href.to_string(), digest.clone()))
             .collect();
         items.sort();
+        let mut signed: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter_map(|e| Some((e.locator.clone(), e.fingerprint.split_once("+signed:")?.1.to_owned())))
+            .collect();
+        signed.sort();
         Some(SavedListing {
             url: url.to_string(),
             index: self.index.as_ref()?.to_string(),
             etag: self.etag.clone()?,
             items,
+            signed,
         })
     }
 
@@ -164,14 +174,24 @@ impl Listing {
             etag: Some(saved.etag),
             ..Listing::default()
         };
+        let signed: HashMap<String, String> = saved.signed.into_iter().collect();
         for (locator, href, digest) in saved.items {
             listing.entries.push(Entry {
                 locator: locator.clone(),
-                fingerprint: digest.clone(),
+                fingerprint: fingerprint(&digest, signed.get(&locator).map(String::as_str)),
             });
             listing.items.insert(locator, (Url::parse(&href).ok()?, digest));
         }
         Some(listing)
+    }
+}
+
+/// An entry's fingerprint: the digest, and the key the index says signed it, so that a
+/// version signed after it was first listed is loaded again for its signature.
+fn fingerprint(digest: &str, signed_by: Option<&str>) -> String {
+    match signed_by {
+        Some(key) => format!("{digest}+signed:{key}"),
+        None => digest.to_owned(),
     }
 }
 
@@ -458,7 +478,7 @@ impl HttpSource {
                 let locator = format!("{}@{}", item.name, item.version);
                 listing.entries.push(Entry {
                     locator: locator.clone(),
-                    fingerprint: item.digest.clone(),
+                    fingerprint: fingerprint(&item.digest, item.signed_by.as_deref()),
                 });
                 listing.items.insert(locator, (href, item.digest));
             }
@@ -609,7 +629,12 @@ impl Source for HttpSource {
             budget.admit(path, contents.len() as u64)?;
         }
         let folder_name = entry.locator.split('@').next().map(str::to_owned);
-        let files = document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();
+        let mut files: std::collections::BTreeMap<String, Vec<u8>> =
+            document.files.into_iter().map(|(p, c)| (p, c.into_bytes())).collect();
+        // The signature travels beside the files; the host judges it by its own policy.
+        if let Some(signature) = document.signature {
+            files.insert(registry_core::SIGNATURE_FILE.to_owned(), signature.into_bytes());
+        }
         Ok(Bundle {
             files,
             folder_name,

@@ -9,12 +9,15 @@
 //! - different content for one version is a conflict decided by the [`ConflictStrategy`],
 //!   except an author's edit in place (one origin's own content changed, nobody offers the
 //!   old one), which is an update unless the strategy treats edits as conflicts;
+//! - content signed by a trusted key is never replaced by unsigned or untrusted content
+//!   for the same version, whatever the strategy; the attempt is recorded as a conflict;
 //! - nothing unchanged is written, so an unchanged resync writes no row.
 
 use crate::digest::Digest;
 use crate::keys::{OriginKey, VersionKey};
 use crate::merge::{Candidate, ConflictDecision, ConflictDetail, ConflictOffer, ConflictRecord, ConflictStrategy};
 use crate::problem::Problem;
+use crate::signature::{KeyId, SignaturePolicy, TaskSignature};
 use crate::source::{Entry, Scan, ScanScope};
 use crate::task::TaskDefinition;
 use crate::validate::LoadOutcome;
@@ -31,6 +34,8 @@ use uuid::Uuid;
 pub struct StoredVersion {
     pub digest: Digest,
     pub available: bool,
+    /// The trusted key that signed the stored content, as last verified.
+    pub signer: Option<KeyId>,
 }
 
 /// What the store knows of one `(source, locator)`.
@@ -40,6 +45,11 @@ pub struct StoredOrigin {
     pub name: String,
     pub version: String,
     pub digest: Digest,
+    /// The trusted key whose signature of this content verified, when one did.
+    pub signer: Option<KeyId>,
+    /// The [`SignaturePolicy::identity`] the signature was judged under: judged under
+    /// another policy (a key added or removed), the entry is loaded and judged again.
+    pub judged_under: String,
 }
 
 /// The part of the catalogue a plan is computed against. Holds no task content.
@@ -97,6 +107,14 @@ pub fn problem_fingerprint(fingerprint: &str, checked_with: &str) -> String {
     format!("{fingerprint}#{checked_with}")
 }
 
+/// What a source's tasks are checked with: the rules, and the source's trust policy.
+fn checks_of(checked_with: &str, scan: &SourceScan) -> String {
+    match scan.signatures.identity() {
+        "" => checked_with.to_owned(),
+        policy => format!("{checked_with}+{policy}"),
+    }
+}
+
 /// The scan of one source, in priority order (the first has the highest priority).
 #[derive(Debug)]
 pub struct SourceScan {
@@ -109,6 +127,8 @@ pub struct SourceScan {
     /// forgot it): its every origin goes, past the per-source mass-removal guard, which
     /// the host applies to the catalogue as a whole before retiring.
     pub retired: bool,
+    /// The trust policy the source's signatures are judged under.
+    pub signatures: Arc<SignaturePolicy>,
 }
 
 impl SourceScan {
@@ -123,6 +143,7 @@ impl SourceScan {
             }),
             scope: ScanScope::Whole,
             retired: true,
+            signatures: Arc::default(),
         }
     }
 
@@ -138,6 +159,7 @@ impl SourceScan {
             }),
             scope: ScanScope::Within(Vec::new()),
             retired: false,
+            signatures: Arc::default(),
         }
     }
 }
@@ -198,7 +220,27 @@ pub struct ChangeSet {
     pub problem_fingerprints: HashMap<OriginKey, String>,
     pub conflicts: Vec<ConflictRecord>,
     pub conflicts_cleared: Vec<VersionKey>,
+    /// Stored versions whose content stays but whose signature changes: signed by an
+    /// origin now, or no longer verified after a key left the policy.
+    pub signatures: Vec<SignatureUpdate>,
     pub counts: RunCounts,
+}
+
+/// A new signature record for a stored version whose content stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureUpdate {
+    pub key: VersionKey,
+    pub change: SignatureChange,
+}
+
+/// How a stored version's signature record changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureChange {
+    /// The version's signature is this one now (`None`: unsigned).
+    Replaced(Option<Arc<TaskSignature>>),
+    /// The stored signature stays, no longer verified: its key left the trust policy and
+    /// the version went unavailable with it (`require`).
+    Unverified,
 }
 
 impl ChangeSet {
@@ -211,6 +253,7 @@ impl ChangeSet {
             && self.problem_sets.is_empty()
             && self.conflicts.is_empty()
             && self.conflicts_cleared.is_empty()
+            && self.signatures.is_empty()
     }
 }
 
@@ -233,6 +276,11 @@ impl Snapshot {
                     let version = StoredVersion {
                         digest,
                         available: true,
+                        signer: write
+                            .task
+                            .as_ref()
+                            .and_then(|t| t.signature.as_ref())
+                            .and_then(|s| s.signer()),
                     };
                     match entry {
                         Some(existing) => *existing = version,
@@ -244,6 +292,14 @@ impl Snapshot {
                 (WriteKind::Revived, Some(existing)) => existing.available = true,
                 (WriteKind::Missing, Some(existing)) => existing.available = false,
                 (_, None) => panic!("{:?} of unknown version {:?}", write.kind, write.key),
+            }
+        }
+        for update in &changes.signatures {
+            if let Some(version) = self.versions.get_mut(&update.key) {
+                version.signer = match &update.change {
+                    SignatureChange::Replaced(signature) => signature.as_ref().and_then(|s| s.signer()),
+                    SignatureChange::Unverified => None,
+                };
             }
         }
         for k in &changes.origin_deletes {
@@ -295,6 +351,7 @@ struct Offer<'a> {
     version: &'a str,
     digest: Digest,
     task: Option<&'a Arc<TaskDefinition>>,
+    signer: Option<KeyId>,
 }
 
 fn candidate<'c>(
@@ -316,6 +373,7 @@ fn candidate<'c>(
         uuid: offer.task.map(|t| t.uuid),
         task: offer.task,
         modified,
+        signer: offer.signer,
     }
 }
 
@@ -386,6 +444,7 @@ impl<'a> RunIndex<'a> {
             version: &o.version,
             digest: o.digest,
             task: None,
+            signer: o.signer,
         })
     }
 
@@ -396,6 +455,7 @@ impl<'a> RunIndex<'a> {
             version: &self.loaded_versions[&k],
             digest: task.digest,
             task: Some(task),
+            signer: task.signature.as_ref().and_then(|s| s.signer()),
         }
     }
 }
@@ -429,22 +489,25 @@ pub fn entries_to_load(
         .collect();
     let mut changed = Vec::new();
     for (i, source, scan) in ok_scans() {
+        let checks = checks_of(checked_with, &scans[i]);
+        let policy = scans[i].signatures.identity();
         for entry in &scan.entries {
             let k = (source, entry.locator.as_str());
             if run.loaded.contains_key(&k) {
                 continue;
             }
+            // Changed content, or a signature judged under another trust policy.
             let stale = run
                 .stored_origins
                 .get(&k)
-                .is_none_or(|o| o.fingerprint != entry.fingerprint);
+                .is_none_or(|o| o.fingerprint != entry.fingerprint || o.judged_under != policy);
             // A broken task found broken at this very fingerprint, with these rules, would
             // be found broken again: it is not read.
             let known_broken = || {
                 snapshot
                     .problem_fingerprints
                     .get(&OriginKey::new(k.0, k.1))
-                    .is_some_and(|found_at| *found_at == problem_fingerprint(&entry.fingerprint, checked_with))
+                    .is_some_and(|found_at| *found_at == problem_fingerprint(&entry.fingerprint, &checks))
             };
             if (stale || erroneous.contains(&k)) && !known_broken() {
                 changed.push((i, entry.clone()));
@@ -566,7 +629,13 @@ pub fn plan(
         &mut counts,
     );
     let offered = reconcile_origins(&run, &collected, &added, &mut changes);
-    mark_missing(&run, &offered, &mut changes, &mut counts);
+    let withheld: HashSet<Ref<'_>> = collected
+        .withheld
+        .iter()
+        .filter_map(|k| run.stored_origins.get(k))
+        .map(|o| (o.name.as_str(), o.version.as_str()))
+        .collect();
+    mark_missing(&run, &offered, &withheld, &mut changes, &mut counts);
     // Keys are unique: unstable sorts, which need no buffer of half the vector.
     changes.versions.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     changes.new_tasks.sort_unstable();
@@ -590,8 +659,12 @@ struct Collected<'r> {
     candidates: Vec<Candidate<'r>>,
     /// Origins that complete scans no longer found.
     removed: HashSet<Ref<'r>>,
-    /// Origins loaded in this run: their fingerprint and offer.
-    offered_now: HashMap<Ref<'r>, (&'r str, Offer<'r>)>,
+    /// Origins whose stored offer the source's trust policy no longer admits (a key left
+    /// the policy under `require`): kept, but offering nothing.
+    withheld: HashSet<Ref<'r>>,
+    /// Origins loaded in this run: their fingerprint, the trust policy their signature was
+    /// judged under, and their offer.
+    offered_now: HashMap<Ref<'r>, (&'r str, &'r str, Offer<'r>)>,
     problem_sets: BTreeMap<OriginKey, Vec<Problem>>,
     /// What this run's broken tasks were found at.
     problem_fingerprints: HashMap<OriginKey, String>,
@@ -613,6 +686,7 @@ fn collect_candidates<'r>(
 ) -> Collected<'r> {
     let mut counts = RunCounts::default();
     let mut removed: HashSet<Ref<'_>> = HashSet::new();
+    let mut withheld: HashSet<Ref<'_>> = HashSet::new();
     // Sized up front: one candidate per entry at most, and a doubling vector of many
     // entries would hold up to twice that at the run's peak.
     let entries: usize = scans
@@ -620,7 +694,7 @@ fn collect_candidates<'r>(
         .filter_map(|scan| scan.result.as_ref().ok())
         .map(|result| result.entries.len())
         .sum();
-    let mut offered_now: HashMap<Ref<'_>, (&str, Offer<'_>)> = HashMap::with_capacity(run.loaded.len());
+    let mut offered_now: HashMap<Ref<'_>, (&str, &str, Offer<'_>)> = HashMap::with_capacity(run.loaded.len());
     let mut problem_sets: BTreeMap<OriginKey, Vec<Problem>> = BTreeMap::new();
     let mut problem_fingerprints: HashMap<OriginKey, String> = HashMap::new();
     let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(entries);
@@ -629,6 +703,8 @@ fn collect_candidates<'r>(
 
     for (rank, scan) in scans.iter().enumerate() {
         let source = scan.name.as_str();
+        let policy = &scan.signatures;
+        let checks = checks_of(options.checked_with, scan);
         let result = match &scan.result {
             Err(message) => {
                 problem_sets.insert(
@@ -672,10 +748,20 @@ fn collect_candidates<'r>(
         });
         for (locator, fingerprint) in scanned.chain(outside) {
             let k = (source, locator);
-            // What the store says this entry offers: its last good version.
-            let last_good = run.stored_offer(k).map(|offer| {
+            // What the store says this entry offers: its last good version, as long as the
+            // trust policy admits it (under `require`, only while its signer is trusted).
+            let admitted = |offer: &Offer<'_>| {
+                let admitted = policy.admits(offer.signer);
+                if !admitted {
+                    withheld.insert(k);
+                }
+                admitted
+            };
+            let last_good = run.stored_offer(k).filter(admitted).map(|offer| {
                 let fingerprint = &run.stored_origins[&k].fingerprint;
-                candidate(rank, source, locator, fingerprint, &offer, None)
+                let mut last_good = candidate(rank, source, locator, fingerprint, &offer, None);
+                last_good.signer = last_good.signer.filter(|key| policy.trusts(*key));
+                last_good
             });
             match run.loaded.get(&k) {
                 Some(LoadOutcome::Parsed {
@@ -699,7 +785,7 @@ fn collect_candidates<'r>(
                     }
                     let offer = run.loaded_offer(k, task);
                     candidates.push(candidate(rank, source, locator, fingerprint, &offer, *modified));
-                    offered_now.insert(k, (fingerprint, offer));
+                    offered_now.insert(k, (fingerprint, policy.identity(), offer));
                 }
                 Some(LoadOutcome::Broken(problems)) => {
                     // Content that fails stays failing until it changes (or the rules do):
@@ -708,10 +794,8 @@ fn collect_candidates<'r>(
                         .iter()
                         .any(|p| RETRIED_PROBLEM_CODES.contains(&p.code.as_str()))
                     {
-                        problem_fingerprints.insert(
-                            OriginKey::new(k.0, k.1),
-                            problem_fingerprint(fingerprint, options.checked_with),
-                        );
+                        problem_fingerprints
+                            .insert(OriginKey::new(k.0, k.1), problem_fingerprint(fingerprint, &checks));
                     }
                     problem_sets.insert(OriginKey::new(k.0, k.1), problems.clone());
                     counts.invalid += 1;
@@ -773,6 +857,7 @@ fn collect_candidates<'r>(
     Collected {
         candidates,
         removed,
+        withheld,
         offered_now,
         problem_sets,
         problem_fingerprints,
@@ -832,6 +917,8 @@ fn decide_versions<'r>(
     for (version, mut group) in groups {
         let stored = run.stored_versions.get(&version).copied();
         let stored_digest = stored.map(|s| s.digest);
+        // Content a trusted key signed: nothing unsigned or untrusted replaces it.
+        let protected = stored.is_some_and(|s| s.signer.is_some());
         let offers_agree = group.iter().all(|c| c.digest == group[0].digest);
         let agreed = offers_agree && stored_digest.is_none_or(|d| d == group[0].digest);
         // The author's loop: an origin that stored this version now offers new content,
@@ -845,19 +932,20 @@ fn decide_versions<'r>(
                 run.stored_origins.get(&(c.source, c.locator)).is_some_and(|o| {
                     (o.name.as_str(), o.version.as_str()) == version && Some(o.digest) == stored_digest
                 })
-            });
+            })
+            && (!protected || group.iter().all(|c| c.signer.is_some()));
         let new_content = if edited_in_place {
             if snapshot.conflicts.contains_key(&VersionKey::new(version.0, version.1)) {
                 changes.conflicts_cleared.push(VersionKey::new(version.0, version.1));
             }
-            group[0].task
+            signed_first(&group, group[0].digest)
         } else if agreed {
             // The common case, and the whole of an unchanged resync: nothing to decide.
             if snapshot.conflicts.contains_key(&VersionKey::new(version.0, version.1)) {
                 changes.conflicts_cleared.push(VersionKey::new(version.0, version.1));
             }
             if stored.is_none() {
-                group.iter().find_map(|c| c.task)
+                signed_first(&group, group[0].digest)
             } else {
                 None
             }
@@ -870,19 +958,32 @@ fn decide_versions<'r>(
             // and the conflict stays recorded for people to settle.
             let held_from_outside =
                 stored_digest.is_some_and(|d| group.iter().any(|c| c.rank == outside_rank && c.digest == d));
+            // With content signed by a trusted key stored or offered, the strategy chooses
+            // among the signed offers only: unsigned and untrusted ones are refused.
+            let signed: Vec<&Candidate<'_>> = group.iter().copied().filter(|c| c.signer.is_some()).collect();
+            let signed_rule = protected || !signed.is_empty();
             let decision = if held_from_outside {
                 ConflictDecision::KeepStored
+            } else if signed_rule {
+                if signed.iter().all(|c| Some(c.digest) == stored_digest) {
+                    ConflictDecision::KeepStored
+                } else {
+                    match strategy.decide(stored_digest, &signed) {
+                        ConflictDecision::Take(digest) if signed.iter().any(|c| c.digest == digest) => {
+                            ConflictDecision::Take(digest)
+                        }
+                        _ => ConflictDecision::KeepStored,
+                    }
+                }
             } else {
                 strategy.decide(stored_digest, &group)
             };
             let new_content = match decision {
-                ConflictDecision::Take(digest) if stored_digest != Some(digest) => {
-                    group.iter().find(|c| c.digest == digest).and_then(|c| c.task)
-                }
+                ConflictDecision::Take(digest) if stored_digest != Some(digest) => signed_first(&group, digest),
                 _ => None,
             };
             let kept = new_content.map(|t| t.digest).or(stored_digest);
-            let decision = match (decision, kept) {
+            let mut decision = match (decision, kept) {
                 (ConflictDecision::Take(digest), Some(k)) if k == digest => {
                     let winner = group.iter().find(|c| c.digest == digest).expect("taken from the group");
                     format!("took {digest} from {}:{}", winner.source, winner.locator)
@@ -890,6 +991,16 @@ fn decide_versions<'r>(
                 (_, Some(k)) => format!("kept the stored {k}"),
                 (_, None) => "not added: no offer was taken".to_owned(),
             };
+            let refused = group
+                .iter()
+                .filter(|c| c.signer.is_none() && Some(c.digest) != kept)
+                .count();
+            if signed_rule && refused > 0 {
+                decision.push_str(&format!(
+                    "; content signed by a trusted key is not replaced by unsigned or untrusted content: \
+                     {refused} such offer(s) refused"
+                ));
+            }
             let record = ConflictRecord {
                 name: version.0.to_owned(),
                 version: version.1.to_owned(),
@@ -902,6 +1013,7 @@ fn decide_versions<'r>(
                             source: c.source.to_owned(),
                             locator: c.locator.to_owned(),
                             digest: c.digest,
+                            signed_by: c.signer.map(|k| k.to_string()),
                         })
                         .collect(),
                     kept,
@@ -914,6 +1026,12 @@ fn decide_versions<'r>(
             }
             new_content
         };
+        if new_content.is_none()
+            && let Some(stored) = stored
+            && let Some(update) = signature_update(version, stored, &group)
+        {
+            changes.signatures.push(update);
+        }
         let (kind, counter) = match (stored, new_content) {
             (None, Some(_)) => (WriteKind::Added, &mut counts.added),
             // Nothing stored and nothing taken (a strategy refused every offer): not added.
@@ -942,6 +1060,39 @@ fn decide_versions<'r>(
     added
 }
 
+/// The offer of content `digest` to store: a signed one when there is one (the same content
+/// may come signed from one origin and unsigned from another).
+fn signed_first<'r>(group: &[&Candidate<'r>], digest: Digest) -> Option<&'r Arc<TaskDefinition>> {
+    let mut offers = group.iter().filter(|c| c.digest == digest && c.task.is_some());
+    let first = offers.clone().next();
+    offers.find(|c| c.signer.is_some()).or(first).and_then(|c| c.task)
+}
+
+/// The new signature record of a stored version whose content stays, when this run's
+/// offers of that content judge it differently: signed by a trusted key now, or no longer
+/// verified by any origin (judged again by a load of this run).
+fn signature_update(version: Ref<'_>, stored: &StoredVersion, group: &[&Candidate<'_>]) -> Option<SignatureUpdate> {
+    let key = || VersionKey::new(version.0, version.1);
+    let same = || group.iter().filter(|c| c.digest == stored.digest);
+    match same().find(|c| c.signer.is_some()) {
+        Some(c) if c.signer == stored.signer => None,
+        // Only a load carries the signature's text; an unchanged origin vouches for the
+        // record already stored.
+        Some(c) => c
+            .task
+            .and_then(|t| t.signature.clone())
+            .map(|signature| SignatureUpdate {
+                key: key(),
+                change: SignatureChange::Replaced(Some(signature)),
+            }),
+        None if stored.signer.is_none() => None,
+        None => same().find_map(|c| c.task).map(|task| SignatureUpdate {
+            key: key(),
+            change: SignatureChange::Replaced(task.signature.clone()),
+        }),
+    }
+}
+
 /// Writes the origins of this run: an origin may only point at a version that exists
 /// after it. Returns every version some origin offers after the run.
 fn reconcile_origins<'r>(
@@ -957,11 +1108,11 @@ fn reconcile_origins<'r>(
     };
     let mut offered: HashSet<Ref<'_>> = HashSet::with_capacity(run.stored_origins.len());
     for (k, origin) in &run.stored_origins {
-        if !removed.contains(k) && !offered_now.contains_key(k) {
+        if !removed.contains(k) && !offered_now.contains_key(k) && !collected.withheld.contains(k) {
             offered.insert((&origin.name, &origin.version));
         }
     }
-    for (k, (fingerprint, offer)) in offered_now {
+    for (k, (fingerprint, judged_under, offer)) in offered_now {
         let stored = run.stored_origins.get(k);
         if !exists(offer.name, offer.version) {
             if stored.is_some() {
@@ -975,6 +1126,8 @@ fn reconcile_origins<'r>(
             name: offer.name.to_owned(),
             version: offer.version.to_owned(),
             digest: offer.digest,
+            signer: offer.signer,
+            judged_under: (*judged_under).to_owned(),
         };
         if stored.is_none_or(|s| **s != origin) {
             changes.origin_upserts.push(OriginRow {
@@ -1000,9 +1153,23 @@ fn reconcile_origins<'r>(
 }
 
 /// Makes every stored available version that no origin offers any more missing.
-fn mark_missing(run: &RunIndex<'_>, offered: &HashSet<Ref<'_>>, changes: &mut ChangeSet, counts: &mut RunCounts) {
+/// A version that goes because the trust policy withheld its offers (`withheld`) is no
+/// longer verified either.
+fn mark_missing(
+    run: &RunIndex<'_>,
+    offered: &HashSet<Ref<'_>>,
+    withheld: &HashSet<Ref<'_>>,
+    changes: &mut ChangeSet,
+    counts: &mut RunCounts,
+) {
     for (k, stored) in &run.stored_versions {
         if stored.available && !offered.contains(k) {
+            if stored.signer.is_some() && withheld.contains(k) {
+                changes.signatures.push(SignatureUpdate {
+                    key: VersionKey::new(k.0, k.1),
+                    change: SignatureChange::Unverified,
+                });
+            }
             counts.missing += 1;
             changes.versions.push(VersionWrite {
                 key: VersionKey::new(k.0, k.1),

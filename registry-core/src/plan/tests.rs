@@ -29,6 +29,7 @@ fn scan_of(name: &str, tree: &Tree) -> SourceScan {
         }),
         scope: ScanScope::Whole,
         retired: false,
+        signatures: Arc::default(),
     }
 }
 
@@ -95,6 +96,7 @@ fn failed(name: &str) -> SourceScan {
         result: Err("root does not exist".into()),
         scope: ScanScope::Whole,
         retired: false,
+        signatures: Arc::default(),
     }
 }
 

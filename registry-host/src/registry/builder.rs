@@ -59,6 +59,7 @@ pub struct RegistryBuilder {
     pub(super) serve: ServeOptions,
     pub(super) serve_token_file: Option<PathBuf>,
     pub(super) read_only: bool,
+    pub(super) signatures: crate::sync::SignaturePolicies,
 }
 
 impl Default for RegistryBuilder {
@@ -87,6 +88,7 @@ impl Default for RegistryBuilder {
             serve: ServeOptions::default(),
             serve_token_file: None,
             read_only: false,
+            signatures: crate::sync::SignaturePolicies::default(),
         }
     }
 }
@@ -143,6 +145,12 @@ impl RegistryBuilder {
             builder.serve.pool_size = size;
         }
         builder.serve_token_file = serve.token_file.as_ref().map(|f| config.base_dir.join(f));
+        builder.signatures = config
+            .signature_policies()
+            .map_err(|reason| crate::config::ConfigError::Invalid {
+                path: config.base_dir.join("taskreg.toml"),
+                reason,
+            })?;
         builder.config = Some(config);
         Ok(builder)
     }
@@ -350,6 +358,25 @@ impl RegistryBuilder {
         self
     }
 
+    /// The trust policy every source's signatures are judged by (`[signatures]`), unless a
+    /// source has its own ([`source_signature_policy`](Self::source_signature_policy)).
+    pub fn signature_policy(mut self, policy: registry_core::SignaturePolicy) -> Self {
+        self.signatures.default = Arc::new(policy);
+        self
+    }
+
+    /// The trust policy of the source called `name` (a source's `signatures` and
+    /// `trusted_keys`).
+    pub fn source_signature_policy(mut self, name: impl Into<String>, policy: registry_core::SignaturePolicy) -> Self {
+        self.signatures.by_source.insert(name.into(), Arc::new(policy));
+        self
+    }
+
+    /// The trust policies this builder describes.
+    pub fn signature_policies(&self) -> &crate::sync::SignaturePolicies {
+        &self.signatures
+    }
+
     /// The validation rules this builder describes.
     pub fn validation(&self) -> Result<Validation, RegistryError> {
         Validation::configure_with(
@@ -364,7 +391,7 @@ impl RegistryBuilder {
     /// Checks the tasks at `paths` with this builder's rules, without any database: what
     /// `taskreg validate` does.
     pub async fn validate(&self, paths: &[PathBuf]) -> Result<super::ValidationReport, RegistryError> {
-        super::validate::validate_paths(paths, &self.validation()?, &self.kinds).await
+        super::validate::validate_paths(paths, &self.validation()?, &self.signatures.default, &self.kinds).await
     }
 
     /// The `.ratchet/index.json` of the task tree at `root`, built from its tasks with this

@@ -142,7 +142,12 @@ pub(super) async fn build_index(
             )
         })
         .collect();
-    let outcomes = super::validate::load_all(source, &scan.entries, validation).await;
+    // An index describes tasks, not who signed them.
+    let unjudged = std::sync::Arc::new(registry_core::SignaturePolicy::new(
+        registry_core::SignatureMode::Off,
+        Vec::new(),
+    ));
+    let outcomes = super::validate::load_all(source, &scan.entries, validation, &unjudged).await;
     let mut tasks = Vec::new();
     let mut categories: BTreeMap<String, u64> = BTreeMap::new();
     for (locator, outcome) in outcomes {

@@ -12,6 +12,7 @@ mod validate;
 pub use builder::{DEFAULT_DATABASE, RegistryBuilder};
 pub use error::RegistryError;
 pub use index::{BuiltIndex, IndexDifference};
+pub(crate) use validate::load_all;
 pub use validate::{Finding, ValidationReport};
 
 use crate::cache::CheckCache;
@@ -193,6 +194,7 @@ impl Registry {
             validation: validation.clone(),
             cache: keep_between_runs.then(|| Arc::new(CheckCache::new(builder.cache_capacity_bytes))),
             snapshot_cache: keep_between_runs.then(|| Arc::new(SnapshotCache::default())),
+            signatures: builder.signatures.clone(),
             ..SyncOptions::default()
         };
         if let Some(loads) = builder.concurrency {
@@ -379,7 +381,13 @@ impl Registry {
     /// # Ok(()) }
     /// ```
     pub async fn validate(&self, paths: &[PathBuf]) -> Result<ValidationReport, RegistryError> {
-        validate::validate_paths(paths, &self.validation, &self.kinds).await
+        validate::validate_paths(
+            paths,
+            &self.validation,
+            &self.sync_options.signatures.default,
+            &self.kinds,
+        )
+        .await
     }
 
     /// Task versions by name, newest version first.

@@ -6,8 +6,9 @@ use crate::config::path_source_spec;
 use crate::sources::SourceBuilder;
 use crate::sync::{SyncOptions, load_and_check};
 use futures::StreamExt;
-use registry_core::{LoadOutcome, Problem, Source, SourceKind, SourceSpec, Validation};
+use registry_core::{LoadOutcome, Problem, SignaturePolicy, Source, SourceKind, SourceSpec, Validation};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One problem `validate` found, with where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +81,7 @@ pub(super) fn path_specs(paths: &[PathBuf], validation: &Validation) -> Vec<Sour
 pub(super) async fn validate_paths(
     paths: &[PathBuf],
     validation: &Validation,
+    signatures: &Arc<SignaturePolicy>,
     kinds: &[SourceKind],
 ) -> Result<ValidationReport, RegistryError> {
     let specs = path_specs(paths, validation);
@@ -120,7 +122,7 @@ pub(super) async fn validate_paths(
                 },
             });
         }
-        for (locator, outcome) in load_all(source.as_ref(), &scan.entries, validation).await {
+        for (locator, outcome) in load_all(source.as_ref(), &scan.entries, validation, signatures).await {
             let problems = match outcome {
                 LoadOutcome::Parsed { warnings, .. } => {
                     report.valid += 1;
@@ -142,16 +144,17 @@ pub(super) async fn validate_paths(
 }
 
 /// Loads and checks every entry (a sync's loads, without a cache), as `(locator, outcome)`.
-pub(super) async fn load_all(
+pub(crate) async fn load_all(
     source: &dyn Source,
     entries: &[registry_core::Entry],
     validation: &Validation,
+    signatures: &Arc<SignaturePolicy>,
 ) -> Vec<(String, LoadOutcome)> {
     futures::stream::iter(entries)
         .map(|entry| async move {
             (
                 entry.locator.clone(),
-                load_and_check(source, entry, validation, None).await,
+                load_and_check(source, entry, validation, signatures, None).await,
             )
         })
         .buffered(SyncOptions::default().concurrency)

@@ -59,7 +59,7 @@ mod write;
 pub use pool::{PooledStore, ReaderManager, StorePool, reader_pool};
 pub use read::{
     CatalogueCounts, ConflictRow, HistoryRow, ListPage, OriginRef, ProblemKey, ProblemRow, ProblemsPage,
-    ReplacedContent, StoreSnapshot, StoredTask, VersionRow, VersionSummary,
+    ReplacedContent, StoreSnapshot, StoredTask, VersionRow, VersionSignature, VersionSummary,
 };
 pub use staging::StagedContents;
 pub use status::{

@@ -1,7 +1,9 @@
 //! Reading the catalogue: the snapshot a sync plans against, and what `list`, `show` and
 //! `problems` print.
 
-use super::schema::{conflicts, origins, problems, replaced_contents, sources, task_versions, tasks};
+use super::schema::{
+    conflicts, origins, problems, replaced_contents, sources, task_versions, tasks, version_signatures,
+};
 use super::{LoadAll, Store, StoreError};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -31,6 +33,33 @@ pub struct VersionRow {
     pub digest: String,
     /// Whether some source offers it now.
     pub available: bool,
+    /// The trusted key whose signature of the content verified (16 hex digits).
+    #[diesel(select_expression = version_signatures::signer_key_id.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<version_signatures::signer_key_id>)]
+    pub signer_key_id: Option<String>,
+    /// When that signature was verified (Unix milliseconds).
+    #[diesel(select_expression = version_signatures::verified_at.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<version_signatures::verified_at>)]
+    pub signature_verified_at: Option<i64>,
+}
+
+/// The versions with their signatures (a version without a signature row is unsigned):
+/// what [`VersionRow`] is selected from.
+type SignedVersions = diesel::dsl::LeftJoinOn<
+    task_versions::table,
+    version_signatures::table,
+    diesel::dsl::And<
+        diesel::dsl::Eq<version_signatures::name, task_versions::name>,
+        diesel::dsl::Eq<version_signatures::version, task_versions::version>,
+    >,
+>;
+
+fn signed_versions() -> SignedVersions {
+    task_versions::table.left_join(
+        version_signatures::table.on(version_signatures::name
+            .eq(task_versions::name)
+            .and(version_signatures::version.eq(task_versions::version))),
+    )
 }
 
 /// One version in `list`.
@@ -46,6 +75,10 @@ pub struct VersionSummary {
     pub available: bool,
     /// Names of the sources offering it now.
     pub sources: Vec<String>,
+    /// The trusted key that signed it (`null`: unsigned, or not verified).
+    pub signed_by: Option<String>,
+    /// When the signature was verified (Unix milliseconds).
+    pub signature_verified_at: Option<i64>,
 }
 
 /// Where a version is offered: a source and the locator inside it.
@@ -60,7 +93,8 @@ pub struct OriginRef {
 }
 
 /// One stored version in full, as `show` prints it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = task_versions)]
 pub struct StoredTask {
     /// The task's name.
     pub name: String,
@@ -93,6 +127,36 @@ pub struct StoredTask {
     /// The author's files (path → contents, as JSON) for layouts whose files are not the
     /// columns above (`meta.yaml`); `None` for `metadata.json` tasks.
     pub published_files: Option<String>,
+    /// Who signed the content, when it came signed.
+    #[diesel(embed)]
+    pub signature: VersionSignature,
+}
+
+/// A version's signature as the catalogue keeps it (all `None`: unsigned).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = version_signatures)]
+pub struct VersionSignature {
+    /// The publisher's signature (`signature.minisig`), as published.
+    #[diesel(select_expression = version_signatures::signature.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<version_signatures::signature>)]
+    #[serde(skip)]
+    pub text: Option<String>,
+    /// The trusted key it verified against (16 hex digits); `None` with a signature: signed
+    /// by a key the policy does not trust.
+    #[diesel(select_expression = version_signatures::signer_key_id.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<version_signatures::signer_key_id>)]
+    pub signed_by: Option<String>,
+    /// When that signature was verified (Unix milliseconds).
+    #[diesel(select_expression = version_signatures::verified_at.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<version_signatures::verified_at>)]
+    pub verified_at: Option<i64>,
+}
+
+impl VersionSignature {
+    /// Whether the content came with a signature (verified or not).
+    pub fn is_signed(&self) -> bool {
+        self.text.is_some()
+    }
 }
 
 impl StoredTask {
@@ -169,6 +233,10 @@ pub struct HistoryRow {
     pub content_updated_at: i64,
     /// Contents it had before, newest first: each digest and when it was replaced.
     pub replaced: Vec<ReplacedContent>,
+    /// The trusted key that signed the content (`null`: unsigned, or not verified).
+    pub signed_by: Option<String>,
+    /// When the signature was verified (Unix milliseconds).
+    pub signature_verified_at: Option<i64>,
 }
 
 /// Content a version had before an update replaced it.
@@ -191,6 +259,8 @@ struct VersionHistory {
     last_seen: i64,
     missing_since: Option<i64>,
     content_updated_at: i64,
+    #[diesel(embed)]
+    signature: VersionSignature,
 }
 
 /// A current problem with where it is.
@@ -245,6 +315,24 @@ fn digest(text: &str) -> Result<Digest, StoreError> {
     text.parse().map_err(StoreError::Corrupt)
 }
 
+fn key_id(text: Option<&str>) -> Result<Option<registry_core::KeyId>, StoreError> {
+    text.map(|t| t.parse().map_err(StoreError::Corrupt)).transpose()
+}
+
+/// What a plan needs of one origin row.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = origins)]
+struct OriginRow {
+    source: String,
+    locator: String,
+    fingerprint: String,
+    name: String,
+    version: String,
+    digest: String,
+    signer_key_id: Option<String>,
+    judged_under: String,
+}
+
 fn problem_from(row: ProblemRecord) -> Result<ProblemRow, StoreError> {
     let ProblemRecord {
         source,
@@ -288,16 +376,7 @@ impl Store {
     pub async fn snapshot(&mut self) -> Result<StoreSnapshot, StoreError> {
         let versions = self.version_rows().await?;
         let (origin_rows, conflict_rows, source_rows) = with_conn!(&mut self.conn, |c| {
-            let origin_rows: Vec<(String, String, String, String, String, String)> = c
-                .load_all(origins::table.select((
-                    origins::source,
-                    origins::locator,
-                    origins::fingerprint,
-                    origins::name,
-                    origins::version,
-                    origins::digest,
-                )))
-                .await?;
+            let origin_rows: Vec<OriginRow> = c.load_all(origins::table.select(OriginRow::as_select())).await?;
             let conflict_rows: Vec<(String, String, String)> = conflicts::table
                 .select((conflicts::name, conflicts::version, conflicts::detail))
                 .load(c)
@@ -316,18 +395,21 @@ impl Store {
             let version = StoredVersion {
                 digest: digest(&row.digest)?,
                 available: row.available,
+                signer: key_id(row.signer_key_id.as_deref())?,
             };
             core.versions.insert(VersionKey::new(row.name, row.version), version);
         }
         core.origins.reserve(origin_rows.len());
-        for (source, locator, fingerprint, name, version, digest_text) in origin_rows {
+        for row in origin_rows {
             let origin = StoredOrigin {
-                fingerprint,
-                name,
-                version,
-                digest: digest(&digest_text)?,
+                digest: digest(&row.digest)?,
+                signer: key_id(row.signer_key_id.as_deref())?,
+                fingerprint: row.fingerprint,
+                name: row.name,
+                version: row.version,
+                judged_under: row.judged_under,
             };
-            core.origins.insert(OriginKey::new(source, locator), origin);
+            core.origins.insert(OriginKey::new(row.source, row.locator), origin);
         }
         for row in self.problems().await? {
             let key = OriginKey::new(row.source, row.locator);
@@ -373,7 +455,7 @@ impl Store {
     /// and the metrics need. Unordered.
     pub async fn version_rows(&mut self) -> Result<Vec<VersionRow>, StoreError> {
         let rows = with_conn!(&mut self.conn, |c| c
-            .load_all(task_versions::table.select(VersionRow::as_select()))
+            .load_all(signed_versions().select(VersionRow::as_select()))
             .await)?;
         Ok(rows)
     }
@@ -390,7 +472,7 @@ impl Store {
     ) -> Result<(Vec<VersionRow>, bool), StoreError> {
         let take = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let mut rows: Vec<VersionRow> = with_conn!(&mut self.conn, |c| {
-            let query = task_versions::table
+            let query = signed_versions()
                 .select(VersionRow::as_select())
                 .order((task_versions::name, task_versions::version))
                 .limit(take)
@@ -453,7 +535,7 @@ impl Store {
             let in_page = task_versions::name
                 .ge(first.clone())
                 .and(task_versions::name.le(last.clone()));
-            let mut rows = task_versions::table
+            let mut rows = signed_versions()
                 .select(VersionRow::as_select())
                 .filter(in_page)
                 .into_boxed();
@@ -484,6 +566,8 @@ impl Store {
                      version,
                      digest,
                      available,
+                     signer_key_id,
+                     signature_verified_at,
                  }| {
                     let mut sources = offered.remove(&(name.clone(), version.clone())).unwrap_or_default();
                     sources.sort();
@@ -493,6 +577,8 @@ impl Store {
                         digest,
                         available,
                         sources,
+                        signed_by: signer_key_id,
+                        signature_verified_at,
                     }
                 },
             )
@@ -509,7 +595,7 @@ impl Store {
     /// Every version of one task, newest first, with the sources offering each.
     pub async fn list_versions_of(&mut self, name: &str) -> Result<Vec<VersionSummary>, StoreError> {
         let (rows, origin_rows) = with_conn!(&mut self.conn, |c| {
-            let rows: Vec<VersionRow> = task_versions::table
+            let rows: Vec<VersionRow> = signed_versions()
                 .filter(task_versions::name.eq(name))
                 .select(VersionRow::as_select())
                 .load(c)
@@ -537,6 +623,8 @@ impl Store {
                     digest: row.digest,
                     available: row.available,
                     sources,
+                    signed_by: row.signer_key_id,
+                    signature_verified_at: row.signature_verified_at,
                 }
             })
             .collect();
@@ -600,9 +688,10 @@ impl Store {
             }
         };
         let found = with_conn!(&mut self.conn, |c| {
-            let task: Option<StoredTask> = task_versions::table
+            let task: Option<StoredTask> = signed_versions()
                 .filter(task_versions::name.eq(name))
                 .filter(task_versions::version.eq(&version))
+                .select(StoredTask::as_select())
                 .first(c)
                 .await
                 .optional()?;
@@ -699,7 +788,7 @@ impl Store {
     /// Every version of `name` ever stored, newest first by semver.
     pub async fn history(&mut self, name: &str) -> Result<Vec<HistoryRow>, StoreError> {
         let (versions, replaced) = with_conn!(&mut self.conn, |c| {
-            let versions: Vec<VersionHistory> = task_versions::table
+            let versions: Vec<VersionHistory> = signed_versions()
                 .filter(task_versions::name.eq(name))
                 .select(VersionHistory::as_select())
                 .load(c)
@@ -734,6 +823,8 @@ impl Store {
                 last_seen: v.last_seen,
                 missing_since: v.missing_since,
                 content_updated_at: v.content_updated_at,
+                signed_by: v.signature.signed_by,
+                signature_verified_at: v.signature.verified_at,
             })
             .collect();
         rows.sort_by(|a, b| by_semver_descending(&a.version, &b.version));

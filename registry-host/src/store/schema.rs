@@ -42,6 +42,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    version_signatures (name, version) {
+        name -> Text,
+        version -> Text,
+        signature -> Text,
+        signer_key_id -> Nullable<Text>,
+        verified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     origins (source, locator) {
         source -> Text,
         locator -> Text,
@@ -51,6 +61,8 @@ diesel::table! {
         digest -> Text,
         first_seen -> BigInt,
         last_seen -> BigInt,
+        signer_key_id -> Nullable<Text>,
+        judged_under -> Text,
     }
 }
 
@@ -186,6 +198,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sources,
     tasks,
     task_versions,
+    version_signatures,
     origins,
     sync_runs,
     problems,

@@ -31,10 +31,13 @@ diesel::table! {
         output_schema -> Nullable<Text>,
         tests -> Text,
         published_files -> Nullable<Text>,
+        signature -> Nullable<Text>,
+        signer_key_id -> Nullable<Text>,
+        signature_verified_at -> Nullable<BigInt>,
     }
 }
 
-/// Rows per staging insert (11 columns: far below both backends' bind limits).
+/// Rows per staging insert (14 columns: far below both backends' bind limits).
 const STAGE_CHUNK: usize = 500;
 
 const CREATE_TABLE: &str = "CREATE TEMPORARY TABLE staged_versions (
@@ -48,7 +51,10 @@ const CREATE_TABLE: &str = "CREATE TEMPORARY TABLE staged_versions (
     input_schema TEXT,
     output_schema TEXT,
     tests TEXT NOT NULL,
-    published_files TEXT
+    published_files TEXT,
+    signature TEXT,
+    signer_key_id TEXT,
+    signature_verified_at BIGINT
 )";
 
 /// The contents one run has staged, by task name and digest (a legacy task's name comes
@@ -94,6 +100,9 @@ super::unnest::insertable_rows! {
         output_schema: Option<String>,
         tests: String,
         published_files: Option<String>,
+        signature: Option<String>,
+        signer_key_id: Option<String>,
+        signature_verified_at: Option<i64>,
     }
 }
 
@@ -109,10 +118,18 @@ pub(crate) struct VersionContents {
     pub output_schema: Option<String>,
     pub tests: String,
     pub published_files: Option<String>,
+    /// The signature's text, when the task has one.
+    pub signature: Option<String>,
+    /// The trusted key it verified against.
+    pub signer_key_id: Option<String>,
+    /// When it verified (`now` of the run that loaded it).
+    pub signature_verified_at: Option<i64>,
 }
 
 impl VersionContents {
-    pub(crate) fn of(task: &TaskDefinition) -> Self {
+    /// The contents of `task`, whose signature (if any) was judged at `now`.
+    pub(crate) fn of(task: &TaskDefinition, now: i64) -> Self {
+        let signer = task.signature.as_ref().and_then(|s| s.signer());
         VersionContents {
             digest: task.digest.to_string(),
             uuid: task.uuid.to_string(),
@@ -122,6 +139,9 @@ impl VersionContents {
             output_schema: task.output_schema().map(str::to_owned),
             tests: task.tests_json(),
             published_files: task.published_files_json(),
+            signature: task.signature.as_ref().map(|s| s.text.clone()),
+            signer_key_id: signer.map(|k| k.to_string()),
+            signature_verified_at: signer.map(|_| now),
         }
     }
 }
@@ -139,6 +159,7 @@ impl Store {
             with_conn!(&mut self.conn, |c| c.batch_execute(CREATE_TABLE).await)?;
             staged.created = true;
         }
+        let now = super::now_millis();
         for chunk in tasks.chunks(STAGE_CHUNK) {
             let mut rows = Vec::with_capacity(chunk.len());
             for task in chunk {
@@ -148,7 +169,7 @@ impl Store {
                 }
                 let id = staged.ids.len() as i64;
                 staged.ids.insert(key, id);
-                let contents = VersionContents::of(task);
+                let contents = VersionContents::of(task, now);
                 rows.push(StagedRow {
                     id,
                     name: task.name.clone(),
@@ -161,6 +182,9 @@ impl Store {
                     output_schema: contents.output_schema,
                     tests: contents.tests,
                     published_files: contents.published_files,
+                    signature: contents.signature,
+                    signer_key_id: contents.signer_key_id,
+                    signature_verified_at: contents.signature_verified_at,
                 });
             }
             if !rows.is_empty() {

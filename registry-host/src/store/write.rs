@@ -2,7 +2,7 @@
 
 use super::schema::{
     catalogue_events, catalogue_state, conflicts, origins, problems, replaced_contents, sources, sync_runs,
-    task_versions, tasks,
+    task_versions, tasks, version_signatures,
 };
 use super::staging::{StagedContents, VersionContents, staged_versions};
 use super::{InsertMany, RunStatus, SourceReport, Store, StoreError, now_millis, storable};
@@ -11,7 +11,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Nullable};
 use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
-use registry_core::{ChangeSet, OriginRow, Problem, RunCounts, TaskDefinition, VersionWrite, WriteKind};
+use registry_core::{
+    ChangeSet, OriginRow, Problem, RunCounts, SignatureChange, TaskDefinition, VersionWrite, WriteKind,
+};
 use registry_core::{OriginKey, VersionKey};
 use std::collections::HashMap;
 
@@ -62,6 +64,16 @@ super::unnest::insertable_rows! {
 }
 
 super::unnest::insertable_rows! {
+    struct NewSignature for version_signatures {
+        name: String,
+        version: String,
+        signature: String,
+        signer_key_id: Option<String>,
+        verified_at: Option<i64>,
+    }
+}
+
+super::unnest::insertable_rows! {
     struct NewOrigin for origins {
         source: String,
         locator: String,
@@ -71,6 +83,8 @@ super::unnest::insertable_rows! {
         digest: String,
         first_seen: i64,
         last_seen: i64,
+        signer_key_id: Option<String>,
+        judged_under: String,
     }
 }
 
@@ -109,9 +123,11 @@ fn chunked<R>(rows: Vec<R>) -> Vec<Vec<R>> {
     chunks
 }
 
-fn new_version(write: &VersionWrite, t: &TaskDefinition, now: i64) -> NewVersion {
-    let contents = VersionContents::of(t);
-    NewVersion {
+/// The rows of an added version: the version, and its signature when it came signed.
+fn new_version(write: &VersionWrite, t: &TaskDefinition, now: i64) -> (NewVersion, Option<NewSignature>) {
+    let contents = VersionContents::of(t, now);
+    let signature = new_signature(&write.key, &contents);
+    let version = NewVersion {
         name: write.key.name.clone(),
         version: write.key.version.clone(),
         digest: contents.digest,
@@ -127,7 +143,29 @@ fn new_version(write: &VersionWrite, t: &TaskDefinition, now: i64) -> NewVersion
         last_seen: now,
         missing_since: None,
         content_updated_at: now,
-    }
+    };
+    (version, signature)
+}
+
+type ByName<'k> = diesel::dsl::Filter<version_signatures::table, diesel::dsl::Eq<version_signatures::name, &'k String>>;
+type SignatureRow<'k> = diesel::dsl::Filter<ByName<'k>, diesel::dsl::Eq<version_signatures::version, &'k String>>;
+
+/// The signature row of one version.
+fn signature_row(key: &VersionKey) -> SignatureRow<'_> {
+    version_signatures::table
+        .filter(version_signatures::name.eq(&key.name))
+        .filter(version_signatures::version.eq(&key.version))
+}
+
+/// The signature row of a version whose content is `contents`, when it came signed.
+fn new_signature(key: &VersionKey, contents: &VersionContents) -> Option<NewSignature> {
+    Some(NewSignature {
+        name: key.name.clone(),
+        version: key.version.clone(),
+        signature: contents.signature.clone()?,
+        signer_key_id: contents.signer_key_id.clone(),
+        verified_at: contents.signature_verified_at,
+    })
 }
 
 fn new_origin(o: &OriginRow, now: i64) -> NewOrigin {
@@ -140,6 +178,8 @@ fn new_origin(o: &OriginRow, now: i64) -> NewOrigin {
         digest: o.origin.digest.to_string(),
         first_seen: now,
         last_seen: now,
+        signer_key_id: o.origin.signer.map(|k| k.to_string()),
+        judged_under: o.origin.judged_under.clone(),
     }
 }
 
@@ -260,8 +300,12 @@ impl Store {
                 c.insert_many(tasks::table, chunk).await?;
             }
             for chunk in added.chunks(INSERT_CHUNK) {
-                let rows = chunk.iter().map(|(w, t)| new_version(w, t, now)).collect::<Vec<_>>();
+                let (rows, signatures): (Vec<_>, Vec<_>) = chunk.iter().map(|(w, t)| new_version(w, t, now)).unzip();
                 c.insert_many(task_versions::table, rows).await?;
+                let signatures: Vec<NewSignature> = signatures.into_iter().flatten().collect();
+                if !signatures.is_empty() {
+                    c.insert_many(version_signatures::table, signatures).await?;
+                }
             }
             for chunk in added_staged.chunks(INSERT_CHUNK) {
                 let picked = staged_versions::table
@@ -304,6 +348,27 @@ impl Store {
                     ))
                     .execute(c)
                     .await?;
+                let signed = staged_versions::table
+                    .filter(staged_versions::id.eq_any(chunk.to_vec()))
+                    .filter(staged_versions::signature.is_not_null())
+                    .select((
+                        staged_versions::name,
+                        staged_versions::version,
+                        staged_versions::signature.assume_not_null(),
+                        staged_versions::signer_key_id,
+                        staged_versions::signature_verified_at,
+                    ));
+                diesel::insert_into(version_signatures::table)
+                    .values(signed)
+                    .into_columns((
+                        version_signatures::name,
+                        version_signatures::version,
+                        version_signatures::signature,
+                        version_signatures::signer_key_id,
+                        version_signatures::verified_at,
+                    ))
+                    .execute(c)
+                    .await?;
             }
             for write in &changes.versions {
                 let row = task_versions::table
@@ -321,7 +386,7 @@ impl Store {
                                     .first::<VersionContents>(c)
                                     .await?
                             }
-                            None => VersionContents::of(t),
+                            None => VersionContents::of(t, now),
                         };
                         // The content being replaced stays in the version's history.
                         let old_digest: String = row.select(task_versions::digest).first(c).await?;
@@ -358,6 +423,10 @@ impl Store {
                             ))
                             .execute(c)
                             .await?;
+                        diesel::delete(signature_row(&write.key)).execute(c).await?;
+                        if let Some(row) = new_signature(&write.key, &contents) {
+                            c.insert_many(version_signatures::table, vec![row]).await?;
+                        }
                     }
                     WriteKind::Revived => {
                         diesel::update(row)
@@ -378,6 +447,35 @@ impl Store {
                             .execute(c)
                             .await?;
                     }
+                }
+            }
+            for update in &changes.signatures {
+                let signature = match &update.change {
+                    SignatureChange::Unverified => {
+                        diesel::update(signature_row(&update.key))
+                            .set((
+                                version_signatures::signer_key_id.eq(None::<String>),
+                                version_signatures::verified_at.eq(None::<i64>),
+                            ))
+                            .execute(c)
+                            .await?;
+                        continue;
+                    }
+                    SignatureChange::Replaced(signature) => signature,
+                };
+                let row = signature.as_ref().map(|signature| {
+                    let signer = signature.signer();
+                    NewSignature {
+                        name: update.key.name.clone(),
+                        version: update.key.version.clone(),
+                        signature: signature.text.clone(),
+                        signer_key_id: signer.map(|k| k.to_string()),
+                        verified_at: signer.map(|_| now),
+                    }
+                });
+                diesel::delete(signature_row(&update.key)).execute(c).await?;
+                if let Some(row) = row {
+                    c.insert_many(version_signatures::table, vec![row]).await?;
                 }
             }
             for OriginKey { source, locator } in &changes.origin_deletes {
@@ -405,6 +503,8 @@ impl Store {
                     origins::version.eq(&row.origin.version),
                     origins::digest.eq(row.origin.digest.to_string()),
                     origins::last_seen.eq(now),
+                    origins::signer_key_id.eq(row.origin.signer.map(|k| k.to_string())),
+                    origins::judged_under.eq(&row.origin.judged_under),
                 ))
                 .execute(c)
                 .await?;

@@ -68,6 +68,36 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Make a minisign key pair for signing tasks (the secret key is encrypted with a
+    /// password read from TASKREG_KEY_PASSWORD or asked for on the terminal, unless
+    /// --no-password).
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// Leave the secret key unencrypted (for automation).
+        #[arg(long)]
+        no_password: bool,
+        /// Replace key files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check each task under PATH and write its signature (signature.minisig) next to it.
+    Sign {
+        #[arg(long, value_name = "FILE")]
+        secret_key: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Verify the signature of each task under PATH against the public keys given (default:
+    /// the config's trusted keys), without a database; exit 1 on any bad or missing one.
+    Verify {
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Write PATH/.ratchet/index.json from the tasks of the tree at PATH (with --check,
     /// say how the index it has differs from them, and exit 1 when it does).
     Index {

@@ -198,6 +198,9 @@ pub fn task_json(task: &StoredTask, origins: &[OriginRef]) -> anyhow::Result<Val
         "last_seen": task.last_seen,
         "missing_since": task.missing_since,
         "content_updated_at": task.content_updated_at,
+        "signed": task.signature.is_signed(),
+        "signed_by": task.signature.signed_by,
+        "signature_verified_at": task.signature.verified_at,
     }))
 }
 
@@ -221,6 +224,13 @@ pub fn print_task(task: &StoredTask, origins: &[OriginRef]) {
         yes_no(&task.output_schema)
     );
     println!("  tests:       {}", tests.len());
+    let signature = &task.signature;
+    match (&signature.signed_by, signature.verified_at) {
+        (Some(key), Some(at)) => println!("  signed by:   key {key} (verified {})", format_millis(at)),
+        (Some(key), None) => println!("  signed by:   key {key}"),
+        (None, _) if signature.is_signed() => println!("  signed by:   a key that is not trusted (unverified)"),
+        (None, _) => println!("  signed by:   unsigned"),
+    }
     for origin in origins {
         println!("  source:      {} ({})", origin.source, origin.locator);
     }

@@ -14,7 +14,12 @@ pub async fn run(globals: &Globals) -> anyhow::Result<ExitCode> {
         for c in &conflicts {
             println!("{}@{} ({}): {}", c.name, c.version, c.strategy, c.detail.decision);
             for offer in &c.detail.offers {
-                println!("  {}:{}  {}", offer.source, offer.locator, offer.digest);
+                let signed = offer
+                    .signed_by
+                    .as_ref()
+                    .map(|key| format!("  signed by {key}"))
+                    .unwrap_or_default();
+                println!("  {}:{}  {}{signed}", offer.source, offer.locator, offer.digest);
             }
         }
     }

@@ -32,8 +32,13 @@ pub async fn run(globals: &Globals, all: bool) -> anyhow::Result<ExitCode> {
         for v in &page {
             let state = if v.available { "" } else { "  (unavailable)" };
             let short = v.digest.get(..19).unwrap_or(&v.digest);
+            let signed = v
+                .signed_by
+                .as_ref()
+                .map(|k| format!("  signed by {k}"))
+                .unwrap_or_default();
             println!(
-                "{:width$}  {:10}  {short}  {}{state}",
+                "{:width$}  {:10}  {short}  {}{signed}{state}",
                 v.name,
                 v.version,
                 v.sources.join(", ")

@@ -5,14 +5,17 @@ mod conflicts;
 mod forget;
 mod history;
 mod index;
+mod keygen;
 mod list;
 mod plugins;
 mod problems;
 mod serve;
 mod show;
+mod sign;
 mod status;
 mod sync;
 mod validate;
+mod verify;
 mod watch;
 
 pub mod bench;
@@ -75,6 +78,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { task } => show::run(&globals, &task).await,
         Command::Validate { paths } => validate::run(&globals, &paths).await,
         Command::Index { path, check } => index::run(&globals, &path, check).await,
+        Command::Keygen {
+            secret_key,
+            public_key,
+            no_password,
+            force,
+        } => keygen::run(&globals, &secret_key, &public_key, no_password, force),
+        Command::Sign { secret_key, paths } => sign::run(&globals, &secret_key, &paths).await,
+        Command::Verify { public_keys, paths } => verify::run(&globals, &public_keys, &paths).await,
         Command::Problems => problems::run(&globals).await,
         Command::Conflicts => conflicts::run(&globals).await,
         Command::History { name } => history::run(&globals, &name).await,
