@@ -559,3 +559,35 @@ fn a_password_protected_key_signs_with_its_password_only() {
         ])
         .assert_code(0);
 }
+
+#[test]
+fn an_edit_in_place_without_a_signature_does_not_replace_the_signed_version_and_a_signed_one_does() {
+    let (work, taskreg) = workspace();
+    let tasks = work.path().join("tasks");
+    write_named_task(&tasks.join("alpha"), "alpha", "1.0.0", 1).unwrap();
+    let (secret, public, key) = keygen(&taskreg, work.path(), "release");
+    sign(&taskreg, &secret, &tasks.join("alpha"));
+    taskreg.configure(&config(&folder_source("local", &tasks), "verify", &[&public]));
+    taskreg.run(&["sync"]).assert_code(0);
+    let signed = show(&taskreg, "alpha");
+
+    // The author edits the script and drops the signature: the same version, unsigned.
+    let script = tasks.join("alpha/main.js");
+    fs::write(&script, fs::read_to_string(&script).unwrap().replace("+ 1", "+ 2")).unwrap();
+    fs::remove_file(tasks.join("alpha/signature.minisig")).unwrap();
+    let run = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    assert_eq!((run["updated"].as_u64(), run["conflicts"].as_u64()), (Some(0), Some(1)), "{run:#}");
+    let kept = show(&taskreg, "alpha");
+    assert_eq!((&kept["digest"], &kept["signed_by"]), (&signed["digest"], &Value::from(key.clone())));
+
+    // Signed again, the signed edit is taken (recorded against the stored content, as the
+    // standing conflict is decided), and the conflict clears once nothing disagrees.
+    sign(&taskreg, &secret, &tasks.join("alpha"));
+    let run = taskreg.run(&["--json", "sync"]).assert_code(0).json();
+    assert_eq!(run["updated"], 1, "{run:#}");
+    let updated = show(&taskreg, "alpha");
+    assert_ne!(updated["digest"], signed["digest"]);
+    assert_eq!(updated["signed_by"], key.as_str());
+    taskreg.run(&["sync"]).assert_code(0);
+    assert_eq!(taskreg.run(&["--json", "conflicts"]).json(), serde_json::json!([]));
+}
