@@ -576,9 +576,16 @@ fn an_edit_in_place_without_a_signature_does_not_replace_the_signed_version_and_
     fs::write(&script, fs::read_to_string(&script).unwrap().replace("+ 1", "+ 2")).unwrap();
     fs::remove_file(tasks.join("alpha/signature.minisig")).unwrap();
     let run = taskreg.run(&["--json", "sync"]).assert_code(0).json();
-    assert_eq!((run["updated"].as_u64(), run["conflicts"].as_u64()), (Some(0), Some(1)), "{run:#}");
+    assert_eq!(
+        (run["updated"].as_u64(), run["conflicts"].as_u64()),
+        (Some(0), Some(1)),
+        "{run:#}"
+    );
     let kept = show(&taskreg, "alpha");
-    assert_eq!((&kept["digest"], &kept["signed_by"]), (&signed["digest"], &Value::from(key.clone())));
+    assert_eq!(
+        (&kept["digest"], &kept["signed_by"]),
+        (&signed["digest"], &Value::from(key.clone()))
+    );
 
     // Signed again, the signed edit is taken (recorded against the stored content, as the
     // standing conflict is decided), and the conflict clears once nothing disagrees.

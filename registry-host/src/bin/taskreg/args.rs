@@ -195,6 +195,10 @@ pub struct BenchArgs {
     /// over loopback: cold, and an unchanged re-poll.
     #[arg(long)]
     pub chain: bool,
+    /// Also time cold syncs of a signed copy of the tree (trusted key, `require`),
+    /// interleaved with cold syncs of the unsigned tree: what verifying costs.
+    #[arg(long)]
+    pub signed: bool,
     /// Measure syncs of trees of each of these sizes instead (`--scale 1000,10000,100000`):
     /// wall and CPU µs per task, and peak memory, per size (no watch, serve or git).
     #[arg(long, value_delimiter = ',')]

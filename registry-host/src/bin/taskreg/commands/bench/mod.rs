@@ -14,6 +14,7 @@ mod git;
 mod measure;
 mod s3;
 mod scale;
+mod signed;
 
 use crate::args::BenchArgs;
 use anyhow::{Context, bail};
@@ -90,6 +91,11 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
     } else {
         None
     };
+    let signed = if args.signed {
+        Some(signed::signed_figures(&exe, dir, &tree, args.tasks, database, runs).await?)
+    } else {
+        None
+    };
     let git = match &args.git_plugin {
         Some(plugin) => Some(git::git_figures(&exe, dir, &tree, plugin, runs).await?),
         None => None,
@@ -129,6 +135,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             "serve": serving.as_ref().map(|figures| serve_summary(figures)),
             "second_registry": chained.as_ref().map(|c| c.json(cold.time.wall)),
             "git_plugin": git.as_ref().map(git::GitFigures::json),
+            "signed": signed.as_ref().map(signed::SignedFigures::json),
             "s3_plugin": s3.as_ref().map(|f| serde_json::json!({
                 "objects": f.objects,
                 "upload_ms": f.upload.map(ms),
@@ -195,6 +202,9 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             "  second registry, re-poll {:>7.1} ms   (unchanged: one request, 304)",
             ms(chained.unchanged.wall)
         );
+    }
+    if let Some(signed) = &signed {
+        signed.print();
     }
     if let Some(git) = &git {
         git.print();
