@@ -34,6 +34,7 @@ on_both_backends!(
     the_observer_the_caller_passes_hears_every_load,
     a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalogue,
     a_source_whose_loads_wait_on_the_network_gets_more_in_flight,
+    signed_tasks_staged_beyond_the_memory_budget_keep_their_signatures,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -750,4 +751,64 @@ async fn a_source_whose_loads_wait_on_the_network_gets_more_in_flight(db: TestDa
         most.push(recorded.load(std::sync::atomic::Ordering::SeqCst));
     }
     assert_eq!(most, [8, 24], "the configured 8, then the 24 the source asked for");
+}
+
+/// An application signs its tasks with the library and requires signatures: contents
+/// staged in the database (nothing held in memory) keep their signature, on add and on
+/// update, on both backends' `INSERT … SELECT`.
+async fn signed_tasks_staged_beyond_the_memory_budget_keep_their_signatures(db: TestDatabase) {
+    use registry_core::{SignatureMode, SignaturePolicy, TrustedKey};
+    use registry_host::signing::{KeyPair, KeyPassword, sign_paths};
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks");
+    for i in 0..30 {
+        write_named_task(&tasks.join(format!("t{i}")), &format!("task-{i:02}"), "1.0.0", i).unwrap();
+    }
+    let files = KeyPair::generate(KeyPassword::None).unwrap();
+    let secret = dir.path().join("release.key");
+    std::fs::write(&secret, &files.secret).unwrap();
+    let key = KeyPair::from_secret_key_file(&secret, KeyPassword::None).unwrap();
+    let validation = registry_core::Validation::default();
+    let signed = sign_paths(&key, std::slice::from_ref(&tasks), &validation, &[])
+        .await
+        .unwrap();
+    assert_eq!(signed.tasks.iter().filter(|t| t.written.is_some()).count(), 30);
+    let policy = SignaturePolicy::new(SignatureMode::Require, vec![TrustedKey::parse(&files.public).unwrap()]);
+    let registry = Registry::builder()
+        .database(&db.url)
+        .path_source(&tasks)
+        .contents_in_memory(0)
+        .signature_policy(policy)
+        .open()
+        .await
+        .unwrap();
+    let report = registry.sync().await.unwrap();
+    assert_eq!((report.counts.added, report.staged), (30, 30), "{:?}", report.counts);
+    let key_id = files.key_id.to_string();
+    let signers = |list: Vec<registry_host::store::VersionSummary>| -> Vec<Option<String>> {
+        list.into_iter().map(|v| v.signed_by).collect()
+    };
+    assert_eq!(
+        signers(registry.list(ListFilter::available()).await.unwrap()),
+        vec![Some(key_id.clone()); 30]
+    );
+
+    // An edit signed again is an update whose contents and signature come from staging.
+    let script = tasks.join("t3/main.js");
+    std::fs::write(&script, "(function (input) { return { sum: input.a - input.b }; })\n").unwrap();
+    sign_paths(&key, &[tasks.join("t3")], &validation, &[]).await.unwrap();
+    let report = registry.sync().await.unwrap();
+    assert_eq!((report.counts.updated, report.staged), (1, 1), "{:?}", report.counts);
+    let shown = registry.show("task-03", Some("1.0.0")).await.unwrap().unwrap();
+    assert!(shown.task.script.contains("input.a - input.b"));
+    assert_eq!(shown.task.signature.signed_by.as_deref(), Some(key_id.as_str()));
+    assert!(
+        shown
+            .task
+            .signature
+            .text
+            .as_deref()
+            .is_some_and(|t| t.starts_with("untrusted comment:"))
+    );
+    assert!(shown.task.signature.verified_at.is_some());
 }
