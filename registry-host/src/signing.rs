@@ -235,72 +235,58 @@ pub async fn sign_paths(
     validation: &Validation,
     kinds: &[SourceKind],
 ) -> Result<SigningReport, SigningError> {
-    let mut report = SigningReport::default();
-    let off = Arc::new(SignaturePolicy::new(registry_core::SignatureMode::Off, Vec::new()));
-    for path in paths {
-        for (locator, outcome) in load_path(path, validation, &off, kinds).await? {
-            let finding = |problem: Problem| Finding {
-                path: path.clone(),
-                locator: locator.clone(),
-                problem,
-            };
-            let shown = finding(Problem::error("", "")).shown();
-            match outcome {
-                LoadOutcome::Broken(problems) => {
-                    report.findings.extend(problems.into_iter().map(finding));
-                    report.tasks.push(Signed {
-                        shown,
-                        task: None,
-                        written: None,
-                    });
-                }
-                LoadOutcome::Parsed { task, warnings, .. } => {
-                    report.findings.extend(warnings.into_iter().map(&finding));
-                    let version = task.version.to_string();
-                    let folder = task_folder(path, &locator);
-                    let written = match folder {
-                        Some(folder) => {
-                            let text = key.sign(&task.name, &version, &task.digest)?;
-                            let file = folder.join(SIGNATURE_FILE);
-                            std::fs::write(&file, text).map_err(|e| SigningError::KeyFile {
-                                path: file.clone(),
-                                reason: e.to_string(),
-                            })?;
-                            Some(file)
-                        }
-                        None => {
-                            report.findings.push(finding(Problem::error(
-                                "signature.not_written",
-                                "the task is inside an archive: sign its folder, then archive it",
-                            )));
-                            None
-                        }
-                    };
-                    report.tasks.push(Signed {
-                        shown,
-                        task: Some((task.name.clone(), version)),
-                        written,
-                    });
-                }
-            }
-        }
+    let off = SignaturePolicy::new(registry_core::SignatureMode::Off, Vec::new());
+    let (mut report, checked) = check_all(paths, validation, off, kinds).await?;
+    for (entry, (path, locator, task)) in report.tasks.iter_mut().zip(checked) {
+        let Some(task) = task else { continue };
+        let Some(folder) = task_folder(&path, &locator) else {
+            report.findings.push(Finding {
+                path,
+                locator,
+                problem: Problem::error(
+                    "signature.not_written",
+                    "the task is inside an archive: sign its folder, then archive it",
+                ),
+            });
+            continue;
+        };
+        let text = key.sign(&task.name, &task.version.to_string(), &task.digest)?;
+        let file = folder.join(SIGNATURE_FILE);
+        std::fs::write(&file, text).map_err(|e| SigningError::KeyFile {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
+        entry.written = Some(file);
     }
     Ok(report)
 }
 
-/// Checks every task under `paths` and its signature by `policy` (a missing signature is
-/// reported whatever the policy's mode): what `taskreg verify` prints.
+/// Checks every task under `paths` and its signature by `policy`'s keys (a missing
+/// signature is reported whatever the policy's mode): what `taskreg verify` prints.
 pub async fn verify_paths(
     paths: &[PathBuf],
     policy: &SignaturePolicy,
     validation: &Validation,
     kinds: &[SourceKind],
 ) -> Result<SigningReport, SigningError> {
-    let policy = Arc::new(SignaturePolicy::new(
-        registry_core::SignatureMode::Require,
-        policy.keys().to_vec(),
-    ));
+    let policy = SignaturePolicy::new(registry_core::SignatureMode::Require, policy.keys().to_vec());
+    Ok(check_all(paths, validation, policy, kinds).await?.0)
+}
+
+/// What [`check_all`] found of one task: its path, locator and, when it passed, the task.
+type Checked = (PathBuf, String, Option<Arc<registry_core::TaskDefinition>>);
+
+/// Loads and checks every task under `paths` (signatures judged by `policy`): a report
+/// with one entry per task and every problem, and the tasks that passed, in the same order.
+async fn check_all(
+    paths: &[PathBuf],
+    validation: &Validation,
+    policy: SignaturePolicy,
+    kinds: &[SourceKind],
+) -> Result<(SigningReport, Vec<Checked>), SigningError> {
+    let policy = Arc::new(policy);
     let mut report = SigningReport::default();
+    let mut checked = Vec::new();
     for path in paths {
         for (locator, outcome) in load_path(path, validation, &policy, kinds).await? {
             let finding = |problem: Problem| Finding {
@@ -308,25 +294,20 @@ pub async fn verify_paths(
                 locator: locator.clone(),
                 problem,
             };
-            let shown = finding(Problem::error("", "")).shown();
-            let task = match outcome {
-                LoadOutcome::Broken(problems) => {
-                    report.findings.extend(problems.into_iter().map(finding));
-                    None
-                }
-                LoadOutcome::Parsed { task, warnings, .. } => {
-                    report.findings.extend(warnings.into_iter().map(finding));
-                    Some((task.name.clone(), task.version.to_string()))
-                }
+            let (problems, task) = match outcome {
+                LoadOutcome::Broken(problems) => (problems, None),
+                LoadOutcome::Parsed { task, warnings, .. } => (warnings, Some(task)),
             };
             report.tasks.push(Signed {
-                shown,
-                task,
+                shown: finding(Problem::error("", "")).shown(),
+                task: task.as_ref().map(|t| (t.name.clone(), t.version.to_string())),
                 written: None,
             });
+            report.findings.extend(problems.into_iter().map(finding));
+            checked.push((path.clone(), locator, task));
         }
     }
-    Ok(report)
+    Ok((report, checked))
 }
 
 /// Loads and checks every task at `path` (a folder of tasks, a task folder, an archive).

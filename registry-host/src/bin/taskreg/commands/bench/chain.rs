@@ -2,7 +2,7 @@
 //! local cold sync of the same tree, and its unchanged re-poll (one request, answered
 //! `304` with the kept `ETag`).
 
-use super::measure::{Expect, Timing, run_sync};
+use super::measure::{Expect, Timing, median_timing, run_sync};
 use super::ms;
 use anyhow::Context;
 use std::path::Path;
@@ -65,13 +65,9 @@ pub fn chain_figures(exe: &Path, dir: &Path, url: &str, runs: usize) -> anyhow::
                 Expect::Nothing,
             )?);
         }
-        let median = |mut runs: Vec<Timing>| {
-            runs.sort_by_key(|t| t.wall);
-            runs[runs.len() / 2]
-        };
         Ok(ChainFigures {
-            cold: median(colds),
-            unchanged: median(unchanged),
+            cold: median_timing(colds),
+            unchanged: median_timing(unchanged),
         })
     })();
     let _ = server.kill();

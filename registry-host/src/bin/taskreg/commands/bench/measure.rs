@@ -74,6 +74,12 @@ pub fn paired(
     })
 }
 
+/// The run of median wall time.
+pub fn median_timing(mut runs: Vec<Timing>) -> Timing {
+    runs.sort_by_key(|t| t.wall);
+    runs[runs.len() / 2]
+}
+
 fn median_of(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]

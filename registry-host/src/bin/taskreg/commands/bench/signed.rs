@@ -2,7 +2,7 @@
 //! by a policy trusting the key), interleaved with cold syncs of the same tree unsigned.
 
 use super::database::BenchDatabase;
-use super::measure::{Expect, Timing, run_sync};
+use super::measure::{Expect, Timing, median_timing, run_sync};
 use super::ms;
 use registry_host::signing::{KeyPair, KeyPassword};
 use std::path::Path;
@@ -94,13 +94,9 @@ pub async fn signed_figures(
             Expect::Added,
         )?);
     }
-    let median = |mut runs: Vec<Timing>| {
-        runs.sort_by_key(|t| t.wall);
-        runs[runs.len() / 2]
-    };
     Ok(SignedFigures {
-        unsigned: median(unsigned),
-        signed: median(signed),
+        unsigned: median_timing(unsigned),
+        signed: median_timing(signed),
         tasks,
     })
 }
