@@ -65,7 +65,8 @@ pub async fn signed_figures(
         std::fs::write(&public, &files.public)?;
         let key = KeyPair::from_secret_key_file(&secret, KeyPassword::None)?;
         let validation = registry_core::Validation::default();
-        let report = registry_host::signing::sign_paths(&key, &[signed_tree.clone()], &validation, &[]).await?;
+        let report =
+            registry_host::signing::sign_paths(&key, std::slice::from_ref(&signed_tree), &validation, &[]).await?;
         anyhow::ensure!(!report.failed(), "signing the generated tree failed");
     }
     let config = dir.join("bench-signed.toml");
