@@ -114,7 +114,7 @@ pub struct TrustedKey {
     id: KeyId,
     /// The key as minisign writes it on its own line (base64).
     base64: String,
-    key: minisign_verify::PublicKey,
+    key: ed25519_dalek::VerifyingKey,
 }
 
 impl fmt::Debug for TrustedKey {
@@ -132,10 +132,15 @@ impl TrustedKey {
             .map(str::trim)
             .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
             .ok_or("no public key in the text")?;
-        let key =
-            minisign_verify::PublicKey::from_base64(line).map_err(|e| format!("not a minisign public key: {e}"))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(line)
+            .map_err(|e| format!("not a minisign public key: {e}"))?;
+        // "Ed", the key id, the Ed25519 key: 2 + 8 + 32 bytes.
+        if bytes.len() != 42 || bytes[..2] != *b"Ed" {
+            return Err("not a minisign public key (expected `Ed`, a key id and an Ed25519 key)".into());
+        }
+        let key_bytes: [u8; 32] = bytes[10..42].try_into().expect("32 bytes");
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes)
             .map_err(|e| format!("not a minisign public key: {e}"))?;
         Ok(TrustedKey {
             id: KeyId::from_slice(&bytes[2..10]),
@@ -260,14 +265,11 @@ impl SignaturePolicy {
         let Ok(text) = std::str::from_utf8(bytes) else {
             return invalid(format!("{SIGNATURE_FILE} is not text, so not a minisign signature"));
         };
-        let decoded = match minisign_verify::Signature::decode(text) {
+        let decoded = match MinisignSignature::decode(text) {
             Ok(decoded) => decoded,
-            Err(e) => return invalid(format!("{SIGNATURE_FILE} is not a minisign signature ({e})")),
+            Err(why) => return invalid(format!("{SIGNATURE_FILE} is not a minisign signature: {why}")),
         };
-        let key_id = match signature_key_id(text) {
-            Some(id) => id,
-            None => return invalid(format!("{SIGNATURE_FILE} names no key")),
-        };
+        let key_id = decoded.key_id;
         let signed = |trusted| TaskSignature {
             text: text.to_owned(),
             key_id,
@@ -285,24 +287,80 @@ impl SignaturePolicy {
                 ),
             };
         };
-        match key
-            .key
-            .verify(statement(name, version, digest).as_bytes(), &decoded, false)
-        {
+        match decoded.verify(key, statement(name, version, digest).as_bytes()) {
             Ok(()) => Judgement::Signed(signed(true), None),
-            Err(e) => invalid(format!(
-                "the signature by key {key_id} does not verify for {name} {version} with digest {digest} ({e}): \
+            Err(why) => invalid(format!(
+                "the signature by key {key_id} does not verify for {name} {version} with digest {digest} ({why}): \
                  the task changed after it was signed, or the signature was made for another task or version"
             )),
         }
     }
 }
 
-/// The key id a minisign signature's text names (its second line, bytes 2..10).
-pub fn signature_key_id(text: &str) -> Option<KeyId> {
-    let line = text.lines().nth(1)?;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(line.trim()).ok()?;
-    (bytes.len() >= 10).then(|| KeyId::from_slice(&bytes[2..10]))
+/// A minisign signature file, decoded: an untrusted comment line, the signature line
+/// (base64 of the algorithm, the key id and the Ed25519 signature of the message's
+/// BLAKE2b-512 hash), the trusted comment line and the global signature (over the signature
+/// and the trusted comment). Only prehashed signatures (`ED`, what minisign has made by
+/// default since 0.8) are accepted.
+struct MinisignSignature {
+    key_id: KeyId,
+    signature: ed25519_dalek::Signature,
+    trusted_comment: String,
+    global: ed25519_dalek::Signature,
+}
+
+impl MinisignSignature {
+    fn decode(text: &str) -> Result<MinisignSignature, String> {
+        let base64 = |line: Option<&str>, what: &str| {
+            let line = line.ok_or_else(|| format!("it has no {what} line"))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(line.trim())
+                .map_err(|e| format!("its {what} line is not base64 ({e})"))
+        };
+        let mut lines = text.lines();
+        lines.next().ok_or("it is empty")?; // the untrusted comment
+        let signed = base64(lines.next(), "signature")?;
+        if signed.len() != 74 {
+            return Err(format!("its signature line holds {} bytes, not 74", signed.len()));
+        }
+        match &signed[..2] {
+            b"ED" => {}
+            b"Ed" => {
+                return Err("it is a legacy signature (not prehashed): sign again with minisign 0.8 or later".into());
+            }
+            _ => return Err("its signature algorithm is unknown".into()),
+        }
+        let trusted_comment = lines
+            .next()
+            .and_then(|line| line.strip_prefix("trusted comment: "))
+            .ok_or("it has no `trusted comment:` line")?
+            .to_owned();
+        let global = base64(lines.next(), "global signature")?;
+        let global: [u8; 64] = global
+            .try_into()
+            .map_err(|g: Vec<u8>| format!("its global signature holds {} bytes, not 64", g.len()))?;
+        Ok(MinisignSignature {
+            key_id: KeyId::from_slice(&signed[2..10]),
+            signature: ed25519_dalek::Signature::from_bytes(signed[10..74].try_into().expect("64 bytes")),
+            trusted_comment,
+            global: ed25519_dalek::Signature::from_bytes(&global),
+        })
+    }
+
+    /// Checks the signature of `message` and of the trusted comment with `key`, as
+    /// minisign does.
+    fn verify(&self, key: &TrustedKey, message: &[u8]) -> Result<(), &'static str> {
+        use blake2::Digest as _;
+        let hash = blake2::Blake2b512::digest(message);
+        key.key
+            .verify_strict(&hash, &self.signature)
+            .map_err(|_| "the signature does not match")?;
+        let mut global = self.signature.to_bytes().to_vec();
+        global.extend_from_slice(self.trusted_comment.as_bytes());
+        key.key
+            .verify_strict(&global, &self.global)
+            .map_err(|_| "the trusted comment's signature does not match")
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +375,28 @@ mod tests {
         // The key of minisign-verify's documentation: its id as minisign prints it.
         let key = TrustedKey::parse("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3").unwrap();
         assert_eq!(key.id().to_string(), "E7620F1842B4E81F");
+    }
+
+    /// A signature of `test` made by the minisign tool (minisign-verify's documentation).
+    #[test]
+    fn a_signature_made_by_the_minisign_tool_verifies_and_a_changed_message_does_not() {
+        let key = TrustedKey::parse("RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3").unwrap();
+        let text = "untrusted comment: signature from minisign secret key
+RUQf6LRCGA9i559r3g7V1qNyJDApGip8MfqcadIgT9CuhV3EMhHoN1mGTkUidF/z7SrlQgXdy8ofjb7bNJJylDOocrCo8KLzZwo=
+trusted comment: timestamp:1633700835\tfile:test\tprehashed
+wLMDjy9FLAuxZ3q4NlEvkgtyhrr0gtTu6KC4KBJdITbbOeAi1zBIYo0v4iTgt8jJpIidRJnp94ABQkJAgAooBQ==
+";
+        let signature = MinisignSignature::decode(text).unwrap();
+        assert_eq!(signature.key_id, key.id());
+        assert_eq!(signature.verify(&key, b"test"), Ok(()));
+        assert!(signature.verify(&key, b"tesT").is_err());
+        let forged = MinisignSignature::decode(&text.replace("file:test", "file:other")).unwrap();
+        assert_eq!(
+            forged.verify(&key, b"test"),
+            Err("the trusted comment's signature does not match")
+        );
+        let legacy = text.replace("RUQf", "RWQf");
+        assert!(MinisignSignature::decode(&legacy).err().unwrap().contains("legacy"));
     }
 
     #[test]
