@@ -417,13 +417,15 @@ impl Store {
         let lower = detail.to_ascii_lowercase();
         let says_full =
             lower.contains("disk is full") || lower.contains("no space left") || lower.contains("disk quota");
-        let looks_full = says_full
-            || matches!(
-                error,
-                diesel::result::Error::NotInTransaction
-                    | diesel::result::Error::RollbackErrorOnCommit { .. }
-                    | diesel::result::Error::RollbackTransaction
-            ) && self.sqlite_path.as_deref().is_some_and(disk_is_full);
+        // SQLite's own rollback leaves none for diesel's: "cannot rollback - no
+        // transaction is active" (a database error) or `NotInTransaction`, by where it failed.
+        let rollback_failed = matches!(
+            error,
+            diesel::result::Error::NotInTransaction
+                | diesel::result::Error::RollbackErrorOnCommit { .. }
+                | diesel::result::Error::RollbackTransaction
+        ) || lower.contains("no transaction is active");
+        let looks_full = says_full || rollback_failed && self.sqlite_path.as_deref().is_some_and(disk_is_full);
         if looks_full {
             StoreError::DiskFull {
                 url: self.url.clone(),
