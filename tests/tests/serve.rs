@@ -472,6 +472,8 @@ async fn half_open_connections_cannot_starve_the_server() {
         // Connections past the cap wait in the backlog; none is refused by the kernel here.
         idle.push(tokio::net::TcpStream::connect(&address).await.unwrap());
     }
+    // This test's own client: the provider is installed here too, not only by `client()`.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()

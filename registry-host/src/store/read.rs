@@ -718,6 +718,29 @@ impl Store {
         }))
     }
 
+    /// `(name, version, metadata)` of every available version: what the catalogue page
+    /// shows of each task beside its versions (label, tags, category).
+    pub async fn available_metadata(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            task_versions::table
+                .filter(task_versions::available.eq(true))
+                .select((task_versions::name, task_versions::version, task_versions::metadata))
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// `(source, locator, task name)` of every origin: which task a problem at an origin
+    /// concerns.
+    pub async fn origin_names(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            origins::table
+                .select((origins::source, origins::locator, origins::name))
+                .load(c)
+                .await
+        })?)
+    }
+
     /// Current problems, by source and locator.
     pub async fn problems(&mut self) -> Result<Vec<ProblemRow>, StoreError> {
         let mut all = Vec::new();
