@@ -109,6 +109,22 @@ async fn the_catalogue_and_task_pages_show_the_tasks_versions_and_problems_and_e
         "{adder}"
     );
 
+    // The problems page groups by source then task, linked to the task.
+    let (status, problems) = html(&client, &format!("{}/ui/problems", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(
+        problems.contains("<a href=\"/ui/tasks/weather-api\">weather-api</a>"),
+        "{problems}"
+    );
+    assert!(problems.contains("json.invalid") && problems.contains("input.schema.json"));
+    // The sources page: the latest scan, and its scans drawn by the server.
+    let (status, sources) = html(&client, &format!("{}/ui/sources", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(
+        sources.contains("<svg") && sources.contains("scan durations of the last 2 runs"),
+        "{sources}"
+    );
+
     let (status, missing) = html(&client, &format!("{}/ui/tasks/nothing-here", server.base)).await;
     assert_eq!(status, 404);
     assert!(missing.contains("nothing-here"));

@@ -7,6 +7,8 @@
 //! which keeps the token in an `HttpOnly` cookie; a proxy may send the bearer header.
 
 mod catalogue;
+mod problems;
+mod sources;
 mod task;
 
 use crate::serve::{ApiError, ServeState, TOKEN_COOKIE};
@@ -28,6 +30,8 @@ pub(crate) fn router(state: Arc<ServeState>) -> Router<Arc<ServeState>> {
         .route("/ui/", get(catalogue::list))
         .route("/ui/tasks/{name}", get(task::newest))
         .route("/ui/tasks/{name}/{version}", get(task::version))
+        .route("/ui/problems", get(problems::list))
+        .route("/ui/sources", get(sources::list))
         .route_layer(middleware::from_fn_with_state(state, signed_in));
     Router::new()
         .merge(pages)
@@ -120,6 +124,8 @@ fn page(title: &str, body: Markup) -> Html<String> {
                     nav aria-label="Main" {
                         a.brand href="/ui/" { "taskreg" }
                         a href="/ui/" { "Catalogue" }
+                        a href="/ui/problems" { "Problems" }
+                        a href="/ui/sources" { "Sources" }
                     }
                 }
                 main { (body) }
