@@ -24,6 +24,9 @@ use std::sync::Arc;
 /// The stylesheet, embedded: light and dark themes by `prefers-color-scheme`.
 const STYLE: &str = include_str!("style.css");
 
+/// The live-update script, embedded: refreshes the page's content on catalogue events.
+const LIVE: &str = include_str!("live.js");
+
 /// The pages' routes, each behind the token when one is required.
 pub(crate) fn router(state: Arc<ServeState>) -> Router<Arc<ServeState>> {
     let pages = Router::new()
@@ -38,6 +41,7 @@ pub(crate) fn router(state: Arc<ServeState>) -> Router<Arc<ServeState>> {
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/style.css", get(style))
+        .route("/ui/live.js", get(live))
 }
 
 /// A browser without the token is sent to the login form.
@@ -99,11 +103,19 @@ async fn login(State(state): State<Arc<ServeState>>, body: String) -> Response {
 }
 
 async fn style(headers: HeaderMap) -> Response {
-    let mut response = crate::serve::conditional(&headers, crate::serve::body_etag(STYLE.as_bytes()), STYLE.into());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    asset(&headers, STYLE, "text/css; charset=utf-8")
+}
+
+async fn live(headers: HeaderMap) -> Response {
+    asset(&headers, LIVE, "text/javascript; charset=utf-8")
+}
+
+/// An embedded file, named by its content's `ETag`.
+fn asset(headers: &HeaderMap, text: &'static str, content_type: &'static str) -> Response {
+    let mut response = crate::serve::conditional(headers, crate::serve::body_etag(text.as_bytes()), text.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -118,6 +130,7 @@ fn page(title: &str, body: Markup) -> Html<String> {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · taskreg" }
                 link rel="stylesheet" href="/ui/style.css";
+                script src="/ui/live.js" defer {}
             }
             body {
                 header {
@@ -129,6 +142,7 @@ fn page(title: &str, body: Markup) -> Html<String> {
                     }
                 }
                 main { (body) }
+                footer { p.muted #live aria-live="polite" {} }
             }
         }
     };
