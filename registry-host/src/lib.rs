@@ -63,6 +63,7 @@ pub mod signing;
 pub mod sources;
 pub mod store;
 pub mod sync;
+mod ui;
 pub mod watch;
 
 pub use events::RegistryEvent;

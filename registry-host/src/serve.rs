@@ -161,7 +161,7 @@ impl ServeState {
 
     /// A connection of the pool; `503` when none comes free in time or the catalogue
     /// cannot be reached.
-    async fn store(&self) -> Result<PooledStore, ApiError> {
+    pub(crate) async fn store(&self) -> Result<PooledStore, ApiError> {
         self.pool.get().await.map_err(|e| {
             tracing::error!("no catalogue connection for a request: {e}");
             ApiError(
@@ -175,7 +175,6 @@ impl ServeState {
 /// The application, for `serve` and for tests.
 pub fn router(state: Arc<ServeState>) -> Router {
     let v1 = Router::new()
-        .route(ROUTES[0].0, get(service))
         .route(ROUTES[1].0, get(index))
         .route(ROUTES[2].0, get(versions))
         .route(ROUTES[3].0, get(bundle))
@@ -187,7 +186,9 @@ pub fn router(state: Arc<ServeState>) -> Router {
         metrics = metrics.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     }
     Router::new()
+        .route(ROUTES[0].0, get(root))
         .merge(v1)
+        .merge(crate::ui::router(state.clone()))
         .merge(metrics)
         .route(ROUTES[6].0, get(healthz))
         .route(ROUTES[7].0, get(readyz))
@@ -297,7 +298,7 @@ async fn relay_runs_of_others(state: Arc<ServeState>, interval: std::time::Durat
 }
 
 #[derive(Debug)]
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -324,7 +325,7 @@ fn not_modified(request: &HeaderMap, etag: &str) -> bool {
 }
 
 /// A JSON document with a strong ETag; `304` when the client already has it.
-fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
+pub(crate) fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
     let matches = not_modified(request, &etag);
     let etag = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""));
     let cache = (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -335,7 +336,7 @@ fn conditional(request: &HeaderMap, etag: String, body: Vec<u8>) -> Response {
     (StatusCode::OK, [(header::ETAG, etag), cache, json], body).into_response()
 }
 
-fn body_etag(body: &[u8]) -> String {
+pub(crate) fn body_etag(body: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&Sha256::digest(body)[..16]))
 }
 
@@ -595,6 +596,22 @@ async fn events(State(state): State<Arc<ServeState>>) -> impl IntoResponse {
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// `/`: browsers (`Accept: text/html`) go to the web pages, API clients get the service
+/// document (with the token, when one is required).
+async fn root(State(state): State<Arc<ServeState>>, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return axum::response::Redirect::to("/ui/").into_response();
+    }
+    if !state.admits(&headers) {
+        return unauthorized();
+    }
+    service(headers).await
+}
+
 /// The service document at `/`: what a client given only the server's address needs.
 async fn service(headers: HeaderMap) -> Response {
     let document = registry_core::protocol::ServiceDocument {
@@ -715,21 +732,50 @@ fn bearer_token(headers: &HeaderMap) -> Option<&[u8]> {
     scheme.eq_ignore_ascii_case(b"bearer").then(|| rest.trim_ascii())
 }
 
-async fn require_token(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
-    if let Some(expected) = &state.token {
+/// The cookie the web pages' login form sets: the token, for browsers.
+pub(crate) const TOKEN_COOKIE: &str = "taskreg_token";
+
+/// The token of the [`TOKEN_COOKIE`] cookie.
+fn cookie_token(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|b| *b == b';'))
+        .map(<[u8]>::trim_ascii)
+        .find_map(|pair| pair.strip_prefix(TOKEN_COOKIE.as_bytes())?.strip_prefix(b"="))
+}
+
+impl ServeState {
+    /// Whether the request may read: no token is required, or it presents the token (as a
+    /// bearer token, or in the login cookie of the web pages).
+    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.token else { return true };
         use subtle::ConstantTimeEq as _;
         // Both sides hashed: equal lengths, and the time taken says nothing of the token.
-        let matches = bearer_token(request.headers())
-            .is_some_and(|given| bool::from(Sha256::digest(given).as_slice().ct_eq(expected.as_slice())));
-        if !matches {
-            let mut response = ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()).into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+        let matches = |given: &[u8]| bool::from(Sha256::digest(given).as_slice().ct_eq(expected.as_slice()));
+        bearer_token(headers).is_some_and(matches) || cookie_token(headers).is_some_and(matches)
+    }
+
+    /// Whether a token is required at all.
+    pub(crate) fn requires_token(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
+async fn require_token(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {
+    if !state.admits(request.headers()) {
+        return unauthorized();
     }
     next.run(request).await
+}
+
+/// `401` with `WWW-Authenticate: Bearer`.
+fn unauthorized() -> Response {
+    let mut response = ApiError(StatusCode::UNAUTHORIZED, "a bearer token is required".into()).into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 async fn count_requests(State(state): State<Arc<ServeState>>, request: Request, next: Next) -> Response {

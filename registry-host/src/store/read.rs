@@ -2,7 +2,7 @@
 //! `problems` print.
 
 use super::schema::{
-    conflicts, origins, problems, replaced_contents, sources, task_versions, tasks, version_signatures,
+    conflicts, origins, problems, replaced_contents, sources, sync_runs, task_versions, tasks, version_signatures,
 };
 use super::{LoadAll, Store, StoreError};
 use diesel::prelude::*;
@@ -716,6 +716,44 @@ impl Store {
                 .collect();
             (task, origins)
         }))
+    }
+
+    /// `(name, version, metadata)` of every available version: what the catalogue page
+    /// shows of each task beside its versions (label, tags, category).
+    pub async fn available_metadata(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            task_versions::table
+                .filter(task_versions::available.eq(true))
+                .select((task_versions::name, task_versions::version, task_versions::metadata))
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// `(started_at, sources)` of the latest `limit` recorded runs, newest first: `sources`
+    /// is the JSON array of the run's [`SourceReport`](super::SourceReport)s (each source's
+    /// scan time among them).
+    pub async fn recent_runs(&mut self, limit: usize) -> Result<Vec<(i64, String)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(with_conn!(&mut self.conn, |c| {
+            sync_runs::table
+                .select((sync_runs::started_at, sync_runs::sources))
+                .order(sync_runs::started_at.desc())
+                .limit(limit)
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// `(source, locator, task name)` of every origin: which task a problem at an origin
+    /// concerns.
+    pub async fn origin_names(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            origins::table
+                .select((origins::source, origins::locator, origins::name))
+                .load(c)
+                .await
+        })?)
     }
 
     /// Current problems, by source and locator.

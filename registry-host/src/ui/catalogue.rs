@@ -1,0 +1,183 @@
+//! `/ui/`: every task with its newest available version, counts at the top, search by
+//! name, tag and text, and filters for problematic and unavailable tasks.
+
+use super::{PageResult, page, task_href};
+use crate::serve::ServeState;
+use crate::store::VersionSummary;
+use axum::extract::{Query, State};
+use maud::html;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The search form's fields.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct Filter {
+    /// Words that must each appear in the name, label, description, category or a tag.
+    #[serde(default)]
+    q: String,
+    /// Only tasks with problems (`problems`) or without an available version (`unavailable`).
+    #[serde(default)]
+    show: String,
+}
+
+/// One task as the catalogue lists it.
+struct Row<'a> {
+    name: &'a str,
+    /// The newest available version, else the newest seen.
+    shown: &'a VersionSummary,
+    available: bool,
+    versions: usize,
+    metadata: Value,
+    errors: usize,
+    warnings: usize,
+}
+
+impl Row<'_> {
+    fn text(&self, key: &str) -> &str {
+        self.metadata.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn tags(&self) -> Vec<&str> {
+        self.metadata
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    fn matches(&self, words: &[String]) -> bool {
+        let haystack = format!(
+            "{} {} {} {} {}",
+            self.name,
+            self.text("label"),
+            self.text("description"),
+            self.text("category"),
+            self.tags().join(" ")
+        )
+        .to_lowercase();
+        words.iter().all(|w| haystack.contains(w.as_str()))
+    }
+}
+
+pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Query<Filter>) -> PageResult {
+    let mut store = state.store().await?;
+    let versions = store.list_versions(true).await?;
+    let metadata = store.available_metadata().await?;
+    let origins = store.origin_names().await?;
+    let problems = store.problems().await?;
+    let conflicts = store.conflicts().await?;
+    drop(store);
+
+    let metadata: HashMap<(String, String), String> = metadata.into_iter().map(|(n, v, m)| ((n, v), m)).collect();
+    let task_of: HashMap<(&str, &str), &str> = origins
+        .iter()
+        .map(|(s, l, n)| ((s.as_str(), l.as_str()), n.as_str()))
+        .collect();
+    let mut problem_counts: HashMap<&str, (usize, usize)> = HashMap::new();
+    let (mut errors, mut warnings) = (0, 0);
+    for row in &problems {
+        let is_error = row.problem.is_error();
+        if is_error {
+            errors += 1;
+        } else {
+            warnings += 1;
+        }
+        if let Some(name) = task_of.get(&(row.source.as_str(), row.locator.as_str())) {
+            let counts = problem_counts.entry(name).or_default();
+            if is_error {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    let mut by_name: BTreeMap<&str, Vec<&VersionSummary>> = BTreeMap::new();
+    for version in &versions {
+        by_name.entry(version.name.as_str()).or_default().push(version);
+    }
+    let rows: Vec<Row<'_>> = by_name
+        .iter()
+        .map(|(name, versions)| {
+            // Sorted newest first by the store.
+            let newest_available = versions.iter().find(|v| v.available);
+            let shown = newest_available.unwrap_or(&versions[0]);
+            let metadata = metadata
+                .get(&(shown.name.clone(), shown.version.clone()))
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or(Value::Null);
+            let (errors, warnings) = problem_counts.get(name).copied().unwrap_or_default();
+            Row {
+                name,
+                shown,
+                available: newest_available.is_some(),
+                versions: versions.len(),
+                metadata,
+                errors,
+                warnings,
+            }
+        })
+        .collect();
+    let words: Vec<String> = filter.q.split_whitespace().map(str::to_lowercase).collect();
+    let listed: Vec<&Row<'_>> = rows
+        .iter()
+        .filter(|r| r.matches(&words))
+        .filter(|r| match filter.show.as_str() {
+            "problems" => r.errors + r.warnings > 0,
+            "unavailable" => !r.available,
+            _ => true,
+        })
+        .collect();
+
+    Ok(page(
+        "Catalogue",
+        html! {
+            h1 { "Catalogue" }
+            ul.counts aria-label="Counts" {
+                li { strong { (rows.len()) } "tasks" }
+                li { strong { (versions.len()) } "versions" }
+                li.severity-error { strong { (errors) } "errors" }
+                li.severity-warning { strong { (warnings) } "warnings" }
+                li { strong { (conflicts.len()) } "conflicts" }
+            }
+            form.search method="get" action="/ui/" role="search" {
+                label for="q" { "Search" }
+                input #q type="search" name="q" value=(filter.q) placeholder="name, tag or text";
+                label for="show" { "Show" }
+                select #show name="show" {
+                    option value="" selected[filter.show.is_empty()] { "all tasks" }
+                    option value="problems" selected[filter.show == "problems"] { "tasks with problems" }
+                    option value="unavailable" selected[filter.show == "unavailable"] { "unavailable tasks" }
+                }
+                button type="submit" { "Search" }
+            }
+            p.muted { (listed.len()) " of " (rows.len()) " tasks" }
+            table {
+                thead { tr { th { "Task" } th { "Version" } th { "Label" } th { "Category" } th { "Tags" } th { "Sources" } th { "Signed" } th { "Problems" } } }
+                tbody {
+                    @for row in &listed {
+                        tr {
+                            td { a href=(task_href(row.name, None)) { (row.name) } }
+                            td {
+                                (row.shown.version)
+                                @if !row.available { " " span.muted { "(unavailable)" } }
+                                @if row.versions > 1 { " " span.muted { "+" (row.versions - 1) } }
+                            }
+                            td { (row.text("label")) }
+                            td { (row.text("category")) }
+                            td { @for tag in row.tags() { span.tag { (tag) } } }
+                            td { (row.shown.sources.join(", ")) }
+                            td {
+                                @if let Some(key) = &row.shown.signed_by { span.signed title={ "signed by key " (key) } { "✓ " (key) } }
+                            }
+                            td {
+                                @if row.errors > 0 { span.severity-error { (row.errors) " errors" } " " }
+                                @if row.warnings > 0 { span.severity-warning { (row.warnings) " warnings" } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
