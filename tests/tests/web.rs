@@ -195,3 +195,67 @@ async fn with_a_token_the_pages_ask_to_sign_in_and_the_cookie_opens_them() {
     let api = client.get(format!("{}/v1/tasks", server.base)).send().await.unwrap();
     assert_eq!(api.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_unloaded_tasks_are_counted() {
+    let work = tempfile::tempdir().unwrap();
+    let tasks = work.path().join("tasks");
+    let folders = taskreg_tests::write_tree(&tasks, 450).unwrap();
+    // A task that never loads: its problem has no stored task to be listed under.
+    fs::write(folders[7].join("metadata.json"), "{ broken").unwrap();
+    let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
+    taskreg.configure(&format!(
+        "[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\n\n\
+         [[sources]]\nname = \"gone\"\ntype = \"filesystem\"\npath = {}\n",
+        taskreg_tests::toml_path(&work.path().join("missing-folder"))
+    ));
+    taskreg.run(&["sync"]);
+    let server = Server::start(&taskreg, &[]);
+    let client = client();
+
+    let (_, first) = html(&client, &format!("{}/ui/", server.base)).await;
+    assert!(first.contains("<strong>449</strong>tasks"), "{}", head(&first));
+    assert!(first.contains("449 of 449 tasks, 1–200 shown"), "{}", head(&first));
+    assert_eq!(first.matches("<a href=\"/ui/tasks/").count(), 200, "one page of rows");
+    assert!(first.contains("<strong>1</strong>sources failing"), "{}", head(&first));
+    assert!(
+        first.contains("1 problem is at a place that holds no stored task"),
+        "the task that never loaded is counted: {}",
+        head(&first)
+    );
+    assert!(
+        first.contains("page 1 of 3") && first.contains("rel=\"next\""),
+        "{}",
+        head(&first)
+    );
+    assert!(!first.contains("rel=\"prev\""));
+
+    let (_, last) = html(&client, &format!("{}/ui/?q=&show=&page=3", server.base)).await;
+    assert_eq!(last.matches("<a href=\"/ui/tasks/").count(), 49, "{}", head(&last));
+    assert!(
+        last.contains("401–449 shown") && last.contains("rel=\"prev\""),
+        "{}",
+        head(&last)
+    );
+    // A page past the end shows the last one; the search keeps its words across pages.
+    let (_, beyond) = html(&client, &format!("{}/ui/?page=99", server.base)).await;
+    assert!(beyond.contains("page 3 of 3"), "{}", head(&beyond));
+    let (_, searched) = html(&client, &format!("{}/ui/?q=task-000", server.base)).await;
+    assert!(searched.contains("99 of 449 tasks"), "{}", head(&searched));
+    assert!(!searched.contains("rel=\"next\""), "{}", head(&searched));
+}
+
+/// The start of a page's content and its end (counts, pager, notes), for failure messages.
+fn head(page: &str) -> String {
+    let main = page.find("<main>").map_or(page, |at| &page[at..]);
+    let start: String = main.chars().take(1200).collect();
+    let end: String = main
+        .chars()
+        .rev()
+        .take(600)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{start} … {end}")
+}

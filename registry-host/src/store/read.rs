@@ -811,6 +811,37 @@ impl Store {
         Ok(ProblemsPage { problems, next })
     }
 
+    /// Current problems at the origins of task `name` (any of its versions), in the order
+    /// of [`problems`](Self::problems): what one task's page shows, without reading the rest.
+    pub async fn problems_of_task(&mut self, name: &str) -> Result<Vec<ProblemRow>, StoreError> {
+        let records: Vec<ProblemRecord> = with_conn!(&mut self.conn, |c| {
+            problems::table
+                .inner_join(
+                    origins::table.on(origins::source
+                        .eq(problems::source)
+                        .and(origins::locator.eq(problems::locator))),
+                )
+                .filter(origins::name.eq(name))
+                .order((problems::source, problems::locator, problems::seq))
+                .select(ProblemRecord::as_select())
+                .load(c)
+                .await
+        })?;
+        records.into_iter().map(problem_from).collect()
+    }
+
+    /// Current conflicts of task `name`, by version.
+    pub async fn conflicts_of_task(&mut self, name: &str) -> Result<Vec<ConflictRow>, StoreError> {
+        Ok(with_conn!(&mut self.conn, |c| {
+            conflicts::table
+                .filter(conflicts::name.eq(name))
+                .order(conflicts::version)
+                .select(ConflictRow::as_select())
+                .load(c)
+                .await
+        })?)
+    }
+
     /// Current conflicts, by name and version.
     pub async fn conflicts(&mut self) -> Result<Vec<ConflictRow>, StoreError> {
         let rows = with_conn!(&mut self.conn, |c| {

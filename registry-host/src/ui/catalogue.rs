@@ -19,6 +19,24 @@ pub(super) struct Filter {
     /// Only tasks with problems (`problems`) or without an available version (`unavailable`).
     #[serde(default)]
     show: String,
+    /// The page of the listing, from 1.
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+/// Tasks per page: the page stays small enough to render and read at 100k tasks.
+const PAGE_ROWS: usize = 200;
+
+impl Filter {
+    /// This filter's listing at page `page`.
+    fn href(&self, page: usize) -> String {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &self.q)
+            .append_pair("show", &self.show)
+            .append_pair("page", &page.to_string())
+            .finish();
+        format!("/ui/?{query}")
+    }
 }
 
 /// One task as the catalogue lists it.
@@ -67,7 +85,9 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
     let origins = store.origin_names().await?;
     let problems = store.problems().await?;
     let conflicts = store.conflicts().await?;
+    let sources = store.status().await?.sources;
     drop(store);
+    let failing = sources.iter().filter(|s| !s.status.is_ok()).count();
 
     let metadata: HashMap<(String, String), String> = metadata.into_iter().map(|(n, v, m)| ((n, v), m)).collect();
     let task_of: HashMap<(&str, &str), &str> = origins
@@ -75,7 +95,7 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
         .map(|(s, l, n)| ((s.as_str(), l.as_str()), n.as_str()))
         .collect();
     let mut problem_counts: HashMap<&str, (usize, usize)> = HashMap::new();
-    let (mut errors, mut warnings) = (0, 0);
+    let (mut errors, mut warnings, mut unattached) = (0, 0, 0);
     for row in &problems {
         let is_error = row.problem.is_error();
         if is_error {
@@ -90,6 +110,10 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
             } else {
                 counts.1 += 1;
             }
+        } else if !row.locator.is_empty() {
+            // A task that never loaded: no stored task to list it under. (An empty locator
+            // is the source's own problem, shown on the sources page.)
+            unattached += 1;
         }
     }
     let mut by_name: BTreeMap<&str, Vec<&VersionSummary>> = BTreeMap::new();
@@ -128,6 +152,10 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
             _ => true,
         })
         .collect();
+    let pages = listed.len().div_ceil(PAGE_ROWS).max(1);
+    let current = filter.page.unwrap_or(1).clamp(1, pages);
+    let first = (current - 1) * PAGE_ROWS;
+    let shown = &listed[first..listed.len().min(first + PAGE_ROWS)];
 
     Ok(page(
         "Catalogue",
@@ -139,6 +167,9 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                 li.severity-error { strong { (errors) } "errors" }
                 li.severity-warning { strong { (warnings) } "warnings" }
                 li { strong { (conflicts.len()) } "conflicts" }
+                li class=[(failing > 0).then_some("severity-error")] {
+                    a href="/ui/sources" { strong { (failing) } "sources failing" }
+                }
             }
             form.search method="get" action="/ui/" role="search" {
                 label for="q" { "Search" }
@@ -151,11 +182,14 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                 }
                 button type="submit" { "Search" }
             }
-            p.muted { (listed.len()) " of " (rows.len()) " tasks" }
+            p.muted {
+                (listed.len()) " of " (rows.len()) " tasks"
+                @if pages > 1 { ", " (first + 1) "–" (first + shown.len()) " shown" }
+            }
             table {
                 thead { tr { th { "Task" } th { "Version" } th { "Label" } th { "Category" } th { "Tags" } th { "Sources" } th { "Signed" } th { "Problems" } } }
                 tbody {
-                    @for row in &listed {
+                    @for row in shown {
                         tr {
                             td { a href=(task_href(row.name, None)) { (row.name) } }
                             td {
@@ -176,6 +210,20 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                             }
                         }
                     }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label="Pages" {
+                    @if current > 1 { a rel="prev" href=(filter.href(current - 1)) { "← previous" } }
+                    span { "page " (current) " of " (pages) }
+                    @if current < pages { a rel="next" href=(filter.href(current + 1)) { "next →" } }
+                }
+            }
+            @if unattached > 0 {
+                p.hint {
+                    @if unattached == 1 { "1 problem is at a place that holds" } @else { (unattached) " problems are at places that hold" }
+                    " no stored task (a task that never loaded): see "
+                    a href="/ui/problems" { "Problems" } "."
                 }
             }
         },

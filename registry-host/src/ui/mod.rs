@@ -7,6 +7,7 @@
 //! which keeps the token in an `HttpOnly` cookie; a proxy may send the bearer header.
 
 mod catalogue;
+mod highlight;
 mod problems;
 mod sources;
 mod task;

@@ -46,18 +46,8 @@ async fn render(state: &ServeState, name: &str, version: Option<&str>) -> PageRe
             format!("No version {wanted} of `{name}`."),
         ));
     };
-    let problems: Vec<_> = store
-        .problems()
-        .await?
-        .into_iter()
-        .filter(|p| origins.iter().any(|o| o.source == p.source && o.locator == p.locator))
-        .collect();
-    let conflicts: Vec<_> = store
-        .conflicts()
-        .await?
-        .into_iter()
-        .filter(|c| c.name == name)
-        .collect();
+    let problems = store.problems_of_task(name).await?;
+    let conflicts = store.conflicts_of_task(name).await?;
     drop(store);
 
     let metadata: Value = serde_json::from_str(&task.metadata).unwrap_or(Value::Null);
@@ -123,7 +113,7 @@ async fn render(state: &ServeState, name: &str, version: Option<&str>) -> PageRe
             h2 { "Output" }
             (schema_table(schema(&task.output_schema)))
             h2 { "Script" }
-            pre { code.language-javascript { (task.script) } }
+            pre.script { code.language-javascript { (super::highlight::javascript(&task.script)) } }
             h2 { "Test cases (" (tests.len()) ")" }
             @for test in &tests {
                 details {
