@@ -315,6 +315,20 @@ async fn broken_tasks_are_problems_with_the_file_named_and_the_rest_syncs(backen
     let problems = store.problems().await.unwrap();
     assert!(!problems.iter().any(|p| p.locator == "not-semver"));
     assert_eq!(problems.iter().filter(|p| p.problem.is_error()).count(), 4);
+
+    // One task's problems, read by its name (a task page): a broken edit of a stored task
+    // is found through the task's origin, and no other task's problem comes with it.
+    fs::write(r.join("good/output.schema.json"), "{").unwrap();
+    run(&mut store, &[source("s", r)]).await;
+    let of_good: Vec<(String, String)> = store
+        .problems_of_task("good")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.locator, p.problem.code))
+        .collect();
+    assert_eq!(of_good, [("good".to_owned(), "json.invalid".to_owned())]);
+    assert!(store.problems_of_task("not-semver").await.unwrap().is_empty());
 }
 
 async fn a_content_change_without_a_version_bump_is_a_recorded_conflict(backend: &str) {
@@ -331,6 +345,9 @@ async fn a_content_change_without_a_version_bump_is_a_recorded_conflict(backend:
     assert_eq!(origins.len(), 2, "both sources offer the version");
     assert_ne!(origins[0].digest, origins[1].digest);
     assert_eq!(store.table_counts().await.unwrap()["conflicts"], 1);
+    let of_shared = store.conflicts_of_task("shared").await.unwrap();
+    assert_eq!((of_shared.len(), of_shared[0].version.as_str()), (1, "1.0.0"));
+    assert!(store.conflicts_of_task("other").await.unwrap().is_empty());
 
     // The losing source withdraws: the conflict clears.
     fs::remove_dir_all(second.path().join("x")).unwrap();
