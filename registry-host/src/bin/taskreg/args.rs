@@ -195,6 +195,10 @@ pub struct BenchArgs {
     /// over loopback: cold, and an unchanged re-poll.
     #[arg(long)]
     pub chain: bool,
+    /// Also time the web pages (`/ui/`: catalogue, a search, the last page, a task,
+    /// problems, sources) on the synced catalogue, one request at a time.
+    #[arg(long)]
+    pub pages: bool,
     /// Also time cold syncs of a signed copy of the tree (trusted key, `require`),
     /// interleaved with cold syncs of the unsigned tree: what verifying costs.
     #[arg(long)]

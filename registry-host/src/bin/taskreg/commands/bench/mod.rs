@@ -12,6 +12,7 @@ mod chain;
 mod database;
 mod git;
 mod measure;
+mod pages;
 mod s3;
 mod scale;
 mod signed;
@@ -91,6 +92,11 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
     } else {
         None
     };
+    let pages = if args.pages {
+        Some(pages::page_figures(&exe, dir, &url, args.tasks, runs).await?)
+    } else {
+        None
+    };
     let signed = if args.signed {
         Some(signed::signed_figures(&exe, dir, &tree, args.tasks, database, runs).await?)
     } else {
@@ -136,6 +142,7 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             "second_registry": chained.as_ref().map(|c| c.json(cold.time.wall)),
             "git_plugin": git.as_ref().map(git::GitFigures::json),
             "signed": signed.as_ref().map(signed::SignedFigures::json),
+            "pages": pages.as_ref().map(|p| pages::json(p)),
             "s3_plugin": s3.as_ref().map(|f| serde_json::json!({
                 "objects": f.objects,
                 "upload_ms": f.upload.map(ms),
@@ -202,6 +209,9 @@ async fn measure_one(args: &BenchArgs, dir: &Path, database: &BenchDatabase, jso
             "  second registry, re-poll {:>7.1} ms   (unchanged: one request, 304)",
             ms(chained.unchanged.wall)
         );
+    }
+    if let Some(pages) = &pages {
+        pages::print(pages);
     }
     if let Some(signed) = &signed {
         signed.print();
@@ -292,19 +302,9 @@ fn serve_summary(figures: &[LoadFigures]) -> serde_json::Value {
         .collect()
 }
 
-/// Starts `taskreg serve` on the synced catalogue with `pool_size` connections and sends it
-/// `requests` requests, `concurrency` at a time: nine in ten bundles (by exact version or
-/// by semver requirement), the rest task histories and index pages.
-async fn serve_load(
-    exe: &Path,
-    dir: &Path,
-    url: &str,
-    tasks: usize,
-    pool_size: usize,
-    requests: usize,
-    concurrency: usize,
-) -> anyhow::Result<LoadFigures> {
-    use futures::StreamExt;
+/// Starts `taskreg serve` on the catalogue at `url` with `pool_size` connections; returns
+/// the child and its base URL.
+fn start_serve(exe: &Path, dir: &Path, url: &str, pool_size: usize) -> anyhow::Result<(std::process::Child, String)> {
     use std::io::BufRead;
     let config = dir.join(format!("bench-serve-{pool_size}.toml"));
     std::fs::write(
@@ -328,6 +328,23 @@ pool_size = {pool_size}
     let mut banner = String::new();
     std::io::BufReader::new(child.stderr.take().context("the server's stderr")?).read_line(&mut banner)?;
     let base = banner.trim().rsplit(" on ").next().unwrap_or_default().to_owned();
+    Ok((child, base))
+}
+
+/// Starts `taskreg serve` on the synced catalogue with `pool_size` connections and sends it
+/// `requests` requests, `concurrency` at a time: nine in ten bundles (by exact version or
+/// by semver requirement), the rest task histories and index pages.
+async fn serve_load(
+    exe: &Path,
+    dir: &Path,
+    url: &str,
+    tasks: usize,
+    pool_size: usize,
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<LoadFigures> {
+    use futures::StreamExt;
+    let (mut child, base) = start_serve(exe, dir, url, pool_size)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let paths: Vec<String> = (0..requests)
