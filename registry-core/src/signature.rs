@@ -40,6 +40,11 @@ pub fn statement(name: &str, version: &str, digest: &Digest) -> String {
 pub struct KeyId([u8; 8]);
 
 impl KeyId {
+    /// The id of minisign's key number `bytes` (as stored in its key and signature files).
+    pub fn from_bytes(bytes: [u8; 8]) -> KeyId {
+        KeyId(bytes)
+    }
+
     fn from_slice(bytes: &[u8]) -> KeyId {
         let mut id = [0u8; 8];
         id.copy_from_slice(&bytes[..8]);

@@ -169,10 +169,8 @@ impl KeyPair {
 
     /// The key id, as minisign prints it.
     pub fn key_id(&self) -> registry_core::KeyId {
-        let line = self.public.to_base64();
-        registry_core::TrustedKey::parse(&line)
-            .map(|k| k.id())
-            .unwrap_or_else(|_| "0000000000000000".parse().expect("a key id"))
+        // minisign's key numbers are 8 bytes by its format.
+        registry_core::KeyId::from_bytes(self.public.keynum().try_into().unwrap_or_default())
     }
 
     /// The public key as `trusted_keys` takes it.
@@ -349,4 +347,22 @@ fn task_folder(path: &Path, locator: &str) -> Option<PathBuf> {
         }
     }
     folder.is_dir().then_some(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_pairs_id_is_the_id_its_public_key_is_trusted_under() {
+        let files = KeyPair::generate(KeyPassword::None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("key.sec");
+        std::fs::write(&secret, &files.secret).unwrap();
+        let pair = KeyPair::from_secret_key_file(&secret, KeyPassword::None).unwrap();
+        assert_eq!(pair.key_id(), files.key_id);
+        let trusted = registry_core::TrustedKey::parse(&pair.public_key_base64()).unwrap();
+        assert_eq!(pair.key_id(), trusted.id());
+        assert_eq!(format!("{pair:?}"), format!("KeyPair({})", files.key_id));
+    }
 }
