@@ -412,6 +412,8 @@ impl Store {
     /// Names a failed write for what it is. A full disk surfaces oddly: SQLite rolls the
     /// transaction back itself on `SQLITE_FULL`, and diesel's own rollback then reports
     /// "outside of a transaction", so the free space of the file's folder is checked too.
+    /// The texts are matched because diesel (2.3) keeps no SQLite result code: it maps
+    /// every code but the constraint ones to `DatabaseErrorKind::Unknown` and a message.
     pub(crate) fn write_error(&self, error: diesel::result::Error) -> StoreError {
         let detail = error.to_string();
         let lower = detail.to_ascii_lowercase();
