@@ -29,21 +29,13 @@ async fn an_operator_signs_in_searches_opens_a_task_and_sees_a_broken_edit_appea
     let server = Server::start(&taskreg, &["--watch", "--debounce-ms", "50", "--token", TOKEN]);
     let shots = screenshots_folder();
     let driver = ChromeDriver::start();
-    let browser = driver.session().await;
+    let browser = driver.session(&[]).await;
 
     // Signed out, the pages send the browser to the form; the token signs it in.
     browser.goto(&format!("{}/ui/", server.base)).await.unwrap();
     assert!(browser.current_url().await.unwrap().path().ends_with("/ui/login"));
     shoot(&browser, &shots, "login").await;
-    let token = browser.find(Locator::Id("token")).await.unwrap();
-    token.send_keys(TOKEN).await.unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&browser).await;
     // The initial sync of `serve --watch` may still be running: wait for its tasks.
     let listed = wait_for_text(&browser, &format!("{}/ui/", server.base), "main table", "weather-api").await;
     assert!(
@@ -178,7 +170,33 @@ async fn an_operator_signs_in_searches_opens_a_task_and_sees_a_broken_edit_appea
     shoot(&browser, &shots, "sources").await;
 
     browser.close().await.unwrap();
+
+    // A system in dark mode gets the dark theme.
+    let dark = driver.session(&["--force-dark-mode"]).await;
+    dark.goto(&format!("{}/ui/login", server.base)).await.unwrap();
+    sign_in(&dark).await;
+    wait_until(&dark, "the catalogue", |url, _| url.ends_with("/ui/")).await;
+    let background = dark
+        .execute("return getComputedStyle(document.body).backgroundColor", vec![])
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(13, 17, 23)", "the dark theme's background");
+    shoot(&dark, &shots, "catalogue-dark").await;
+    dark.close().await.unwrap();
     drop(server);
+}
+
+/// Fills the login form with the token and sends it.
+async fn sign_in(browser: &Client) {
+    let token = browser.find(Locator::Id("token")).await.unwrap();
+    token.send_keys(TOKEN).await.unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 /// Polls `url` until the text of the first `selector` contains `wanted`, reloading between
@@ -278,14 +296,19 @@ impl ChromeDriver {
         driver
     }
 
-    /// A new headless Chromium session.
-    async fn session(&self) -> Client {
+    /// A new headless Chromium session, with `extra` command-line switches.
+    async fn session(&self, extra: &[&str]) -> Client {
         let chromium = std::env::var("TASKREG_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        let options = serde_json::json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1280,900", "--hide-scrollbars", "--force-prefers-reduced-motion"],
-        });
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+            "--hide-scrollbars",
+        ];
+        args.extend_from_slice(extra);
+        let options = serde_json::json!({ "binary": chromium, "args": args });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("goog:chromeOptions".into(), options);
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -71,6 +71,10 @@ async fn the_catalogue_and_task_pages_show_the_tasks_versions_and_problems_and_e
     assert!(page.contains("<a href=\"/ui/tasks/adder\">adder</a>"));
     assert!(page.contains("<strong>2</strong>tasks"), "{page}");
     assert!(page.contains("<strong>3</strong>versions"), "{page}");
+    assert!(
+        page.contains("<span class=\"severity-error\">1 error</span>"),
+        "weather-api's row counts its one problem: {page}"
+    );
 
     // Search by text and the problem filter.
     let (_, found) = html(&client, &format!("{}/ui/?q=alert", server.base)).await;
@@ -134,7 +138,41 @@ async fn the_catalogue_and_task_pages_show_the_tasks_versions_and_problems_and_e
         .await
         .unwrap();
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
-    assert!(css.headers().contains_key("etag"));
+    assert_eq!(
+        css.headers()["cache-control"],
+        "no-cache",
+        "an unversioned URL is revalidated"
+    );
+    let etag = css.headers()["etag"].to_str().unwrap().to_owned();
+    let again = client
+        .get(format!("{}/ui/style.css", server.base))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    // The pages link the assets by their content's version, which browsers keep for a year.
+    for asset in ["style.css", "live.js"] {
+        let at = page.find(&format!("/ui/{asset}?v=")).expect("a versioned asset link");
+        let href = &page[at..at + page[at..].find('"').unwrap()];
+        let versioned = client.get(format!("{}{href}", server.base)).send().await.unwrap();
+        assert_eq!(versioned.status().as_u16(), 200, "{href}");
+        assert_eq!(
+            versioned.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{href}"
+        );
+    }
+    let stale = client
+        .get(format!("{}/ui/live.js?v=0000000000000000", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.headers()["cache-control"],
+        "no-cache",
+        "an old version is not kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

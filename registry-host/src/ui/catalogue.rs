@@ -205,8 +205,8 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                                 @if let Some(key) = &row.shown.signed_by { span.signed title={ "signed by key " (key) } { "✓ " (key) } }
                             }
                             td {
-                                @if row.errors > 0 { span.severity-error { (row.errors) " errors" } " " }
-                                @if row.warnings > 0 { span.severity-warning { (row.warnings) " warnings" } }
+                                @if row.errors > 0 { span.severity-error { (super::count(row.errors, "error")) } " " }
+                                @if row.warnings > 0 { span.severity-warning { (super::count(row.warnings, "warning")) } }
                             }
                         }
                     }
@@ -221,7 +221,8 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
             }
             @if unattached > 0 {
                 p.hint {
-                    @if unattached == 1 { "1 problem is at a place that holds" } @else { (unattached) " problems are at places that hold" }
+                    (super::count(unattached, "problem"))
+                    @if unattached == 1 { " is at a place that holds" } @else { " are at places that hold" }
                     " no stored task (a task that never loaded): see "
                     a href="/ui/problems" { "Problems" } "."
                 }

@@ -14,13 +14,13 @@ mod task;
 
 use crate::serve::{ApiError, ServeState, TOKEN_COOKIE};
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, html};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// The stylesheet, embedded: light and dark themes by `prefers-color-scheme`.
 const STYLE: &str = include_str!("style.css");
@@ -103,20 +103,48 @@ async fn login(State(state): State<Arc<ServeState>>, body: String) -> Response {
     response
 }
 
-async fn style(headers: HeaderMap) -> Response {
-    asset(&headers, STYLE, "text/css; charset=utf-8")
+/// The stylesheet's URL: its content's version in the query, so that it may be cached.
+static STYLE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/style.css?v={}", version_of(STYLE)));
+
+/// The live-update script's URL, versioned as [`STYLE_HREF`].
+static LIVE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/live.js?v={}", version_of(LIVE)));
+
+/// How long a browser may keep an asset fetched by its versioned URL: a changed file gets
+/// a new URL, so the old one never goes stale.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// An asset request's query: the version the page asked for.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AssetQuery {
+    v: Option<String>,
 }
 
-async fn live(headers: HeaderMap) -> Response {
-    asset(&headers, LIVE, "text/javascript; charset=utf-8")
+/// The first 16 hex digits of `text`'s `ETag`: the version in an asset's URL.
+fn version_of(text: &str) -> String {
+    crate::serve::body_etag(text.as_bytes())
+        .trim_matches('"')
+        .chars()
+        .take(16)
+        .collect()
 }
 
-/// An embedded file, named by its content's `ETag`.
-fn asset(headers: &HeaderMap, text: &'static str, content_type: &'static str) -> Response {
+async fn style(headers: HeaderMap, Query(query): Query<AssetQuery>) -> Response {
+    asset(&headers, &query, STYLE, "text/css; charset=utf-8")
+}
+
+async fn live(headers: HeaderMap, Query(query): Query<AssetQuery>) -> Response {
+    asset(&headers, &query, LIVE, "text/javascript; charset=utf-8")
+}
+
+/// An embedded file with its content's `ETag`; cached for a year when asked for by its
+/// current version, revalidated otherwise.
+fn asset(headers: &HeaderMap, query: &AssetQuery, text: &'static str, content_type: &'static str) -> Response {
     let mut response = crate::serve::conditional(headers, crate::serve::body_etag(text.as_bytes()), text.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if query.v.as_deref() == Some(version_of(text).as_str()) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    }
     response
 }
 
@@ -130,8 +158,8 @@ fn page(title: &str, body: Markup) -> Html<String> {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · taskreg" }
-                link rel="stylesheet" href="/ui/style.css";
-                script src="/ui/live.js" defer {}
+                link rel="stylesheet" href=(*STYLE_HREF);
+                script src=(*LIVE_HREF) defer {}
             }
             body {
                 header {
@@ -189,6 +217,15 @@ fn task_href(name: &str, version: Option<&str>) -> String {
     match version {
         Some(version) => format!("/ui/tasks/{}/{}", encode(name), encode(version)),
         None => format!("/ui/tasks/{}", encode(name)),
+    }
+}
+
+/// `n` `word`s, in the singular for one (`1 error`, `2 errors`).
+fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
 
