@@ -241,6 +241,14 @@ async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_un
     let folders = taskreg_tests::write_tree(&tasks, 450).unwrap();
     // A task that never loads: its problem has no stored task to be listed under.
     fs::write(folders[7].join("metadata.json"), "{ broken").unwrap();
+    // Escapes in the JSON: found by what they stand for.
+    let metadata = folders[3].join("metadata.json");
+    let text = fs::read_to_string(&metadata).unwrap();
+    fs::write(
+        &metadata,
+        text.replace("Adds 3 to", "Says \\\"h\\u00e9llo\\\" and adds 3 to"),
+    )
+    .unwrap();
     let taskreg = Taskreg::new(format!("sqlite://{}", work.path().join("c.db").display()), work.path());
     taskreg.configure(&format!(
         "[[sources]]\nname = \"local\"\ntype = \"filesystem\"\npath = \"tasks\"\n\n\
@@ -278,6 +286,12 @@ async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_un
     // A page past the end shows the last one; the search keeps its words across pages.
     let (_, beyond) = html(&client, &format!("{}/ui/?page=99", server.base)).await;
     assert!(beyond.contains("page 3 of 3"), "{}", head(&beyond));
+    let (_, quoted) = html(&client, &format!("{}/ui/?q=%22h%C3%A9llo%22", server.base)).await;
+    assert!(
+        quoted.contains("1 of 449 tasks") && quoted.contains("/ui/tasks/task-00003"),
+        "{}",
+        head(&quoted)
+    );
     let (_, searched) = html(&client, &format!("{}/ui/?q=task-000", server.base)).await;
     assert!(searched.contains("99 of 449 tasks"), "{}", head(&searched));
     assert!(!searched.contains("rel=\"next\""), "{}", head(&searched));

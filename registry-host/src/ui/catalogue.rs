@@ -7,6 +7,7 @@ use crate::store::VersionSummary;
 use axum::extract::{Query, State};
 use maud::html;
 use serde_json::Value;
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -46,25 +47,50 @@ struct Row<'a> {
     shown: &'a VersionSummary,
     available: bool,
     versions: usize,
-    metadata: Value,
+    /// The shown version's metadata as stored (JSON), when it is available.
+    raw_metadata: Option<&'a str>,
+    /// `raw_metadata` parsed, when a search or the page needs it: most rows of a large
+    /// catalogue are neither searched in nor shown.
+    metadata: OnceCell<Value>,
     errors: usize,
     warnings: usize,
 }
 
 impl Row<'_> {
+    fn metadata(&self) -> &Value {
+        self.metadata.get_or_init(|| {
+            self.raw_metadata
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+
     fn text(&self, key: &str) -> &str {
-        self.metadata.get(key).and_then(Value::as_str).unwrap_or("")
+        self.metadata().get(key).and_then(Value::as_str).unwrap_or("")
     }
 
     fn tags(&self) -> Vec<&str> {
-        self.metadata
+        self.metadata()
             .get("tags")
             .and_then(Value::as_array)
             .map(|tags| tags.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default()
     }
 
+    /// Whether each of `words` (lower case, without spaces) is in the name, label,
+    /// description, category or a tag.
     fn matches(&self, words: &[String]) -> bool {
+        if words.is_empty() {
+            return true;
+        }
+        // A cheap test first: without escapes, every field's text is in the raw JSON as
+        // it is, so a word found in none of it cannot match.
+        if let Some(raw) = self.raw_metadata.filter(|raw| !raw.contains('\\')) {
+            let text = format!("{} {raw}", self.name).to_lowercase();
+            if !words.iter().all(|w| text.contains(w.as_str())) {
+                return false;
+            }
+        }
         let haystack = format!(
             "{} {} {} {} {}",
             self.name,
@@ -89,7 +115,10 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
     drop(store);
     let failing = sources.iter().filter(|s| !s.status.is_ok()).count();
 
-    let metadata: HashMap<(String, String), String> = metadata.into_iter().map(|(n, v, m)| ((n, v), m)).collect();
+    let metadata: HashMap<(&str, &str), &str> = metadata
+        .iter()
+        .map(|(n, v, m)| ((n.as_str(), v.as_str()), m.as_str()))
+        .collect();
     let task_of: HashMap<(&str, &str), &str> = origins
         .iter()
         .map(|(s, l, n)| ((s.as_str(), l.as_str()), n.as_str()))
@@ -126,17 +155,15 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
             // Sorted newest first by the store.
             let newest_available = versions.iter().find(|v| v.available);
             let shown = newest_available.unwrap_or(&versions[0]);
-            let metadata = metadata
-                .get(&(shown.name.clone(), shown.version.clone()))
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or(Value::Null);
+            let raw_metadata = metadata.get(&(shown.name.as_str(), shown.version.as_str())).copied();
             let (errors, warnings) = problem_counts.get(name).copied().unwrap_or_default();
             Row {
                 name,
                 shown,
                 available: newest_available.is_some(),
                 versions: versions.len(),
-                metadata,
+                raw_metadata,
+                metadata: OnceCell::new(),
                 errors,
                 warnings,
             }
