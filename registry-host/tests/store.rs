@@ -328,6 +328,11 @@ async fn broken_tasks_are_problems_with_the_file_named_and_the_rest_syncs(backen
         .map(|p| (p.locator, p.problem.code))
         .collect();
     assert_eq!(of_good, [("good".to_owned(), "json.invalid".to_owned())]);
+    // Which task each problem concerns: only `good` has an origin; the others never loaded.
+    assert_eq!(
+        store.problem_origin_names().await.unwrap(),
+        [("s".to_owned(), "good".to_owned(), "good".to_owned())]
+    );
     assert!(store.problems_of_task("not-semver").await.unwrap().is_empty());
 }
 

@@ -745,12 +745,18 @@ impl Store {
         })?)
     }
 
-    /// `(source, locator, task name)` of every origin: which task a problem at an origin
-    /// concerns.
-    pub async fn origin_names(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// `(source, locator, task name)` of every origin that has a current problem: which
+    /// task each problem concerns (a place with no origin held a task that never loaded).
+    pub async fn problem_origin_names(&mut self) -> Result<Vec<(String, String, String)>, StoreError> {
         Ok(with_conn!(&mut self.conn, |c| {
             origins::table
+                .inner_join(
+                    problems::table.on(problems::source
+                        .eq(origins::source)
+                        .and(problems::locator.eq(origins::locator))),
+                )
                 .select((origins::source, origins::locator, origins::name))
+                .distinct()
                 .load(c)
                 .await
         })?)

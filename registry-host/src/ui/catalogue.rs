@@ -108,7 +108,7 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
     let mut store = state.store().await?;
     let versions = store.list_versions(true).await?;
     let metadata = store.available_metadata().await?;
-    let origins = store.origin_names().await?;
+    let origins = store.problem_origin_names().await?;
     let problems = store.problems().await?;
     let conflicts = store.conflicts().await?;
     let sources = store.status().await?.sources;

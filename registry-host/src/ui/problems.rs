@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub(super) async fn list(State(state): State<Arc<ServeState>>) -> PageResult {
     let mut store = state.store().await?;
     let problems = store.problems().await?;
-    let origins = store.origin_names().await?;
+    let origins = store.problem_origin_names().await?;
     drop(store);
     let task_of: HashMap<(&str, &str), &str> = origins
         .iter()
