@@ -182,6 +182,20 @@ impl Taskreg {
     }
 }
 
+/// Copies the folder `from` to `to`, recursively (a fixture tree into a test's folder).
+pub fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's folder");
+    for entry in std::fs::read_dir(from).expect("read the folder to copy") {
+        let entry = entry.expect("a folder entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("an entry's type").is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
 /// A path as a TOML string.
 pub fn toml_path(path: &Path) -> String {
     serde_json::to_string(&path.display().to_string()).expect("a path as JSON")

@@ -13,7 +13,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use taskreg_tests::{Server, Taskreg, repository_root};
+use taskreg_tests::{Server, Taskreg, copy_folder, repository_root};
 
 const TOKEN: &str = "browser-test-token";
 
@@ -247,19 +247,6 @@ fn screenshots_folder() -> PathBuf {
     std::fs::create_dir_all(&folder).unwrap();
     eprintln!("screenshots in {}", folder.display());
     folder
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A chromedriver process on a free loopback port, stopped on drop.

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use taskreg_tests::{
-    GitHttpServer, Run, available_versions, build_cdylib, git, plugin_library, repository_root, source_report,
-    toml_path, workspace, write_named_task,
+    GitHttpServer, Run, available_versions, build_cdylib, copy_folder, git, plugin_library, repository_root,
+    source_report, toml_path, workspace, write_named_task,
 };
 
 /// The error of a source that must have failed in `report`.
@@ -452,19 +452,6 @@ fn a_plugin_built_for_another_interface_version_is_refused() {
     let isolated = taskreg.run(&["plugins"]);
     isolated.assert_code(1);
     assert!(isolated.stderr.contains(line), "{}", isolated.stderr);
-}
-
-fn copy_folder(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// gix sends credentials over https only; over plain http (all a test can serve without

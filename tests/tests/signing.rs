@@ -6,8 +6,8 @@ use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use taskreg_tests::{
-    Server, Taskreg, TestDatabase, available_versions, git, plugin_library, repository_root, toml_path, workspace,
-    write_named_task, zip_folder,
+    Server, Taskreg, TestDatabase, available_versions, copy_folder, git, plugin_library, repository_root, toml_path,
+    workspace, write_named_task, zip_folder,
 };
 
 /// A key pair made by `taskreg keygen --no-password` in `dir`: (secret, public, key id).
@@ -46,20 +46,8 @@ fn sign(taskreg: &Taskreg, secret: &Path, path: &Path) -> Value {
 /// The shipped examples, copied: three good tasks (one legacy) and a broken one.
 fn example_tasks(dir: &Path) -> PathBuf {
     let tasks = dir.join("tasks");
-    copy_dir(&repository_root().join("examples/tasks"), &tasks);
+    copy_folder(&repository_root().join("examples/tasks"), &tasks);
     tasks
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn config(sources: &str, mode: &str, keys: &[&Path]) -> String {
@@ -180,7 +168,7 @@ fn signed_tasks_verify_and_every_tampering_is_refused_while_the_last_good_versio
     )
     .unwrap();
     // …nor onto another version of the same task.
-    copy_dir(&tasks.join("addition"), &tasks.join("addition-next"));
+    copy_folder(&tasks.join("addition"), &tasks.join("addition-next"));
     let next = tasks.join("addition-next/metadata.json");
     fs::write(
         &next,
@@ -351,7 +339,7 @@ async fn a_signed_task_keeps_its_verified_status_through_folder_zip_http_and_git
     sign(&publisher, &secret, &folder);
     zip_folder(&folder, "weather/", &work.path().join("weather.zip"));
     let repo = work.path().join("repo");
-    copy_dir(&folder, &repo.join("tasks/weather"));
+    copy_folder(&folder, &repo.join("tasks/weather"));
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "signed weather"]);
@@ -530,7 +518,7 @@ fn a_password_protected_key_signs_with_its_password_only() {
     assert_ne!(again.code, 0, "an existing key is not replaced without --force");
 
     let task = work.path().join("addition");
-    copy_dir(&repository_root().join("examples/tasks/addition"), &task);
+    copy_folder(&repository_root().join("examples/tasks/addition"), &task);
     let with = |password: &str| {
         taskreg
             .command(&["sign", "--secret-key", secret.to_str().unwrap(), task.to_str().unwrap()])
