@@ -286,6 +286,12 @@ async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_un
     // A page past the end shows the last one; the search keeps its words across pages.
     let (_, beyond) = html(&client, &format!("{}/ui/?page=99", server.base)).await;
     assert!(beyond.contains("page 3 of 3"), "{}", head(&beyond));
+    let (_, generated) = html(&client, &format!("{}/ui/?q=generated+math", server.base)).await;
+    assert!(
+        generated.contains("href=\"/ui/?q=generated+math&amp;show=&amp;page=2\""),
+        "{}",
+        head(&generated)
+    );
     let (_, quoted) = html(&client, &format!("{}/ui/?q=%22h%C3%A9llo%22", server.base)).await;
     assert!(
         quoted.contains("1 of 449 tasks") && quoted.contains("/ui/tasks/task-00003"),
