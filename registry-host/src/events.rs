@@ -3,7 +3,7 @@
 //! `/v1/events`.
 
 use registry_core::OriginKey;
-use registry_core::{ChangeSet, Severity, WriteKind};
+use registry_core::{ChangeSet, Severity, SignatureChange, WriteKind};
 use serde::{Deserialize, Serialize};
 
 /// One change, as clients receive it (`event:` is the variant in snake case).
@@ -42,6 +42,17 @@ pub enum RegistryEvent {
         /// Its semver version.
         version: String,
     },
+    /// A stored version's signature record changed while its content stayed: signed
+    /// later, or no longer verified after its key left the trust policy.
+    SignatureChanged {
+        /// The task's name.
+        name: String,
+        /// Its semver version.
+        version: String,
+        /// The key id of the trusted key that signed it now; none when it is unsigned or
+        /// its signature is no longer verified.
+        signed_by: Option<String>,
+    },
     /// A task (or a part of a source) has a problem.
     ProblemRaised {
         /// The source's name.
@@ -72,6 +83,7 @@ impl RegistryEvent {
             RegistryEvent::TaskChanged { .. } => "task_changed",
             RegistryEvent::TaskMissing { .. } => "task_missing",
             RegistryEvent::TaskRevived { .. } => "task_revived",
+            RegistryEvent::SignatureChanged { .. } => "signature_changed",
             RegistryEvent::ProblemRaised { .. } => "problem_raised",
             RegistryEvent::ProblemCleared { .. } => "problem_cleared",
         }
@@ -96,6 +108,15 @@ pub fn each_event_of(changes: &ChangeSet) -> impl Iterator<Item = RegistryEvent>
             WriteKind::Revived => RegistryEvent::TaskRevived { name, version },
         }
     });
+    let signatures = changes.signatures.iter().map(|update| RegistryEvent::SignatureChanged {
+        name: update.key.name.clone(),
+        version: update.key.version.clone(),
+        signed_by: match &update.change {
+            SignatureChange::Replaced(signature) => signature.as_ref().and_then(|s| s.signer()),
+            SignatureChange::Unverified => None,
+        }
+        .map(|key| key.to_string()),
+    });
     let problems = changes
         .problem_sets
         .iter()
@@ -114,7 +135,7 @@ pub fn each_event_of(changes: &ChangeSet) -> impl Iterator<Item = RegistryEvent>
                     message: p.message.clone(),
                 }))
         });
-    versions.chain(problems)
+    versions.chain(signatures).chain(problems)
 }
 
 /// A run's events as the JSON array the catalogue's event log keeps, written one by one.

@@ -35,6 +35,7 @@ on_both_backends!(
     a_run_over_its_memory_budget_stages_contents_and_stores_the_same_catalogue,
     a_source_whose_loads_wait_on_the_network_gets_more_in_flight,
     signed_tasks_staged_beyond_the_memory_budget_keep_their_signatures,
+    a_version_signed_later_or_unverified_tells_subscribers_without_an_update,
 );
 
 /// Tasks the application holds in memory: one per `(name, version)`.
@@ -811,4 +812,61 @@ async fn signed_tasks_staged_beyond_the_memory_budget_keep_their_signatures(db: 
             .is_some_and(|t| t.starts_with("untrusted comment:"))
     );
     assert!(shown.task.signature.verified_at.is_some());
+}
+
+/// A signature added to unchanged content, and a key leaving the policy, are told to
+/// subscribers (and `serve`'s event stream) though no content changed.
+async fn a_version_signed_later_or_unverified_tells_subscribers_without_an_update(db: TestDatabase) {
+    use registry_core::{SignatureMode, SignaturePolicy, TrustedKey};
+    use registry_host::signing::{KeyPair, KeyPassword, sign_paths};
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks");
+    write_named_task(&tasks.join("a"), "alpha", "1.0.0", 1).unwrap();
+    write_named_task(&tasks.join("b"), "beta", "1.0.0", 2).unwrap();
+    let files = KeyPair::generate(KeyPassword::None).unwrap();
+    let secret = dir.path().join("release.key");
+    std::fs::write(&secret, &files.secret).unwrap();
+    let key = KeyPair::from_secret_key_file(&secret, KeyPassword::None).unwrap();
+    let trusting = |mode| SignaturePolicy::new(mode, vec![TrustedKey::parse(&files.public).unwrap()]);
+    let open = |policy| {
+        Registry::builder()
+            .database(&db.url)
+            .path_source(&tasks)
+            .signature_policy(policy)
+            .open()
+    };
+    let registry = open(trusting(SignatureMode::Verify)).await.unwrap();
+    registry.sync().await.unwrap();
+    let mut events = registry.subscribe();
+
+    sign_paths(&key, &[tasks.join("a")], &registry_core::Validation::default(), &[])
+        .await
+        .unwrap();
+    let report = registry.sync().await.unwrap();
+    assert_eq!(report.counts.updated, 0, "{:?}", report.counts);
+    let signed = RegistryEvent::SignatureChanged {
+        name: "alpha".into(),
+        version: "1.0.0".into(),
+        signed_by: Some(files.key_id.to_string()),
+    };
+    assert_eq!(events.try_recv().ok(), Some(signed));
+    assert!(events.try_recv().is_err(), "one event, for the signed version only");
+    drop(registry);
+
+    // The key leaves a policy that requires signatures: the version is no longer verified.
+    let registry = open(SignaturePolicy::new(SignatureMode::Require, Vec::new()))
+        .await
+        .unwrap();
+    let mut events = registry.subscribe();
+    registry.sync().await.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let unverified = RegistryEvent::SignatureChanged {
+        name: "alpha".into(),
+        version: "1.0.0".into(),
+        signed_by: None,
+    };
+    assert!(seen.contains(&unverified), "{seen:?}");
 }

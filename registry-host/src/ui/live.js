@@ -2,7 +2,7 @@
 // content in place. Without JavaScript the pages work as they are; a reload shows the same.
 (function () {
   if (!window.EventSource || !window.fetch) return;
-  var kinds = ["task_added", "task_changed", "task_missing", "task_revived", "problem_raised", "problem_cleared"];
+  var kinds = ["task_added", "task_changed", "task_missing", "task_revived", "signature_changed", "problem_raised", "problem_cleared"];
   var events = new EventSource("/v1/events");
   var pending = null;
   function refresh() {
