@@ -137,6 +137,8 @@ pub struct ServeState {
     /// This process's identity: the runs it applied itself reach `events` directly, so
     /// the relay of the catalogue's event log leaves them out.
     pub own_process: std::sync::OnceLock<String>,
+    /// The web catalogue's rows at the latest generation it was asked for.
+    pub(crate) catalogue_listing: crate::ui::ListingCache,
 }
 
 impl ServeState {
@@ -156,6 +158,7 @@ impl ServeState {
             plugin_children: std::sync::OnceLock::new(),
             requests: StdMutex::new(BTreeMap::new()),
             own_process: std::sync::OnceLock::new(),
+            catalogue_listing: Default::default(),
         })
     }
 

@@ -301,6 +301,13 @@ async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_un
     let (_, searched) = html(&client, &format!("{}/ui/?q=task-000", server.base)).await;
     assert!(searched.contains("99 of 449 tasks"), "{}", head(&searched));
     assert!(!searched.contains("rel=\"next\""), "{}", head(&searched));
+
+    // The listing is kept between requests, until the catalogue changes: a sync by another
+    // process shows at the next request.
+    taskreg_tests::write_named_task(&tasks.join("late/newcomer"), "newcomer", "1.0.0", 9).unwrap();
+    taskreg.run(&["sync"]);
+    let (_, after) = html(&client, &format!("{}/ui/?q=newcomer", server.base)).await;
+    assert!(after.contains("1 of 450 tasks"), "{}", head(&after));
 }
 
 /// The start of a page's content and its end (counts, pager, notes), for failure messages.

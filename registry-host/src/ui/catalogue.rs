@@ -1,13 +1,16 @@
 //! `/ui/`: every task with its newest available version, counts at the top, search by
 //! name, tag and text, and filters for problematic and unavailable tasks.
+//!
+//! Listing a catalogue means reading all of it (every version, its metadata, the
+//! problems), so the rows are built once per catalogue generation and kept: paging,
+//! searching and live refreshes of an unchanged catalogue only filter them.
 
 use super::{PageResult, page, task_href};
 use crate::serve::ServeState;
-use crate::store::VersionSummary;
+use crate::store::{Store, StoreError, VersionSummary};
 use axum::extract::{Query, State};
 use maud::html;
 use serde_json::Value;
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -41,136 +44,169 @@ impl Filter {
 }
 
 /// One task as the catalogue lists it.
-struct Row<'a> {
-    name: &'a str,
+struct Row {
+    name: String,
     /// The newest available version, else the newest seen.
-    shown: &'a VersionSummary,
+    version: String,
     available: bool,
     versions: usize,
-    /// The shown version's metadata as stored (JSON), when it is available.
-    raw_metadata: Option<&'a str>,
-    /// `raw_metadata` parsed, when a search or the page needs it: most rows of a large
-    /// catalogue are neither searched in nor shown.
-    metadata: OnceCell<Value>,
+    sources: Vec<String>,
+    signed_by: Option<String>,
+    label: String,
+    category: String,
+    tags: Vec<String>,
+    /// What a search looks in, lower case: name, label, description, category, tags.
+    searched: String,
     errors: usize,
     warnings: usize,
 }
 
-impl Row<'_> {
-    fn metadata(&self) -> &Value {
-        self.metadata.get_or_init(|| {
-            self.raw_metadata
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .unwrap_or(Value::Null)
-        })
-    }
-
-    fn text(&self, key: &str) -> &str {
-        self.metadata().get(key).and_then(Value::as_str).unwrap_or("")
-    }
-
-    fn tags(&self) -> Vec<&str> {
-        self.metadata()
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default()
-    }
-
-    /// Whether each of `words` (lower case, without spaces) is in the name, label,
-    /// description, category or a tag.
+impl Row {
+    /// Whether each of `words` (lower case, without spaces) is in what a search looks in.
     fn matches(&self, words: &[String]) -> bool {
-        if words.is_empty() {
-            return true;
+        words.iter().all(|w| self.searched.contains(w.as_str()))
+    }
+}
+
+/// The catalogue as the page lists it, at one generation.
+pub(crate) struct Listing {
+    generation: i64,
+    rows: Vec<Row>,
+    versions: usize,
+    errors: usize,
+    warnings: usize,
+    conflicts: usize,
+    /// Problems at places that hold no stored task (a task that never loaded).
+    unattached: usize,
+}
+
+/// The latest [`Listing`], rebuilt when the catalogue's generation moves. One build at a
+/// time: requests that arrive meanwhile wait for it rather than read the catalogue too.
+#[derive(Default)]
+pub(crate) struct ListingCache(tokio::sync::Mutex<Option<Arc<Listing>>>);
+
+impl ListingCache {
+    async fn at(&self, store: &mut Store, generation: i64) -> Result<Arc<Listing>, StoreError> {
+        let mut kept = self.0.lock().await;
+        if let Some(listing) = kept.as_ref().filter(|l| l.generation == generation) {
+            return Ok(listing.clone());
         }
-        // A cheap test first: without escapes, every field's text is in the raw JSON as
-        // it is, so a word found in none of it cannot match.
-        if let Some(raw) = self.raw_metadata.filter(|raw| !raw.contains('\\')) {
-            let text = format!("{} {raw}", self.name).to_lowercase();
-            if !words.iter().all(|w| text.contains(w.as_str())) {
-                return false;
+        let listing = Arc::new(Listing::read(store, generation).await?);
+        *kept = Some(listing.clone());
+        Ok(listing)
+    }
+}
+
+impl Listing {
+    async fn read(store: &mut Store, generation: i64) -> Result<Listing, StoreError> {
+        let versions = store.list_versions(true).await?;
+        let metadata = store.available_metadata().await?;
+        let origins = store.problem_origin_names().await?;
+        let problems = store.problems().await?;
+        let conflicts = store.conflicts().await?.len();
+
+        let metadata: HashMap<(&str, &str), &str> = metadata
+            .iter()
+            .map(|(n, v, m)| ((n.as_str(), v.as_str()), m.as_str()))
+            .collect();
+        let task_of: HashMap<(&str, &str), &str> = origins
+            .iter()
+            .map(|(s, l, n)| ((s.as_str(), l.as_str()), n.as_str()))
+            .collect();
+        let mut problem_counts: HashMap<&str, (usize, usize)> = HashMap::new();
+        let (mut errors, mut warnings, mut unattached) = (0, 0, 0);
+        for row in &problems {
+            let is_error = row.problem.is_error();
+            if is_error {
+                errors += 1;
+            } else {
+                warnings += 1;
+            }
+            if let Some(name) = task_of.get(&(row.source.as_str(), row.locator.as_str())) {
+                let counts = problem_counts.entry(name).or_default();
+                if is_error {
+                    counts.0 += 1;
+                } else {
+                    counts.1 += 1;
+                }
+            } else if !row.locator.is_empty() {
+                // A task that never loaded: no stored task to list it under. (An empty
+                // locator is the source's own problem, shown on the sources page.)
+                unattached += 1;
             }
         }
-        let haystack = format!(
-            "{} {} {} {} {}",
-            self.name,
-            self.text("label"),
-            self.text("description"),
-            self.text("category"),
-            self.tags().join(" ")
-        )
-        .to_lowercase();
-        words.iter().all(|w| haystack.contains(w.as_str()))
+        let mut by_name: BTreeMap<&str, Vec<&VersionSummary>> = BTreeMap::new();
+        for version in &versions {
+            by_name.entry(version.name.as_str()).or_default().push(version);
+        }
+        let rows = by_name
+            .iter()
+            .map(|(name, versions)| {
+                // Sorted newest first by the store.
+                let newest_available = versions.iter().find(|v| v.available);
+                let shown = newest_available.unwrap_or(&versions[0]);
+                let metadata: Value = metadata
+                    .get(&(shown.name.as_str(), shown.version.as_str()))
+                    .and_then(|raw| serde_json::from_str(raw).ok())
+                    .unwrap_or(Value::Null);
+                let text = |key: &str| metadata.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+                let tags: Vec<String> = metadata
+                    .get("tags")
+                    .and_then(Value::as_array)
+                    .map(|tags| tags.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                let (label, category) = (text("label"), text("category"));
+                let searched =
+                    format!("{name} {label} {} {category} {}", text("description"), tags.join(" ")).to_lowercase();
+                let (errors, warnings) = problem_counts.get(name).copied().unwrap_or_default();
+                Row {
+                    name: (*name).to_owned(),
+                    version: shown.version.clone(),
+                    available: newest_available.is_some(),
+                    versions: versions.len(),
+                    sources: shown.sources.clone(),
+                    signed_by: shown.signed_by.clone(),
+                    label,
+                    category,
+                    tags,
+                    searched,
+                    errors,
+                    warnings,
+                }
+            })
+            .collect();
+        Ok(Listing {
+            generation,
+            rows,
+            versions: versions.len(),
+            errors,
+            warnings,
+            conflicts,
+            unattached,
+        })
     }
 }
 
 pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Query<Filter>) -> PageResult {
     let mut store = state.store().await?;
-    let versions = store.list_versions(true).await?;
-    let metadata = store.available_metadata().await?;
-    let origins = store.problem_origin_names().await?;
-    let problems = store.problems().await?;
-    let conflicts = store.conflicts().await?;
-    let sources = store.status().await?.sources;
+    // The sources' health is not part of the generation: read each time (one small query).
+    let status = store.status().await?;
+    let listing = state.catalogue_listing.at(&mut store, status.generation).await?;
     drop(store);
-    let failing = sources.iter().filter(|s| !s.status.is_ok()).count();
+    let failing = status.sources.iter().filter(|s| !s.status.is_ok()).count();
+    let Listing {
+        rows,
+        versions,
+        errors,
+        warnings,
+        conflicts,
+        unattached,
+        ..
+    } = &*listing;
+    let (errors, warnings, unattached) = (*errors, *warnings, *unattached);
 
-    let metadata: HashMap<(&str, &str), &str> = metadata
-        .iter()
-        .map(|(n, v, m)| ((n.as_str(), v.as_str()), m.as_str()))
-        .collect();
-    let task_of: HashMap<(&str, &str), &str> = origins
-        .iter()
-        .map(|(s, l, n)| ((s.as_str(), l.as_str()), n.as_str()))
-        .collect();
-    let mut problem_counts: HashMap<&str, (usize, usize)> = HashMap::new();
-    let (mut errors, mut warnings, mut unattached) = (0, 0, 0);
-    for row in &problems {
-        let is_error = row.problem.is_error();
-        if is_error {
-            errors += 1;
-        } else {
-            warnings += 1;
-        }
-        if let Some(name) = task_of.get(&(row.source.as_str(), row.locator.as_str())) {
-            let counts = problem_counts.entry(name).or_default();
-            if is_error {
-                counts.0 += 1;
-            } else {
-                counts.1 += 1;
-            }
-        } else if !row.locator.is_empty() {
-            // A task that never loaded: no stored task to list it under. (An empty locator
-            // is the source's own problem, shown on the sources page.)
-            unattached += 1;
-        }
-    }
-    let mut by_name: BTreeMap<&str, Vec<&VersionSummary>> = BTreeMap::new();
-    for version in &versions {
-        by_name.entry(version.name.as_str()).or_default().push(version);
-    }
-    let rows: Vec<Row<'_>> = by_name
-        .iter()
-        .map(|(name, versions)| {
-            // Sorted newest first by the store.
-            let newest_available = versions.iter().find(|v| v.available);
-            let shown = newest_available.unwrap_or(&versions[0]);
-            let raw_metadata = metadata.get(&(shown.name.as_str(), shown.version.as_str())).copied();
-            let (errors, warnings) = problem_counts.get(name).copied().unwrap_or_default();
-            Row {
-                name,
-                shown,
-                available: newest_available.is_some(),
-                versions: versions.len(),
-                raw_metadata,
-                metadata: OnceCell::new(),
-                errors,
-                warnings,
-            }
-        })
-        .collect();
     let words: Vec<String> = filter.q.split_whitespace().map(str::to_lowercase).collect();
-    let listed: Vec<&Row<'_>> = rows
+    let listed: Vec<&Row> = rows
         .iter()
         .filter(|r| r.matches(&words))
         .filter(|r| match filter.show.as_str() {
@@ -190,10 +226,10 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
             h1 { "Catalogue" }
             ul.counts aria-label="Counts" {
                 li { strong { (rows.len()) } "tasks" }
-                li { strong { (versions.len()) } "versions" }
+                li { strong { (versions) } "versions" }
                 li.severity-error { strong { (errors) } "errors" }
                 li.severity-warning { strong { (warnings) } "warnings" }
-                li { strong { (conflicts.len()) } "conflicts" }
+                li { strong { (conflicts) } "conflicts" }
                 li class=[(failing > 0).then_some("severity-error")] {
                     a href="/ui/sources" { strong { (failing) } "sources failing" }
                 }
@@ -218,18 +254,18 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                 tbody {
                     @for row in shown {
                         tr {
-                            td { a href=(task_href(row.name, None)) { (row.name) } }
+                            td { a href=(task_href(&row.name, None)) { (row.name) } }
                             td {
-                                (row.shown.version)
+                                (row.version)
                                 @if !row.available { " " span.muted { "(unavailable)" } }
                                 @if row.versions > 1 { " " span.muted { "+" (row.versions - 1) } }
                             }
-                            td { (row.text("label")) }
-                            td { (row.text("category")) }
-                            td { @for tag in row.tags() { span.tag { (tag) } } }
-                            td { (row.shown.sources.join(", ")) }
+                            td { (row.label) }
+                            td { (row.category) }
+                            td { @for tag in &row.tags { span.tag { (tag) } } }
+                            td { (row.sources.join(", ")) }
                             td {
-                                @if let Some(key) = &row.shown.signed_by { span.signed title={ "signed by key " (key) } { "✓ " (key) } }
+                                @if let Some(key) = &row.signed_by { span.signed title={ "signed by key " (key) } { "✓ " (key) } }
                             }
                             td {
                                 @if row.errors > 0 { span.severity-error { (super::count(row.errors, "error")) } " " }

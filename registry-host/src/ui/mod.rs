@@ -12,6 +12,8 @@ mod problems;
 mod sources;
 mod task;
 
+pub(crate) use catalogue::ListingCache;
+
 use crate::serve::{ApiError, ServeState, TOKEN_COOKIE};
 use axum::Router;
 use axum::extract::{Query, Request, State};
