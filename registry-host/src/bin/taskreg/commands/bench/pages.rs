@@ -1,5 +1,7 @@
 //! `bench --pages`: how long the web pages take on the synced catalogue, one request at a
-//! time (a person browsing), each page's median over rounds that visit every page in turn.
+//! time (a person browsing), each page's median over rounds that visit every page in turn,
+//! and its first fetch on its own (the catalogue's rows are built then, and kept until the
+//! catalogue changes).
 
 use super::{ms, start_serve};
 use std::path::Path;
@@ -13,6 +15,8 @@ pub struct PageFigure {
     pub page: &'static str,
     pub path: String,
     pub median: Duration,
+    /// The first fetch, on a server that had served nothing yet.
+    pub first: Duration,
     pub bytes: usize,
 }
 
@@ -57,10 +61,12 @@ pub async fn page_figures(
         .zip(times)
         .zip(bytes)
         .map(|(((page, path), mut times), bytes)| {
+            let first = times[0];
             times.sort();
             PageFigure {
                 page,
                 path,
+                first,
                 median: times[times.len() / 2],
                 bytes,
             }
@@ -71,16 +77,25 @@ pub async fn page_figures(
 pub fn json(figures: &[PageFigure]) -> serde_json::Value {
     figures
         .iter()
-        .map(|f| serde_json::json!({ "page": f.page, "path": f.path, "median_ms": ms(f.median), "bytes": f.bytes }))
+        .map(|f| {
+            serde_json::json!({
+                "page": f.page,
+                "path": f.path,
+                "median_ms": ms(f.median),
+                "first_ms": ms(f.first),
+                "bytes": f.bytes,
+            })
+        })
         .collect()
 }
 
 pub fn print(figures: &[PageFigure]) {
     for f in figures {
         println!(
-            "  page {:<20}{:>9.1} ms   {:>8} bytes  {}",
+            "  page {:<20}{:>9.1} ms   (first {:.1} ms) {:>8} bytes  {}",
             f.page,
             ms(f.median),
+            ms(f.first),
             f.bytes,
             f.path
         );
