@@ -44,16 +44,20 @@ async fn an_operator_signs_in_searches_opens_a_task_and_sees_a_broken_edit_appea
     );
     shoot(&browser, &shots, "catalogue").await;
 
-    // The keyboard reaches the navigation first.
-    let tab = KeyActions::new("keyboard".into())
-        .then(KeyAction::Down { value: Key::Tab.into() })
-        .then(KeyAction::Up { value: Key::Tab.into() });
-    browser.perform_actions(tab).await.unwrap();
-    let focused = browser
-        .execute("return document.activeElement.textContent", vec![])
-        .await
-        .unwrap();
-    assert_eq!(focused, "taskreg", "Tab focuses the first link of the navigation");
+    // The keyboard reaches the skip link first, then the navigation.
+    let mut focus_order = Vec::new();
+    for _ in 0..2 {
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: Key::Tab.into() })
+            .then(KeyAction::Up { value: Key::Tab.into() });
+        browser.perform_actions(tab).await.unwrap();
+        let focused = browser
+            .execute("return document.activeElement.textContent", vec![])
+            .await
+            .unwrap();
+        focus_order.push(focused.as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(focus_order, ["Skip to the content", "taskreg"]);
 
     // Search by text: the form's query narrows the rows.
     let search = browser.find(Locator::Id("q")).await.unwrap();
@@ -169,6 +173,17 @@ async fn an_operator_signs_in_searches_opens_a_task_and_sees_a_broken_edit_appea
     assert!(sources.contains("examples"), "{sources}");
     shoot(&browser, &shots, "sources").await;
 
+    // Signing out: the pages ask for the token again.
+    browser
+        .find(Locator::Css("form.sign-out button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(&browser, "the login form", |url, _| url.ends_with("/ui/login")).await;
+    browser.goto(&format!("{}/ui/problems", server.base)).await.unwrap();
+    assert!(browser.current_url().await.unwrap().path().ends_with("/ui/login"));
     browser.close().await.unwrap();
 
     // A system in dark mode gets the dark theme.

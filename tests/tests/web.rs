@@ -64,6 +64,7 @@ async fn the_catalogue_and_task_pages_show_the_tasks_versions_and_problems_and_e
 
     let (status, page) = html(&client, &format!("{}/ui/", server.base)).await;
     assert_eq!(status, 200);
+    assert!(!page.contains("/ui/logout"), "no token, nothing to sign out of");
     assert!(
         page.contains("<a href=\"/ui/tasks/weather-api\">weather-api</a>"),
         "{page}"
@@ -221,7 +222,12 @@ async fn with_a_token_the_pages_ask_to_sign_in_and_the_cookie_opens_them() {
         .await
         .unwrap();
     assert_eq!(page.status().as_u16(), 200);
-    assert!(page.text().await.unwrap().contains("weather-api"));
+    let text = page.text().await.unwrap();
+    assert!(text.contains("weather-api"));
+    assert!(
+        text.contains("action=\"/ui/logout\""),
+        "behind a token, pages offer to sign out"
+    );
     // A proxy may send the bearer token instead; the API takes the cookie too.
     let proxied = client
         .get(format!("{}/ui/tasks/adder", server.base))
@@ -232,6 +238,21 @@ async fn with_a_token_the_pages_ask_to_sign_in_and_the_cookie_opens_them() {
     assert_eq!(proxied.status().as_u16(), 200);
     let api = client.get(format!("{}/v1/tasks", server.base)).send().await.unwrap();
     assert_eq!(api.status().as_u16(), 401);
+
+    // Signing out expires the cookie and goes back to the form.
+    let out = client
+        .post(format!("{}/ui/logout", server.base))
+        .header("Cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 303);
+    assert_eq!(out.headers()["location"], "/ui/login");
+    let expired = out.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        expired.starts_with("taskreg_token=;") && expired.contains("Max-Age=0"),
+        "{expired}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@
 //! problems), so the rows are built once per catalogue generation and kept: paging,
 //! searching and live refreshes of an unchanged catalogue only filter them.
 
-use super::{PageResult, page, task_href};
+use super::{PageResult, Shell, page_in, task_href};
 use crate::serve::ServeState;
 use crate::store::{Store, StoreError, VersionSummary};
 use axum::extract::{Query, State};
@@ -220,7 +220,8 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
     let first = (current - 1) * PAGE_ROWS;
     let shown = &listed[first..listed.len().min(first + PAGE_ROWS)];
 
-    Ok(page(
+    Ok(page_in(
+        Shell::of(&state),
         "Catalogue",
         html! {
             h1 { "Catalogue" }

@@ -20,7 +20,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use std::sync::{Arc, LazyLock};
 
@@ -43,6 +43,7 @@ pub(crate) fn router(state: Arc<ServeState>) -> Router<Arc<ServeState>> {
         .merge(pages)
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/login", get(login_form).post(login))
+        .route("/ui/logout", post(logout))
         .route("/ui/style.css", get(style))
         .route("/ui/live.js", get(live))
 }
@@ -130,6 +131,16 @@ fn version_of(text: &str) -> String {
         .collect()
 }
 
+/// Forgets the token's cookie and goes back to the login form.
+async fn logout() -> Response {
+    let mut response = Redirect::to("/ui/login").into_response();
+    let expired = format!("{TOKEN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(cookie) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 async fn style(headers: HeaderMap, Query(query): Query<AssetQuery>) -> Response {
     asset(&headers, &query, STYLE, "text/css; charset=utf-8")
 }
@@ -150,8 +161,32 @@ fn asset(headers: &HeaderMap, query: &AssetQuery, text: &'static str, content_ty
     response
 }
 
+/// What the shell around a page offers besides the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shell {
+    /// The server asks for a token: a button to sign out (forget the cookie).
+    SignOut,
+    /// No token (or no page behind one, as the login form and error pages).
+    Plain,
+}
+
+impl Shell {
+    fn of(state: &ServeState) -> Shell {
+        if state.requires_token() {
+            Shell::SignOut
+        } else {
+            Shell::Plain
+        }
+    }
+}
+
 /// A whole page: the shell (navigation, stylesheet) around `body`.
 fn page(title: &str, body: Markup) -> Html<String> {
+    page_in(Shell::Plain, title, body)
+}
+
+/// A whole page in `shell`.
+fn page_in(shell: Shell, title: &str, body: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -164,6 +199,7 @@ fn page(title: &str, body: Markup) -> Html<String> {
                 script src=(*LIVE_HREF) defer {}
             }
             body {
+                a.skip href="#content" { "Skip to the content" }
                 header {
                     nav aria-label="Main" {
                         a.brand href="/ui/" { "taskreg" }
@@ -171,8 +207,11 @@ fn page(title: &str, body: Markup) -> Html<String> {
                         a href="/ui/problems" { "Problems" }
                         a href="/ui/sources" { "Sources" }
                     }
+                    @if shell == Shell::SignOut {
+                        form.sign-out method="post" action="/ui/logout" { button type="submit" { "Sign out" } }
+                    }
                 }
-                main { (body) }
+                main #content { (body) }
                 footer { p.muted #live aria-live="polite" {} }
             }
         }

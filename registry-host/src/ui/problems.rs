@@ -1,7 +1,7 @@
 //! `/ui/problems`: every current problem, grouped by source then task, with severity, code,
 //! file and line, linked to the task.
 
-use super::{PageResult, page, task_href};
+use super::{PageResult, Shell, page_in, task_href};
 use crate::serve::ServeState;
 use axum::extract::State;
 use maud::html;
@@ -26,7 +26,8 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>) -> PageResult {
             .or_default()
             .push(row);
     }
-    Ok(page(
+    Ok(page_in(
+        Shell::of(&state),
         "Problems",
         html! {
             h1 { "Problems" }

@@ -2,7 +2,7 @@
 //! failures in a row) and a chart of its scan durations over the recent runs, drawn by the
 //! server as SVG.
 
-use super::{PageResult, page, time};
+use super::{PageResult, Shell, page_in, time};
 use crate::serve::ServeState;
 use axum::extract::State;
 use maud::{Markup, html};
@@ -27,7 +27,8 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>) -> PageResult {
             }
         }
     }
-    Ok(page(
+    Ok(page_in(
+        Shell::of(&state),
         "Sources",
         html! {
             h1 { "Sources" }

@@ -2,7 +2,7 @@
 //! tables of fields (raw JSON a click away), the script, test cases, every version with
 //! availability and digest, the origins, and the task's problems and conflicts.
 
-use super::{PageError, PageResult, page, task_href, time};
+use super::{PageError, PageResult, Shell, page_in, task_href, time};
 use crate::serve::ServeState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -55,7 +55,8 @@ async fn render(state: &ServeState, name: &str, version: Option<&str>) -> PageRe
     let tests: Vec<Value> = serde_json::from_str(&task.tests).unwrap_or_default();
     let schema = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
     let title = format!("{} {}", task.name, task.version);
-    Ok(page(
+    Ok(page_in(
+        Shell::of(&state),
         &title,
         html! {
             h1 { (task.name) " " span.muted { (task.version) } }
