@@ -56,7 +56,7 @@ async fn render(state: &ServeState, name: &str, version: Option<&str>) -> PageRe
     let schema = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
     let title = format!("{} {}", task.name, task.version);
     Ok(page_in(
-        Shell::of(&state),
+        Shell::of(state),
         &title,
         html! {
             h1 { (task.name) " " span.muted { (task.version) } }
