@@ -264,3 +264,88 @@ fn a_server_stopped_while_tasks_load_leaves_every_task_at_one_whole_version() {
         "the failed loads are reported: {report:#}"
     );
 }
+
+/// Signed tasks published to a bucket: the plugin carries `signature.minisig` with the
+/// task's files, the host verifies it, refuses an unsigned task under `require`, and keeps
+/// the signed version when its files are replaced in the bucket without signing again.
+#[test]
+fn signed_tasks_in_a_bucket_are_verified_and_a_tampered_copy_is_refused() {
+    let (work, taskreg) = workspace();
+    let server = S3Server::start();
+    assert_eq!(server.request("PUT", &format!("/{BUCKET}"), &[], b"").0, 200);
+    let writer = server.writer(BUCKET, &S3Credentials::any());
+    let (secret, public) = (work.path().join("release.key"), work.path().join("release.pub"));
+    let made = taskreg
+        .run(&[
+            "--json",
+            "keygen",
+            "--no-password",
+            "--secret-key",
+            secret.to_str().unwrap(),
+            "--public-key",
+            public.to_str().unwrap(),
+        ])
+        .assert_code(0)
+        .json();
+    let key_id = made["key_id"].as_str().unwrap().to_owned();
+    let signed = work.path().join("publish-alpha");
+    write_named_task(&signed, "alpha", "1.0.0", 1).unwrap();
+    taskreg
+        .run(&[
+            "sign",
+            "--secret-key",
+            secret.to_str().unwrap(),
+            signed.to_str().unwrap(),
+        ])
+        .assert_code(0);
+    assert!(signed.join("signature.minisig").exists());
+    writer.put_folder("team/alpha", &signed, 8);
+    publish(&writer, work.path(), "beta", "beta", "1.0.0", 2);
+    configure(
+        &taskreg,
+        &server,
+        &format!(
+            "access_key_id = \"test\"\nsecret_access_key = \"test\"\n\n[signatures]\nmode = \"require\"\ntrusted_keys = [{}]\n",
+            taskreg_tests::toml_path(&public)
+        ),
+    );
+
+    let first = sync(&taskreg);
+    assert_eq!(source_report(&first)["status"], "ok", "{first:#}");
+    assert_eq!(
+        available_versions(&taskreg),
+        ["alpha@1.0.0"],
+        "unsigned beta is refused"
+    );
+    let shown = taskreg.run(&["--json", "show", "alpha"]).assert_code(0).json();
+    assert_eq!(shown["signed_by"], key_id.as_str(), "{shown:#}");
+    let digest = shown["digest"].clone();
+    let problems = taskreg.run(&["--json", "problems"]).json();
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["locator"] == "beta" && p["code"] == "signature.missing"),
+        "{problems:#}"
+    );
+
+    // The script replaced in the bucket, the old signature left beside it.
+    writer.put(
+        "team/alpha/main.js",
+        "(function (input) { return { sum: 0 }; })\n".as_bytes().to_vec(),
+    );
+    sync(&taskreg);
+    let kept = taskreg.run(&["--json", "show", "alpha"]).assert_code(0).json();
+    assert_eq!(kept["digest"], digest, "the signed version stays: {kept:#}");
+    assert_eq!(kept["signed_by"], key_id.as_str());
+    let problems = taskreg.run(&["--json", "problems"]).json();
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["locator"] == "alpha" && p["code"] == "signature.invalid"),
+        "{problems:#}"
+    );
+}
