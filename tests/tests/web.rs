@@ -307,6 +307,14 @@ async fn a_large_catalogue_is_listed_a_page_at_a_time_and_failing_sources_and_un
     // A page past the end shows the last one; the search keeps its words across pages.
     let (_, beyond) = html(&client, &format!("{}/ui/?page=99", server.base)).await;
     assert!(beyond.contains("page 3 of 3"), "{}", head(&beyond));
+    let (_, unavailable) = html(&client, &format!("{}/ui/?show=unavailable", server.base)).await;
+    assert!(unavailable.contains("0 of 449 tasks"), "{}", head(&unavailable));
+    let (_, unknown) = html(&client, &format!("{}/ui/?show=whatever", server.base)).await;
+    assert!(
+        unknown.contains("449 of 449 tasks"),
+        "an unknown filter lists all: {}",
+        head(&unknown)
+    );
     let (_, generated) = html(&client, &format!("{}/ui/?q=generated+math", server.base)).await;
     assert!(
         generated.contains("href=\"/ui/?q=generated+math&amp;show=&amp;page=2\""),

@@ -20,12 +20,45 @@ pub(super) struct Filter {
     /// Words that must each appear in the name, label, description, category or a tag.
     #[serde(default)]
     q: String,
-    /// Only tasks with problems (`problems`) or without an available version (`unavailable`).
+    /// Which tasks: all, those with problems, or those without an available version.
     #[serde(default)]
-    show: String,
+    show: Show,
     /// The page of the listing, from 1.
     #[serde(default)]
     page: Option<usize>,
+}
+
+/// The catalogue's filter by state (`?show=`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Show {
+    /// Tasks with problems.
+    Problems,
+    /// Tasks without an available version.
+    Unavailable,
+    /// Every task (`show=` empty, or any other value).
+    #[default]
+    #[serde(other)]
+    All,
+}
+
+impl Show {
+    /// The value in the form and in links.
+    fn as_str(self) -> &'static str {
+        match self {
+            Show::All => "",
+            Show::Problems => "problems",
+            Show::Unavailable => "unavailable",
+        }
+    }
+
+    fn admits(self, row: &Row) -> bool {
+        match self {
+            Show::All => true,
+            Show::Problems => row.errors + row.warnings > 0,
+            Show::Unavailable => !row.available,
+        }
+    }
 }
 
 /// Tasks per page: the page stays small enough to render and read at 100k tasks.
@@ -36,7 +69,7 @@ impl Filter {
     fn href(&self, page: usize) -> String {
         let query: String = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("q", &self.q)
-            .append_pair("show", &self.show)
+            .append_pair("show", self.show.as_str())
             .append_pair("page", &page.to_string())
             .finish();
         format!("/ui/?{query}")
@@ -209,11 +242,7 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
     let listed: Vec<&Row> = rows
         .iter()
         .filter(|r| r.matches(&words))
-        .filter(|r| match filter.show.as_str() {
-            "problems" => r.errors + r.warnings > 0,
-            "unavailable" => !r.available,
-            _ => true,
-        })
+        .filter(|r| filter.show.admits(r))
         .collect();
     let pages = listed.len().div_ceil(PAGE_ROWS).max(1);
     let current = filter.page.unwrap_or(1).clamp(1, pages);
@@ -240,9 +269,9 @@ pub(super) async fn list(State(state): State<Arc<ServeState>>, Query(filter): Qu
                 input #q type="search" name="q" value=(filter.q) placeholder="name, tag or text";
                 label for="show" { "Show" }
                 select #show name="show" {
-                    option value="" selected[filter.show.is_empty()] { "all tasks" }
-                    option value="problems" selected[filter.show == "problems"] { "tasks with problems" }
-                    option value="unavailable" selected[filter.show == "unavailable"] { "unavailable tasks" }
+                    option value="" selected[filter.show == Show::All] { "all tasks" }
+                    option value="problems" selected[filter.show == Show::Problems] { "tasks with problems" }
+                    option value="unavailable" selected[filter.show == Show::Unavailable] { "unavailable tasks" }
                 }
                 button type="submit" { "Search" }
             }
