@@ -106,11 +106,17 @@ async fn login(State(state): State<Arc<ServeState>>, body: String) -> Response {
     response
 }
 
-/// The stylesheet's URL: its content's version in the query, so that it may be cached.
-static STYLE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/style.css?v={}", version_of(STYLE)));
+/// The stylesheet's content version, which its URL carries so that it may be cached.
+static STYLE_VERSION: LazyLock<String> = LazyLock::new(|| version_of(STYLE));
 
-/// The live-update script's URL, versioned as [`STYLE_HREF`].
-static LIVE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/live.js?v={}", version_of(LIVE)));
+/// The live-update script's content version.
+static LIVE_VERSION: LazyLock<String> = LazyLock::new(|| version_of(LIVE));
+
+/// The stylesheet's URL.
+static STYLE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/style.css?v={}", *STYLE_VERSION));
+
+/// The live-update script's URL.
+static LIVE_HREF: LazyLock<String> = LazyLock::new(|| format!("/ui/live.js?v={}", *LIVE_VERSION));
 
 /// How long a browser may keep an asset fetched by its versioned URL: a changed file gets
 /// a new URL, so the old one never goes stale.
@@ -142,20 +148,26 @@ async fn logout() -> Response {
 }
 
 async fn style(headers: HeaderMap, Query(query): Query<AssetQuery>) -> Response {
-    asset(&headers, &query, STYLE, "text/css; charset=utf-8")
+    asset(&headers, &query, STYLE, &STYLE_VERSION, "text/css; charset=utf-8")
 }
 
 async fn live(headers: HeaderMap, Query(query): Query<AssetQuery>) -> Response {
-    asset(&headers, &query, LIVE, "text/javascript; charset=utf-8")
+    asset(&headers, &query, LIVE, &LIVE_VERSION, "text/javascript; charset=utf-8")
 }
 
 /// An embedded file with its content's `ETag`; cached for a year when asked for by its
 /// current version, revalidated otherwise.
-fn asset(headers: &HeaderMap, query: &AssetQuery, text: &'static str, content_type: &'static str) -> Response {
+fn asset(
+    headers: &HeaderMap,
+    query: &AssetQuery,
+    text: &'static str,
+    version: &str,
+    content_type: &'static str,
+) -> Response {
     let mut response = crate::serve::conditional(headers, crate::serve::body_etag(text.as_bytes()), text.into());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if query.v.as_deref() == Some(version_of(text).as_str()) {
+    if query.v.as_deref() == Some(version) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     }
     response
