@@ -176,6 +176,27 @@ impl Taskreg {
         self.command(args).output().expect("run taskreg").into()
     }
 
+    /// A key pair made by `taskreg keygen --no-password` in `dir`: (secret, public, key id).
+    pub fn keygen(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+        let secret = dir.join(format!("{name}.key"));
+        let public = dir.join(format!("{name}.pub"));
+        let made = self
+            .run(&[
+                "--json",
+                "keygen",
+                "--no-password",
+                "--secret-key",
+                secret.to_str().expect("a UTF-8 path"),
+                "--public-key",
+                public.to_str().expect("a UTF-8 path"),
+            ])
+            .assert_code(0)
+            .json();
+        let id = made["key_id"].as_str().expect("a key id").to_owned();
+        assert_eq!(id.len(), 16, "{made}");
+        (secret, public, id)
+    }
+
     /// Writes `taskreg.toml` in its folder.
     pub fn configure(&self, config: &str) {
         std::fs::write(self.dir.join("taskreg.toml"), config).expect("write the config");

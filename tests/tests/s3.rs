@@ -274,20 +274,7 @@ fn signed_tasks_in_a_bucket_are_verified_and_a_tampered_copy_is_refused() {
     let server = S3Server::start();
     assert_eq!(server.request("PUT", &format!("/{BUCKET}"), &[], b"").0, 200);
     let writer = server.writer(BUCKET, &S3Credentials::any());
-    let (secret, public) = (work.path().join("release.key"), work.path().join("release.pub"));
-    let made = taskreg
-        .run(&[
-            "--json",
-            "keygen",
-            "--no-password",
-            "--secret-key",
-            secret.to_str().unwrap(),
-            "--public-key",
-            public.to_str().unwrap(),
-        ])
-        .assert_code(0)
-        .json();
-    let key_id = made["key_id"].as_str().unwrap().to_owned();
+    let (secret, public, key_id) = taskreg.keygen(work.path(), "release");
     let signed = work.path().join("publish-alpha");
     write_named_task(&signed, "alpha", "1.0.0", 1).unwrap();
     taskreg
@@ -320,15 +307,7 @@ fn signed_tasks_in_a_bucket_are_verified_and_a_tampered_copy_is_refused() {
     let shown = taskreg.run(&["--json", "show", "alpha"]).assert_code(0).json();
     assert_eq!(shown["signed_by"], key_id.as_str(), "{shown:#}");
     let digest = shown["digest"].clone();
-    let problems = taskreg.run(&["--json", "problems"]).json();
-    assert!(
-        problems
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p["locator"] == "beta" && p["code"] == "signature.missing"),
-        "{problems:#}"
-    );
+    assert_has_problem(&taskreg, "beta", "signature.missing");
 
     // The script replaced in the bucket, the old signature left beside it.
     writer.put(
@@ -339,13 +318,19 @@ fn signed_tasks_in_a_bucket_are_verified_and_a_tampered_copy_is_refused() {
     let kept = taskreg.run(&["--json", "show", "alpha"]).assert_code(0).json();
     assert_eq!(kept["digest"], digest, "the signed version stays: {kept:#}");
     assert_eq!(kept["signed_by"], key_id.as_str());
+    assert_has_problem(&taskreg, "alpha", "signature.invalid");
+}
+
+/// Asserts that `taskreg problems` lists `code` at `locator`.
+#[track_caller]
+fn assert_has_problem(taskreg: &Taskreg, locator: &str, code: &str) {
     let problems = taskreg.run(&["--json", "problems"]).json();
     assert!(
         problems
             .as_array()
             .unwrap()
             .iter()
-            .any(|p| p["locator"] == "alpha" && p["code"] == "signature.invalid"),
-        "{problems:#}"
+            .any(|p| p["locator"] == locator && p["code"] == code),
+        "no {code} at {locator}: {problems:#}"
     );
 }

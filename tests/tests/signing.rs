@@ -10,27 +10,6 @@ use taskreg_tests::{
     workspace, write_named_task, zip_folder,
 };
 
-/// A key pair made by `taskreg keygen --no-password` in `dir`: (secret, public, key id).
-fn keygen(taskreg: &Taskreg, dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
-    let secret = dir.join(format!("{name}.key"));
-    let public = dir.join(format!("{name}.pub"));
-    let made = taskreg
-        .run(&[
-            "--json",
-            "keygen",
-            "--no-password",
-            "--secret-key",
-            secret.to_str().unwrap(),
-            "--public-key",
-            public.to_str().unwrap(),
-        ])
-        .assert_code(0)
-        .json();
-    let id = made["key_id"].as_str().unwrap().to_owned();
-    assert_eq!(id.len(), 16, "{made}");
-    (secret, public, id)
-}
-
 fn sign(taskreg: &Taskreg, secret: &Path, path: &Path) -> Value {
     taskreg
         .run(&[
@@ -103,7 +82,7 @@ fn assert_signature_problem(taskreg: &Taskreg, locator: &str, code: &str) {
 fn signed_tasks_verify_and_every_tampering_is_refused_while_the_last_good_version_stays() {
     let (work, taskreg) = workspace();
     let tasks = example_tasks(work.path());
-    let (secret, public, key) = keygen(&taskreg, work.path(), "release");
+    let (secret, public, key) = taskreg.keygen(work.path(), "release");
     let signed = sign(&taskreg, &secret, &tasks);
     let written: Vec<&str> = signed
         .as_array()
@@ -249,8 +228,8 @@ async fn untrusted_keys_rotation_and_require(backend: &str) {
     write_named_task(&tasks.join("alpha"), "alpha", "1.0.0", 1).unwrap();
     write_named_task(&tasks.join("beta"), "beta", "1.0.0", 2).unwrap();
     write_named_task(&tasks.join("unsigned"), "gamma", "1.0.0", 3).unwrap();
-    let (old_secret, old_public, old_key) = keygen(&taskreg, work.path(), "old");
-    let (new_secret, new_public, new_key) = keygen(&taskreg, work.path(), "new");
+    let (old_secret, old_public, old_key) = taskreg.keygen(work.path(), "old");
+    let (new_secret, new_public, new_key) = taskreg.keygen(work.path(), "new");
     sign(&taskreg, &old_secret, &tasks.join("alpha"));
     sign(&taskreg, &old_secret, &tasks.join("beta"));
     let sources = folder_source("local", &tasks);
@@ -333,7 +312,7 @@ async fn untrusted_keys_rotation_and_require_on_postgres() {
 async fn a_signed_task_keeps_its_verified_status_through_folder_zip_http_and_git() {
     let work = tempfile::tempdir().unwrap();
     let publisher = Taskreg::new(format!("sqlite://{}", work.path().join("p.db").display()), work.path());
-    let (secret, public, key) = keygen(&publisher, work.path(), "release");
+    let (secret, public, key) = publisher.keygen(work.path(), "release");
     let folder = work.path().join("folder/weather");
     write_named_task(&folder, "weather", "2.0.1", 7).unwrap();
     sign(&publisher, &secret, &folder);
@@ -448,7 +427,7 @@ async fn an_unsigned_http_copy_of_a_signed_version_is_refused_as_a_conflict() {
     let host = Taskreg::new(format!("sqlite://{}", dir.join("c.db").display()), &dir);
     let local = dir.join("tasks");
     write_named_task(&local.join("weather"), "weather", "2.0.1", 7).unwrap();
-    let (secret, public, key) = keygen(&host, work.path(), "release");
+    let (secret, public, key) = host.keygen(work.path(), "release");
     sign(&host, &secret, &local.join("weather"));
     let http = format!(
         "[[sources]]\nname = \"upstream\"\ntype = \"http\"\nurl = \"{}/v1/tasks\"\n",
@@ -553,7 +532,7 @@ fn an_edit_in_place_without_a_signature_does_not_replace_the_signed_version_and_
     let (work, taskreg) = workspace();
     let tasks = work.path().join("tasks");
     write_named_task(&tasks.join("alpha"), "alpha", "1.0.0", 1).unwrap();
-    let (secret, public, key) = keygen(&taskreg, work.path(), "release");
+    let (secret, public, key) = taskreg.keygen(work.path(), "release");
     sign(&taskreg, &secret, &tasks.join("alpha"));
     taskreg.configure(&config(&folder_source("local", &tasks), "verify", &[&public]));
     taskreg.run(&["sync"]).assert_code(0);
